@@ -1,0 +1,196 @@
+#include "lonc/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+namespace lonc {
+namespace {
+
+const char* const full_conf = R"(# access.conf
+<Location /adm>
+PerlSetVar lonHostID msul1
+</Location>
+PerlSetVar	londPort	5663
+    PerlSetVar lonDaemons /home/httpd/perl
+PerlSetVar lonTabDir /home/httpd/lonTabs
+PerlSetVar lonSockDir /home/httpd/sockets
+PerlSetVar lonDocRoot "/home/httpd/html"
+PerlSetVar lonAdmEMail adm@example.edu
+# PerlSetVar lonHostID commented
+PerlSetVar londPort 5664
+)";
+
+TEST(AccessConf, ReadsPerlSetVarLines) {
+    const auto conf = parse_access_conf(full_conf, "access.conf");
+    EXPECT_TRUE(conf.problems.empty());
+    ASSERT_NE(conf.get("lonHostID"), nullptr);
+    EXPECT_EQ(*conf.get("lonHostID"), "msul1"); // the commented line is skipped
+    EXPECT_EQ(*conf.get("londPort"), "5664");   // later lines win
+    EXPECT_EQ(conf.vars.at("londPort").line, 12);
+    EXPECT_EQ(*conf.get("lonDaemons"), "/home/httpd/perl"); // indented
+    EXPECT_EQ(*conf.get("lonDocRoot"), "/home/httpd/html"); // quotes stripped
+    EXPECT_EQ(conf.get("Location"), nullptr);
+}
+
+TEST(AccessConf, SettingsFromFullConf) {
+    const auto conf = parse_access_conf(full_conf, "access.conf");
+    std::vector<Problem> problems;
+    const auto s = settings_from(conf, problems);
+    ASSERT_TRUE(s.has_value());
+    EXPECT_TRUE(problems.empty());
+    EXPECT_EQ(s->host_id, "msul1");
+    EXPECT_EQ(s->lond_port, 5664);
+    EXPECT_EQ(s->log_file(), "/home/httpd/perl/logs/lonc.log");
+    EXPECT_EQ(s->pid_file(), "/home/httpd/perl/logs/lonc.pid");
+    EXPECT_EQ(s->perm_log_file(), "/home/httpd/perl/logs/lonnet.perm.log");
+    EXPECT_EQ(s->hosts_tab(), "/home/httpd/lonTabs/hosts.tab");
+    EXPECT_EQ(s->spool_dir(), "/home/httpd/sockets/delayed");
+    EXPECT_EQ(s->socket_path("msul2"), "/home/httpd/sockets/msul2");
+    EXPECT_EQ(s->status_dir(), "/home/httpd/html/lon-status");
+    EXPECT_EQ(s->adm_email, "adm@example.edu");
+    EXPECT_EQ(s->sys_email, "");
+}
+
+TEST(AccessConf, EachMissingKeyIsNamed) {
+    for (const char* key :
+         {"lonHostID", "londPort", "lonDaemons", "lonTabDir", "lonSockDir", "lonDocRoot"}) {
+        std::string text;
+        for (const char* k :
+             {"lonHostID", "londPort", "lonDaemons", "lonTabDir", "lonSockDir", "lonDocRoot"}) {
+            if (std::string(k) != key) {
+                text += std::string("PerlSetVar ") + k + (std::string(k) == "londPort" ? " 1\n" : " x\n");
+            }
+        }
+        std::vector<Problem> problems;
+        EXPECT_FALSE(settings_from(parse_access_conf(text, "/etc/a.conf"), problems).has_value());
+        ASSERT_EQ(problems.size(), 1U) << key;
+        EXPECT_EQ(problems[0].to_string(),
+                  std::string("/etc/a.conf: required key ") + key + " is missing");
+    }
+}
+
+TEST(AccessConf, BadPortAndHostId) {
+    const auto conf = parse_access_conf("PerlSetVar lonHostID ../x\nPerlSetVar londPort 70000\n"
+                                        "PerlSetVar lonDaemons d\nPerlSetVar lonTabDir t\n"
+                                        "PerlSetVar lonSockDir s\nPerlSetVar lonDocRoot r\n"
+                                        "PerlSetVar lonAdmEMail\n",
+                                        "a.conf");
+    ASSERT_EQ(conf.problems.size(), 1U);
+    EXPECT_EQ(conf.problems[0].line, 7);
+    std::vector<Problem> problems;
+    EXPECT_FALSE(settings_from(conf, problems).has_value());
+    ASSERT_EQ(problems.size(), 2U);
+    EXPECT_EQ(problems[0].line, 1);
+    EXPECT_NE(problems[0].message.find("not a valid host id"), std::string::npos);
+    EXPECT_EQ(problems[1].line, 2);
+    EXPECT_NE(problems[1].message.find("not a TCP port"), std::string::npos);
+}
+
+TEST(HostId, Validation) {
+    for (const char* ok : {"msul1", "lon_capa.edu", "a-b", "A.9", "..."}) {
+        EXPECT_TRUE(valid_host_id(ok)) << ok;
+    }
+    for (const char* bad : {"", ".", "..", "a/b", "a b", "x\n", "../etc", "\xc3\xa9", "a:b"}) {
+        EXPECT_FALSE(valid_host_id(bad)) << bad;
+    }
+}
+
+TEST(HostsTab, GoodBadAndSkippedLines) {
+    const auto tab = parse_hosts_tab("msul1:msu:library:zaphod.lite.msu.edu:35.8.63.51\n"
+                                     "# a comment\n"
+                                     "\n"
+                                     "noip:msu:access:nowhere:\n"
+                                     "short:msu:library\n"
+                                     "../x:msu:library:h:1.2.3.4\n"
+                                     "badip:msu:library:h:1.2.3\n"
+                                     "msul1:msu:library:again:1.2.3.4\n"
+                                     "lon_capa.edu:lc:access:h2:127.0.0.2\r\n"
+                                     "   msul3 : msu : access : h3 : 127.0.0.3   ",
+                                     "hosts.tab");
+    ASSERT_EQ(tab.peers.size(), 3U);
+    EXPECT_EQ(tab.peers[0].id, "msul1");
+    EXPECT_EQ(tab.peers[0].hostname, "zaphod.lite.msu.edu");
+    EXPECT_EQ(tab.peers[0].ip, "35.8.63.51");
+    EXPECT_EQ(tab.peers[0].line, 1);
+    EXPECT_EQ(tab.peers[1].id, "lon_capa.edu");
+    EXPECT_EQ(tab.peers[1].ip, "127.0.0.2");
+    EXPECT_EQ(tab.peers[2].id, "msul3");
+    EXPECT_EQ(tab.peers[2].role, "access");
+    EXPECT_EQ(tab.find("noip"), nullptr);
+    ASSERT_EQ(tab.problems.size(), 4U);
+    EXPECT_EQ(tab.problems[0].line, 5);
+    EXPECT_NE(tab.problems[0].message.find("found 3 fields"), std::string::npos);
+    EXPECT_EQ(tab.problems[1].line, 6);
+    EXPECT_NE(tab.problems[1].message.find("unsafe host id"), std::string::npos);
+    EXPECT_EQ(tab.problems[2].line, 7);
+    EXPECT_NE(tab.problems[2].message.find("not an IPv4 address"), std::string::npos);
+    EXPECT_EQ(tab.problems[3].line, 8);
+    EXPECT_NE(tab.problems[3].to_string().find("hosts.tab:8: duplicate host id 'msul1' (first on line 1)"),
+              std::string::npos);
+}
+
+class TempDir {
+public:
+    TempDir() {
+        char tmpl[] = "/tmp/lonc-config-test.XXXXXX";
+        path_ = mkdtemp(tmpl);
+    }
+    ~TempDir() { std::filesystem::remove_all(path_); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+    void write(const std::string& name, const std::string& text) const {
+        std::ofstream(path_ / name) << text;
+    }
+
+private:
+    std::filesystem::path path_;
+};
+
+std::string conf_for(const std::filesystem::path& dir, const std::string& id = "msul1") {
+    return "PerlSetVar lonHostID " + id + "\nPerlSetVar londPort 5663\nPerlSetVar lonDaemons " +
+           dir.string() + "\nPerlSetVar lonTabDir " + dir.string() + "\nPerlSetVar lonSockDir " +
+           dir.string() + "\nPerlSetVar lonDocRoot " + dir.string() + "\n";
+}
+
+TEST(LoadConfig, Good) {
+    TempDir d;
+    d.write("access.conf", conf_for(d.path()));
+    d.write("hosts.tab", "msul1:msu:library:h1:127.0.0.1\nmsul2:msu:library:h2:127.0.0.2\nbad\n");
+    const auto cfg = load_config(d.path() / "access.conf");
+    EXPECT_TRUE(cfg.ok());
+    ASSERT_NE(cfg.own_host(), nullptr);
+    EXPECT_EQ(cfg.own_host()->ip, "127.0.0.1");
+    EXPECT_EQ(cfg.hosts.peers.size(), 2U);
+    ASSERT_EQ(cfg.problems.size(), 1U); // the bad line is reported, not fatal
+    EXPECT_EQ(cfg.problems[0].line, 3);
+}
+
+TEST(LoadConfig, FatalCases) {
+    TempDir d;
+    {
+        const auto cfg = load_config(d.path() / "missing.conf");
+        EXPECT_FALSE(cfg.ok());
+        ASSERT_EQ(cfg.problems.size(), 1U);
+        EXPECT_NE(cfg.problems[0].message.find("cannot read"), std::string::npos);
+    }
+    d.write("access.conf", conf_for(d.path()));
+    {
+        const auto cfg = load_config(d.path() / "access.conf"); // no hosts.tab
+        EXPECT_FALSE(cfg.ok());
+        EXPECT_NE(cfg.problems.back().to_string().find("hosts.tab: cannot read"),
+                  std::string::npos);
+    }
+    d.write("hosts.tab", "msul2:msu:library:h2:127.0.0.2\n");
+    {
+        const auto cfg = load_config(d.path() / "access.conf");
+        EXPECT_FALSE(cfg.ok());
+        EXPECT_NE(cfg.problems.back().message.find("this host's id 'msul1'"), std::string::npos);
+    }
+}
+
+} // namespace
+} // namespace lonc

@@ -1,0 +1,94 @@
+#include "lonc/line_buffer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace lonc {
+namespace {
+
+std::vector<std::string> drain(LineBuffer& b) {
+    std::vector<std::string> out;
+    while (auto line = b.next_line()) {
+        out.emplace_back(*line);
+    }
+    return out;
+}
+
+TEST(LineBuffer, SplitsAcrossChunks) {
+    LineBuffer b(100);
+    b.append("pi");
+    EXPECT_TRUE(drain(b).empty());
+    b.append("ng\nput:a:b\nge");
+    EXPECT_EQ(drain(b), (std::vector<std::string>{"ping", "put:a:b"}));
+    b.append("t\n\n");
+    EXPECT_EQ(drain(b), (std::vector<std::string>{"get", ""}));
+    EXPECT_EQ(b.buffered(), 0U);
+    EXPECT_FALSE(b.overflowed());
+}
+
+TEST(LineBuffer, KeepsCarriageReturnAndNul) {
+    LineBuffer b(100);
+    b.append(std::string("a\r\nb\0c\n", 7));
+    EXPECT_EQ(drain(b), (std::vector<std::string>{"a\r", std::string("b\0c", 3)}));
+}
+
+TEST(LineBuffer, ExactlyMaxLineIsFine) {
+    LineBuffer b(8);
+    b.append("12345678\n");
+    EXPECT_EQ(drain(b), (std::vector<std::string>{"12345678"}));
+    EXPECT_FALSE(b.overflowed());
+}
+
+TEST(LineBuffer, OverlongTerminatedLineOverflows) {
+    LineBuffer b(8);
+    b.append("123456789\nok\n");
+    EXPECT_TRUE(drain(b).empty());
+    EXPECT_TRUE(b.overflowed());
+}
+
+TEST(LineBuffer, OverlongUnterminatedLineStopsReading) {
+    LineBuffer b(1000);
+    std::size_t fed = 0;
+    for (int i = 0; i < 10000; ++i) { // 40 MB offered, a byte stream with no newline
+        auto space = b.prepare(4096);
+        if (space.empty()) {
+            break;
+        }
+        std::fill(space.begin(), space.end(), 'x');
+        b.commit(space.size());
+        fed += space.size();
+        (void)b.next_line();
+    }
+    EXPECT_TRUE(b.overflowed());
+    EXPECT_LE(fed, 1001U);
+    EXPECT_LE(b.capacity(), 4096U); // memory stays bounded by the line limit
+    EXPECT_TRUE(b.prepare().empty());
+}
+
+TEST(LineBuffer, ManyLinesReuseSpace) {
+    LineBuffer b(64);
+    for (int i = 0; i < 100000; ++i) {
+        b.append("request " + std::to_string(i) + "\n");
+        auto line = b.next_line();
+        ASSERT_TRUE(line.has_value());
+        EXPECT_EQ(*line, "request " + std::to_string(i));
+    }
+    EXPECT_LE(b.capacity(), 1024U);
+}
+
+TEST(LineBuffer, ResetFreesAndClearsOverflow) {
+    LineBuffer b(4);
+    b.append("123456");
+    (void)b.next_line();
+    EXPECT_TRUE(b.overflowed());
+    b.reset();
+    EXPECT_FALSE(b.overflowed());
+    EXPECT_EQ(b.capacity(), 0U);
+    b.append("ok\n");
+    EXPECT_EQ(drain(b), (std::vector<std::string>{"ok"}));
+}
+
+} // namespace
+} // namespace lonc
