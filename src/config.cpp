@@ -1,17 +1,18 @@
 #include "lonc/config.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace lonc {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
 
 // Calls fn(line_number, line) for each line of text, without the newline.
 template <typename Fn> void for_each_line(std::string_view text, Fn&& fn) {
@@ -87,8 +88,8 @@ AccessConf parse_access_conf(std::string_view text, std::string file) {
         }
         if (words.size() < 3) {
             conf.problems.push_back(
-                {conf.file, number, "PerlSetVar needs a name and a value: '" + std::string(body) +
-                                        "'"});
+                {conf.file, number,
+                 "PerlSetVar needs a name and a value: '" + std::string(body) + "'"});
             return;
         }
         // Apache allows a quoted value; LON-CAPA's are plain words. Take the
@@ -107,8 +108,8 @@ bool valid_host_id(std::string_view id) noexcept {
         return false;
     }
     for (const char c : id) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '.' || c == '_' || c == '-';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
         if (!ok) {
             return false;
         }
@@ -224,8 +225,8 @@ HostTable parse_hosts_tab(std::string_view text, std::string file) {
             return;
         }
         if (const auto it = seen.find(peer.id); it != seen.end()) {
-            bad("duplicate host id '" + peer.id + "' (first on line " +
-                std::to_string(it->second) + ")");
+            bad("duplicate host id '" + peer.id + "' (first on line " + std::to_string(it->second) +
+                ")");
             return;
         }
         seen.emplace(peer.id, number);
@@ -292,9 +293,9 @@ Config load_config(const std::filesystem::path& access_conf) {
     cfg.hosts = parse_hosts_tab(*tab, tab_path.string());
     cfg.problems.insert(cfg.problems.end(), cfg.hosts.problems.begin(), cfg.hosts.problems.end());
     if (cfg.own_host() == nullptr) {
-        cfg.problems.push_back({tab_path.string(), 0,
-                                "this host's id '" + cfg.settings->host_id +
-                                    "' (lonHostID) has no entry with an ip"});
+        cfg.problems.push_back(
+            {tab_path.string(), 0,
+             "this host's id '" + cfg.settings->host_id + "' (lonHostID) has no entry with an ip"});
         cfg.fatal = true;
     }
     return cfg;

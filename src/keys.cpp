@@ -3,7 +3,9 @@
 namespace lonc {
 namespace {
 
-constexpr bool is_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+constexpr bool is_alpha(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 
 // tr/a-z/A-Z/; tr/G-P/0-9/; tr/Q-Z/0-9/
 char perl_key_tr(char c) noexcept {

@@ -14,11 +14,11 @@ namespace lonc {
 
 enum class DecodeError {
     none,
-    not_enc,          // does not start with "enc:"
-    missing_fields,   // no second ':' after LEN
-    bad_length,       // LEN is not a plain decimal number, or absurdly large
+    not_enc,           // does not start with "enc:"
+    missing_fields,    // no second ':' after LEN
+    bad_length,        // LEN is not a plain decimal number, or absurdly large
     wrong_block_count, // HEX is not exactly LEN/8+1 blocks of 16 hex digits
-    bad_hex,          // a character that is not a hex digit
+    bad_hex,           // a character that is not a hex digit
 };
 
 [[nodiscard]] const char* to_string(DecodeError e) noexcept;
@@ -28,7 +28,9 @@ enum class DecodeError {
 [[nodiscard]] bool looks_encrypted(std::string_view line) noexcept;
 
 // Number of 8-byte blocks an LEN-byte command is sent in: LEN/8 + 1.
-[[nodiscard]] constexpr std::size_t enc_blocks(std::size_t len) noexcept { return len / 8 + 1; }
+[[nodiscard]] constexpr std::size_t enc_blocks(std::size_t len) noexcept {
+    return len / 8 + 1;
+}
 
 class LinkCipher {
 public:

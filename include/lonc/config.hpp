@@ -5,11 +5,10 @@
 // warns and serves the good entries; --check-config reports and fails).
 #pragma once
 
-#include <netinet/in.h>
-
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <netinet/in.h>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,10 +45,10 @@ struct AccessConf {
 
 // The keys lonc needs, checked and typed.
 struct Settings {
-    std::string host_id;           // lonHostID
-    std::uint16_t lond_port = 0;   // londPort
-    std::filesystem::path daemons; // lonDaemons: logs/ lives here
-    std::filesystem::path tab_dir; // lonTabDir: holds hosts.tab
+    std::string host_id;            // lonHostID
+    std::uint16_t lond_port = 0;    // londPort
+    std::filesystem::path daemons;  // lonDaemons: logs/ lives here
+    std::filesystem::path tab_dir;  // lonTabDir: holds hosts.tab
     std::filesystem::path sock_dir; // lonSockDir: UNIX sockets and delayed/
     std::filesystem::path doc_root; // lonDocRoot: lon-status/ lives here
     std::string adm_email;          // lonAdmEMail (may be empty)

@@ -1,8 +1,8 @@
 #include "lonc/cipher.hpp"
 
-#include "vectors.hpp"
-
 #include <gtest/gtest.h>
+
+#include "vectors.hpp"
 
 namespace lonc {
 namespace {

@@ -39,7 +39,9 @@ TEST_F(ClockText, TwoDigitDay) {
     EXPECT_EQ(perl_localtime(1795464738), "Mon Nov 23 20:12:18 2026");
 }
 
-TEST_F(ClockText, Epoch) { EXPECT_EQ(perl_localtime(0), "Thu Jan  1 00:00:00 1970"); }
+TEST_F(ClockText, Epoch) {
+    EXPECT_EQ(perl_localtime(0), "Thu Jan  1 00:00:00 1970");
+}
 
 TEST_F(ClockText, FollowsTimeZone) {
     setenv("TZ", "EST5EDT,M3.2.0,M11.1.0", 1); // a POSIX rule: no tzdata needed

@@ -61,7 +61,8 @@ TEST(AccessConf, EachMissingKeyIsNamed) {
         for (const char* k :
              {"lonHostID", "londPort", "lonDaemons", "lonTabDir", "lonSockDir", "lonDocRoot"}) {
             if (std::string(k) != key) {
-                text += std::string("PerlSetVar ") + k + (std::string(k) == "londPort" ? " 1\n" : " x\n");
+                text += std::string("PerlSetVar ") + k +
+                        (std::string(k) == "londPort" ? " 1\n" : " x\n");
             }
         }
         std::vector<Problem> problems;
@@ -128,7 +129,8 @@ TEST(HostsTab, GoodBadAndSkippedLines) {
     EXPECT_EQ(tab.problems[2].line, 7);
     EXPECT_NE(tab.problems[2].message.find("not an IPv4 address"), std::string::npos);
     EXPECT_EQ(tab.problems[3].line, 8);
-    EXPECT_NE(tab.problems[3].to_string().find("hosts.tab:8: duplicate host id 'msul1' (first on line 1)"),
+    EXPECT_NE(tab.problems[3].to_string().find(
+                  "hosts.tab:8: duplicate host id 'msul1' (first on line 1)"),
               std::string::npos);
 }
 

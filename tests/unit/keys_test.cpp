@@ -1,8 +1,8 @@
 #include "lonc/keys.hpp"
 
-#include "vectors.hpp"
-
 #include <gtest/gtest.h>
+
+#include "vectors.hpp"
 
 namespace lonc {
 namespace {
