@@ -1,0 +1,136 @@
+// One TCP connection to a peer's lond: connect, handshake, then requests.
+//
+//   down -> connecting -> greeting ("init" sent, waiting for the challenge)
+//        -> authenticating (challenge echoed, waiting for "ok")
+//        -> keying ("ekey" sent, waiting for the buildkey) -> ready
+//
+// In ready, up to `pipeline` requests are written before their replies are
+// read; lond answers in order, so replies pair with requests first in,
+// first out. Any failure tears the link down with a reason: written but
+// unanswered requests are handed back (their clients get con_lost), and a
+// reconnect is scheduled with jittered exponential backoff. The link never
+// reads a reply for a request it no longer has: a torn-down connection is
+// closed, never reused.
+#pragma once
+
+#include "lonc/cipher.hpp"
+#include "lonc/event_loop.hpp"
+#include "lonc/fd.hpp"
+#include "lonc/line_buffer.hpp"
+#include "lonc/request.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <netinet/in.h>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lonc {
+
+struct LinkConfig {
+    std::string remote_id; // the lond's host id
+    std::string local_id;  // ours (lonHostID)
+    in_addr addr{};
+    std::uint16_t port = 0;
+    std::optional<in_addr> source; // bind here first (our hosts.tab ip, when local)
+    double handshake_timeout = 60;
+    double retry_min = 2;
+    double retry_max = 360;
+    unsigned pipeline = 1;
+    std::size_t max_reply = 134217728;
+};
+
+class Link;
+
+// What a link tells its owner (the peer worker). Calls come from the loop.
+class LinkEvents {
+public:
+    virtual void link_up(Link& link) = 0;
+    // The link went down (or an attempt failed: was_up false).
+    virtual void link_down(Link& link, bool was_up) = 0;
+    virtual void link_reply(Link& link, Request& req, std::string_view reply) = 0;
+    // req was written but its answer will never come: answer con_lost.
+    virtual void link_lost(Link& link, Request& req) = 0;
+
+protected:
+    ~LinkEvents() = default;
+};
+
+class Link final : public EventLoop::Watcher {
+public:
+    enum class State { down, connecting, greeting, authenticating, keying, ready };
+
+    Link(EventLoop& loop, LinkConfig cfg, LinkEvents& events, unsigned index);
+    ~Link();
+    Link(const Link&) = delete;
+    Link& operator=(const Link&) = delete;
+
+    // Connects now if down (also cancels a scheduled retry).
+    void connect();
+    // A retry is scheduled: do it now. A link that is up or connecting is
+    // left alone (lond sends USR1 on every init; this must be cheap).
+    void retry_now();
+    // Tears down with a reason; reconnects later unless stop() was called.
+    void fail(std::string_view reason);
+    // Closes for good (shutdown): no reconnect.
+    void stop(std::string_view reason);
+
+    [[nodiscard]] bool ready() const noexcept { return state_ == State::ready; }
+    [[nodiscard]] bool can_send() const noexcept {
+        return state_ == State::ready && inflight_.size() < cfg_.pipeline;
+    }
+    // Writes req (encrypting an "encrypt:" line). Requires can_send().
+    void send(Request& req);
+
+    [[nodiscard]] std::size_t in_flight() const noexcept { return inflight_.size(); }
+    [[nodiscard]] const Request* oldest() const noexcept {
+        return inflight_.empty() ? nullptr : inflight_.front();
+    }
+    [[nodiscard]] State state() const noexcept { return state_; }
+    [[nodiscard]] EventLoop::TimePoint since() const noexcept { return since_; }
+    [[nodiscard]] unsigned index() const noexcept { return index_; }
+    [[nodiscard]] unsigned failures() const noexcept { return failures_; }
+    [[nodiscard]] std::uint16_t local_port() const noexcept { return local_port_; }
+    [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
+
+    void on_events(std::uint32_t events) override;
+
+private:
+    void teardown(std::string_view reason, bool reconnect);
+    void set_state(State s);
+    void on_connected();
+    void on_readable();
+    bool handle_line(std::string_view line); // false: link torn down
+    void write_raw(std::string_view data);
+    void flush();
+    void schedule_retry();
+    [[nodiscard]] const char* step() const noexcept;
+
+    EventLoop& loop_;
+    LinkConfig cfg_;
+    LinkEvents& events_;
+    unsigned index_;
+    UniqueFd fd_;
+    State state_ = State::down;
+    EventLoop::TimePoint since_{};
+    LineBuffer in_;
+    std::string out_;
+    std::size_t out_off_ = 0;
+    bool want_out_ = false;
+    std::vector<Request*> inflight_; // FIFO; front is the oldest
+    std::unique_ptr<LinkCipher> cipher_;
+    std::string scratch_;
+    Timer handshake_timer_;
+    Timer retry_timer_;
+    unsigned failures_ = 0; // attempts since the link was last up
+    bool stopped_ = false;
+    std::uint16_t local_port_ = 0;
+    std::string last_error_;
+    std::minstd_rand rng_;
+};
+
+[[nodiscard]] const char* to_string(Link::State s) noexcept;
+
+} // namespace lonc

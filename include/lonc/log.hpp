@@ -1,0 +1,59 @@
+// Logging in the original's formats.
+//
+// lonc.log:        <localtime> (<pid>) [<role>] [<status>]: <message>
+// lonnet.perm.log: <epoch>:<message>:<localtime>
+//
+// role is the peer's host id in a child and PARENT in the supervisor;
+// status is "<localtime>: <what the process is doing>". Warnings and errors
+// get the original's level words (WARNING:, CRITICAL:) in front of the
+// message; loncron counts them. Messages that need INFO: say so themselves.
+//
+// Everything is synchronous and single-threaded (spdlog with null mutexes,
+// no async logger, no flush thread): a process may fork at any time. Each
+// process calls init() for itself, a forked child right after the fork.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace lonc::log {
+
+struct Setup {
+    std::filesystem::path file;  // lonc.log; empty: no file
+    std::string role = "PARENT"; // host id, or PARENT
+    spdlog::level::level_enum level = spdlog::level::info;
+    bool to_stderr = false; // also to stderr, no timestamp (journald)
+};
+
+// (Re)builds the sinks of every module logger.
+void init(const Setup& setup);
+
+// The logger of one module ("link", "client", "spool", ...); all share the
+// process's sinks. Valid for the life of the process.
+[[nodiscard]] spdlog::logger& get(std::string_view module);
+
+// What this process is doing now, for log lines and loncstatus.txt.
+void set_status(std::string_view what);
+[[nodiscard]] const std::string& status();
+// "<localtime>: <message>" of the last line logged.
+[[nodiscard]] const std::string& last_log();
+// Lines that could not be written (disk full, directory gone) so far.
+[[nodiscard]] std::uint64_t lost_lines();
+
+// Appends "<epoch>:<message>:<localtime>" to lonnet.perm.log (opened per
+// line, as lonnet does: the file is shared). False if it could not.
+bool perm(const std::filesystem::path& file, std::string_view message);
+
+// Text from the outside world made safe for one log line: control bytes
+// and non-ASCII as \xHH, cut to max bytes with a note of the full size.
+[[nodiscard]] std::string printable(std::string_view text, std::size_t max = 200);
+
+// A request as it may appear in lonc.log or status text: encrypt: payloads
+// never do ("encrypt:<N bytes>").
+[[nodiscard]] std::string redact(std::string_view request, std::size_t max = 200);
+
+} // namespace lonc::log

@@ -1,0 +1,64 @@
+// lonc's command line (CLI11). Every option can also be set in an INI file
+// given with --settings; the command line wins. Durations are seconds,
+// fractions allowed.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace lonc {
+
+struct Options {
+    // Where and who.
+    std::filesystem::path config = "/etc/httpd/conf/access.conf";
+    bool foreground = false;
+    std::string user = "www";
+    bool check_config = false;
+    std::string log_level = "info";
+
+    // The link to each lond.
+    double handshake_timeout = 60;
+    double handshake_pause = 5;
+    double request_timeout = 300;
+    double requeue_grace = 5;
+    double retry_min = 2;
+    double retry_max = 360;
+    std::size_t max_reply = 134217728;
+    unsigned connections = 1;
+    unsigned pipeline = 1;
+
+    // The clients.
+    std::size_t max_line = 1048576;
+    std::size_t max_queue = 10000;
+    double client_idle_timeout = 600;
+
+    // The supervisor.
+    double reprobe_interval = 60;
+    double probe_timeout = 20;
+    unsigned max_attempts = 5;
+    std::string mail_command = "auto"; // auto: /usr/sbin/sendmail -t if present
+
+    // The spool of delayed messages.
+    double spool_rescan = 30;
+    double spool_bad_age = 60;
+
+    // Operations.
+    double metrics_interval = 15;
+    std::filesystem::path metrics_file;
+
+    // Debugging aid: run only this peer's child, in the foreground.
+    std::string peer;
+};
+
+// Adds every option to app, bound to opts, plus --settings and --version.
+void add_options(CLI::App& app, Options& opts);
+
+// Checks relations between values; returns an error text or "".
+[[nodiscard]] std::string validate(const Options& opts);
+
+} // namespace lonc

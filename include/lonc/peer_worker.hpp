@@ -1,0 +1,187 @@
+// A child's whole life for one peer host: its lond link(s), the UNIX
+// socket lonSockDir/<hostid> and its clients, the request queue, and the
+// delivery of that host's delayed messages.
+//
+// One event loop, no threads. No client ever waits behind another client's
+// I/O: reads and writes are non-blocking, a client is read only while it
+// has no request outstanding and no reply unsent (so a slow or silent
+// client holds only its own connection), and each request gets exactly one
+// reply line: lond's answer, con_lost, or an error: line.
+#pragma once
+
+#include "lonc/config.hpp"
+#include "lonc/event_loop.hpp"
+#include "lonc/fd.hpp"
+#include "lonc/line_buffer.hpp"
+#include "lonc/link.hpp"
+#include "lonc/options.hpp"
+#include "lonc/request.hpp"
+#include "lonc/spool.hpp"
+
+#include <cstdint>
+#include <ctime>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace lonc {
+
+class PeerWorker;
+
+// One accepted client connection.
+struct Client final : EventLoop::Watcher {
+    Client(PeerWorker& w, UniqueFd f, std::size_t max_line)
+        : worker(w), fd(std::move(f)), in(max_line) {}
+    void on_events(std::uint32_t events) override;
+
+    PeerWorker& worker;
+    UniqueFd fd;
+    LineBuffer in;
+    std::string out; // reply bytes not yet written
+    std::size_t out_off = 0;
+    Request req;          // the one request this client may have outstanding
+    bool busy = false;    // req is queued or on a link
+    bool reading = true;  // EPOLLIN registered
+    bool writing = false; // EPOLLOUT registered
+    bool eof = false;     // the client sent EOF; close once answered
+    bool dead = false;    // fd closed; freed when req completes
+    EventLoop::TimePoint active{};
+    std::list<Client>::iterator self;
+};
+
+struct PeerStats {
+    std::uint64_t requests = 0;   // client requests answered by lond
+    std::uint64_t con_lost = 0;   // client requests answered con_lost
+    std::uint64_t rejected = 0;   // error:queue_full, error:line_too_long
+    std::uint64_t timeouts = 0;   // requests that ran past --request-timeout
+    std::uint64_t link_ups = 0;   // handshakes completed
+    std::uint64_t link_downs = 0; // links that were up and went down
+    std::uint64_t spool_delivered = 0;
+    std::uint64_t spool_bad = 0;
+    std::uint64_t clients_accepted = 0;
+};
+
+class PeerWorker final : public LinkEvents, public EventLoop::Watcher {
+public:
+    PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts);
+    ~PeerWorker();
+    PeerWorker(const PeerWorker&) = delete;
+    PeerWorker& operator=(const PeerWorker&) = delete;
+
+    // Connects the links. The socket appears once one is up.
+    void start();
+    // Links that are down and waiting retry now; links that are up are untouched.
+    void retry_now();
+    // Look at delayed/ again (a file for this host appeared, or a rescan).
+    void spool_changed();
+    // Stop taking requests: remove the socket, let what is queued or on the
+    // wire finish for at most `grace`, then stop the loop with exit code 0.
+    void drain(double grace);
+
+    [[nodiscard]] const PeerStats& stats() const noexcept { return stats_; }
+    [[nodiscard]] const Peer& peer() const noexcept { return peer_; }
+    [[nodiscard]] bool link_up() const noexcept;
+    [[nodiscard]] EventLoop::TimePoint link_since() const noexcept { return link_since_; }
+    [[nodiscard]] std::time_t link_since_wall() const noexcept { return link_since_wall_; }
+    [[nodiscard]] std::size_t queue_depth() const noexcept { return pending_.size(); }
+    [[nodiscard]] std::size_t client_count() const noexcept { return clients_.size(); }
+    [[nodiscard]] std::size_t spool_pending() const noexcept {
+        return spool_files_.size() + (spool_name_.empty() ? 0 : 1);
+    }
+    // Epoch of the oldest message waiting in the spool, 0 if none.
+    [[nodiscard]] std::uint64_t spool_oldest() const noexcept;
+    // Called when the peer goes from no link up to one up, and back.
+    std::function<void(bool up)> on_link_state;
+    [[nodiscard]] const std::vector<std::unique_ptr<Link>>& links() const noexcept {
+        return links_;
+    }
+    // A one-line summary for loncstatus.txt and lonc.log status fields.
+    [[nodiscard]] std::string summary() const;
+
+    // LinkEvents
+    void link_up(Link& link) override;
+    void link_down(Link& link, bool was_up) override;
+    void link_reply(Link& link, Request& req, std::string_view reply) override;
+    void link_lost(Link& link, Request& req) override;
+
+    // The listening socket.
+    void on_events(std::uint32_t events) override;
+
+private:
+    friend struct Client;
+
+    // Listener
+    void open_listener();
+    void close_listener();
+    void on_listener_timer();
+    void accept_clients();
+
+    // Clients
+    void client_events(Client& c, std::uint32_t events);
+    void client_read(Client& c);
+    void client_lines(Client& c);
+    [[nodiscard]] bool client_line(Client& c, std::string_view line);
+    [[nodiscard]] bool client_reply(Client& c, std::string_view text);
+    void client_flush(Client& c);
+    void client_interest(Client& c);
+    void client_close(Client& c);
+    void client_release(Client& c);
+    void touch(Client& c);
+
+    // Requests
+    void enqueue(Request& req);
+    void dispatch();
+    void complete(Request& req, std::string_view reply, bool from_lond);
+    void on_request_timer();
+    void on_grace_timer();
+    void on_idle_timer();
+    void arm_request_timer();
+    void maybe_finish_drain();
+
+    // Spool
+    void spool_scan();
+    void spool_next();
+    void spool_done(std::string_view reply);
+
+    EventLoop& loop_;
+    Settings settings_;
+    Peer peer_;
+    Peer self_;
+    Options opts_;
+
+    std::vector<std::unique_ptr<Link>> links_;
+    EventLoop::TimePoint link_since_{};
+    std::time_t link_since_wall_ = 0;
+    unsigned links_ready_ = 0;
+
+    UniqueFd listener_;
+    bool accepting_ = false;
+    Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
+
+    std::list<Client> clients_; // least recently active first
+    std::deque<Request*> pending_;
+    Timer request_timer_;
+    Timer grace_timer_;
+    Timer idle_timer_;
+
+    Request pong_;
+    bool pong_busy_ = false;
+    Timer pong_timer_;
+
+    std::set<SpoolEntry> spool_files_;
+    Request spool_req_;
+    std::string spool_name_; // the file spool_req_ carries, "" if none
+    Timer spool_timer_;
+
+    bool draining_ = false;
+    Timer drain_timer_;
+    PeerStats stats_;
+    bool queue_full_logged_ = false;
+    bool emfile_logged_ = false;
+};
+
+} // namespace lonc

@@ -1,0 +1,59 @@
+// The delayed-message spool: lonSockDir/delayed/<epoch>.<middle>.<hostid>,
+// each file holding one request line that lonnet could not deliver.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lonc {
+
+struct SpoolName {
+    std::uint64_t epoch = 0;
+    std::string_view middle;
+    std::string_view host; // everything after the second dot
+};
+
+// Parses <epoch>.<middle>.<hostid>: epoch all digits, middle without dots
+// (lonnet strips non-word characters), host a valid host id. Anything else
+// (lonnet's temp and lock files, our own .bad files) is not a spool entry.
+[[nodiscard]] std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept;
+
+struct SpoolEntry {
+    std::string name;
+    std::uint64_t epoch = 0;
+    friend bool operator<(const SpoolEntry& a, const SpoolEntry& b) {
+        return a.epoch != b.epoch ? a.epoch < b.epoch : a.name < b.name;
+    }
+    friend bool operator==(const SpoolEntry& a, const SpoolEntry& b) { return a.name == b.name; }
+};
+
+// The entries of dir for host, oldest first (epoch as a number, then name).
+[[nodiscard]] std::vector<SpoolEntry> scan_spool(const std::filesystem::path& dir,
+                                                 std::string_view host);
+
+enum class SpoolRead {
+    ok,
+    missing,    // gone (delivered by someone else, or removed)
+    empty,      // no bytes at all
+    no_newline, // the first line is not terminated (yet?)
+    too_long,   // the first line exceeds the limit
+    unreadable, // open/read failed for another reason
+};
+[[nodiscard]] const char* to_string(SpoolRead r) noexcept;
+
+struct SpoolFile {
+    SpoolRead result = SpoolRead::unreadable;
+    std::string line;      // the first line, without '\n'
+    std::time_t mtime = 0; // last change, to tell a half-written file from a bad one
+    int error = 0;         // errno for unreadable
+};
+
+// Reads the first line of a spool file, never more than max_line + 1 bytes.
+[[nodiscard]] SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_line);
+
+} // namespace lonc

@@ -1,0 +1,43 @@
+// The status files written on USR1: loncstatus.txt in the original's
+// format and loncstatus.json with the same facts as fields.
+#pragma once
+
+#include "lonc/ipc.hpp"
+
+#include <cstdint>
+#include <ctime>
+#include <filesystem>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace lonc {
+
+struct PeerStatus {
+    std::string id;
+    pid_t pid = 0;     // 0: no child
+    std::string state; // running, unreachable, skipped, restarting, probing
+    bool answered = false;
+    ipc::Fields fields; // the child's report (see PeerWorker::status_fields)
+};
+
+struct StatusReport {
+    std::uint64_t generation = 0;
+    std::time_t time = 0;
+    pid_t parent_pid = 0;
+    std::string parent_status;   // "<localtime>: <what>"
+    std::string parent_last_log; // "<localtime>: <message>"
+    std::vector<PeerStatus> peers;
+};
+
+// LONC status <localtime> - parent <pid>, a blank line, the parent's line,
+// then <pid>\t<hostid>\t<status>\t<lastlog> for every live child.
+[[nodiscard]] std::string format_status_txt(const StatusReport& report);
+[[nodiscard]] std::string format_status_json(const StatusReport& report);
+
+// Writes via a temporary file and rename(2): readers see the old or the
+// new file, never half of one. Creates the directory if missing.
+bool write_file_atomic(const std::filesystem::path& path, std::string_view content,
+                       std::string& error);
+
+} // namespace lonc

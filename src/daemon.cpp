@@ -1,0 +1,171 @@
+#include "lonc/daemon.hpp"
+
+#include "lonc/config.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <string_view>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace lonc {
+namespace {
+
+std::optional<pid_t> read_pid(int fd) {
+    char buf[32] = {};
+    const auto n = ::pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) {
+        return std::nullopt;
+    }
+    char* end = nullptr;
+    const long v = std::strtol(buf, &end, 10);
+    if (end == buf || v <= 0 || v > 4194304) {
+        return std::nullopt;
+    }
+    return static_cast<pid_t>(v);
+}
+
+} // namespace
+
+bool is_lonc_process(pid_t pid) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) {
+        return false;
+    }
+    const auto cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+    if (!cmdline) {
+        return false;
+    }
+    // argv is NUL-separated: lonc itself, or an interpreter running .../lonc.
+    std::string_view rest = *cmdline;
+    for (int i = 0; i < 3 && !rest.empty(); ++i) {
+        const auto nul = rest.find('\0');
+        auto arg = rest.substr(0, nul);
+        if (const auto slash = arg.rfind('/'); slash != std::string_view::npos) {
+            arg.remove_prefix(slash + 1);
+        }
+        if (arg == "lonc") {
+            return true;
+        }
+        if (nul == std::string_view::npos) {
+            break;
+        }
+        rest.remove_prefix(nul + 1);
+    }
+    return false;
+}
+
+std::optional<PidFile> PidFile::acquire(const std::filesystem::path& path, std::string& error) {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) {
+        error = "cannot open " + path.string() + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        const auto pid = read_pid(fd.get());
+        error = "lonc is already running" + (pid ? " (pid " + std::to_string(*pid) + ")" : "") +
+                ": " + path.string() + " is locked";
+        return std::nullopt;
+    }
+    if (const auto pid = read_pid(fd.get()); pid && *pid != ::getpid() && is_lonc_process(*pid)) {
+        error =
+            "lonc is already running (pid " + std::to_string(*pid) + " in " + path.string() + ")";
+        return std::nullopt;
+    }
+    return PidFile(std::move(fd), path);
+}
+
+std::optional<PidFile> PidFile::adopt(int fd, const std::filesystem::path& path,
+                                      std::string& error) {
+    UniqueFd owned(fd);
+    if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        error = "inherited pid file descriptor " + std::to_string(fd) +
+                " is not usable: " + std::strerror(errno);
+        return std::nullopt;
+    }
+    return PidFile(std::move(owned), path);
+}
+
+bool PidFile::write(pid_t pid) {
+    const auto text = std::to_string(pid) + "\n";
+    return ::ftruncate(fd_.get(), 0) == 0 &&
+           ::pwrite(fd_.get(), text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
+}
+
+void PidFile::remove() {
+    if (fd_) {
+        ::unlink(path_.c_str());
+        fd_.reset();
+    }
+}
+
+void PidFile::keep_across_exec() {
+    const int flags = ::fcntl(fd_.get(), F_GETFD);
+    ::fcntl(fd_.get(), F_SETFD, flags & ~FD_CLOEXEC);
+}
+
+void Launcher::report(int code, std::string_view message) {
+    if (fd_) {
+        std::string msg(1, static_cast<char>(static_cast<unsigned char>(code)));
+        msg += message;
+        (void)!::write(fd_.get(), msg.data(), msg.size());
+        fd_.reset();
+    }
+}
+
+Launcher daemonize() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+        std::perror("lonc: pipe");
+        std::exit(1);
+    }
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        std::perror("lonc: fork");
+        std::exit(1);
+    }
+    if (pid > 0) {
+        ::close(p[1]);
+        std::string got;
+        char buf[4096];
+        for (;;) {
+            const auto n = ::read(p[0], buf, sizeof buf);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                break;
+            }
+            got.append(buf, static_cast<std::size_t>(n));
+        }
+        if (got.empty()) {
+            std::fprintf(stderr, "lonc: the daemon exited during start; see the log\n");
+            ::_exit(1);
+        }
+        if (got.size() > 1) {
+            std::fprintf(stderr, "lonc: %s\n", got.c_str() + 1);
+        }
+        ::_exit(static_cast<unsigned char>(got[0]));
+    }
+    ::close(p[0]);
+    ::setsid();
+    if (::chdir("/") != 0) {
+        // not fatal: paths lonc uses are absolute
+    }
+    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        ::dup2(null, 0);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        if (null > 2) {
+            ::close(null);
+        }
+    }
+    return Launcher(UniqueFd(p[1]));
+}
+
+} // namespace lonc

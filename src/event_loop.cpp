@@ -1,0 +1,113 @@
+#include "lonc/event_loop.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <system_error>
+
+namespace lonc {
+
+EventLoop::EventLoop() : epfd_(::epoll_create1(EPOLL_CLOEXEC)), events_(256), now_(Clock::now()) {
+    if (!epfd_) {
+        throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    }
+}
+
+void EventLoop::add(int fd, std::uint32_t events, Watcher& w) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = &w;
+    if (::epoll_ctl(epfd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl(ADD)");
+    }
+}
+
+void EventLoop::modify(int fd, std::uint32_t events, Watcher& w) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = &w;
+    if (::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) {
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl(MOD)");
+    }
+}
+
+void EventLoop::remove(int fd, Watcher& w) noexcept {
+    ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    for (int i = next_; i < pending_; ++i) {
+        if (events_[static_cast<std::size_t>(i)].data.ptr == &w) {
+            events_[static_cast<std::size_t>(i)].data.ptr = nullptr;
+        }
+    }
+}
+
+int EventLoop::wait_timeout_ms(std::chrono::milliseconds max_wait) const {
+    auto wait = max_wait;
+    const auto now = Clock::now();
+    for (const auto* t : timers_) {
+        if (t->armed_) {
+            const auto left = t->deadline_ - now;
+            // Round up: waking a little late is fine, waking early spins.
+            const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left);
+            wait = std::min(wait, std::max(ms, std::chrono::milliseconds(0)));
+        }
+    }
+    return static_cast<int>(wait.count());
+}
+
+void EventLoop::run_timers() {
+    for (;;) {
+        Timer* due = nullptr;
+        for (auto* t : timers_) {
+            if (t->armed_ && t->deadline_ <= now_ &&
+                (due == nullptr || t->deadline_ < due->deadline_)) {
+                due = t;
+            }
+        }
+        if (due == nullptr || stopped_) {
+            return;
+        }
+        due->armed_ = false;
+        due->fn_();
+    }
+}
+
+void EventLoop::run_once(std::chrono::milliseconds max_wait) {
+    const int timeout = wait_timeout_ms(max_wait);
+    const int n =
+        ::epoll_wait(epfd_.get(), events_.data(), static_cast<int>(events_.size()), timeout);
+    now_ = Clock::now();
+    if (n < 0) {
+        if (errno == EINTR) {
+            return;
+        }
+        throw std::system_error(errno, std::generic_category(), "epoll_wait");
+    }
+    ++wakeups_;
+    pending_ = n;
+    for (next_ = 0; next_ < pending_ && !stopped_;) {
+        const auto& ev = events_[static_cast<std::size_t>(next_++)];
+        if (auto* w = static_cast<Watcher*>(ev.data.ptr)) {
+            w->on_events(ev.events);
+        }
+    }
+    pending_ = next_ = 0;
+    run_timers();
+}
+
+int EventLoop::run() {
+    constexpr auto forever = std::chrono::milliseconds(24 * 3600 * 1000);
+    while (!stopped_) {
+        run_once(forever);
+    }
+    return exit_code_;
+}
+
+Timer::Timer(EventLoop& loop, std::function<void()> fn) : loop_(loop), fn_(std::move(fn)) {
+    loop_.timers_.push_back(this);
+}
+
+Timer::~Timer() {
+    auto& ts = loop_.timers_;
+    ts.erase(std::remove(ts.begin(), ts.end(), this), ts.end());
+}
+
+} // namespace lonc

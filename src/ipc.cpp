@@ -1,0 +1,210 @@
+#include "lonc/ipc.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <system_error>
+
+namespace lonc::ipc {
+namespace {
+
+bool all_digits(std::string_view s) {
+    if (s.empty() || s.size() > 20) {
+        return false;
+    }
+    for (const char c : s) {
+        if (c < '0' || c > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+std::optional<Message> parse(std::string_view datagram, std::string& error) {
+    if (datagram.empty()) {
+        error = "empty message";
+        return std::nullopt;
+    }
+    Message m;
+    m.type = static_cast<Type>(datagram.front());
+    m.payload = std::string(datagram.substr(1));
+    switch (m.type) {
+    case Type::status_request:
+        if (!all_digits(m.payload)) {
+            error = "status request without a generation number";
+            return std::nullopt;
+        }
+        return m;
+    case Type::retry:
+    case Type::drain:
+        if (!m.payload.empty()) {
+            error = "unexpected payload";
+            return std::nullopt;
+        }
+        return m;
+    case Type::spool_hint:
+        if (m.payload.empty() || m.payload.size() > 255 ||
+            m.payload.find('/') != std::string::npos) {
+            error = "bad spool file name";
+            return std::nullopt;
+        }
+        return m;
+    case Type::status_reply:
+        if (!decode_fields(m.payload)) {
+            error = "malformed status fields";
+            return std::nullopt;
+        }
+        return m;
+    case Type::link_state:
+        if (m.payload != "up" && m.payload != "down") {
+            error = "bad link state";
+            return std::nullopt;
+        }
+        return m;
+    }
+    error = "unknown message type";
+    return std::nullopt;
+}
+
+bool send(int fd, Type type, std::string_view payload) {
+    if (payload.size() + 1 > max_message) {
+        return false;
+    }
+    std::string msg;
+    msg.reserve(payload.size() + 1);
+    msg += static_cast<char>(type);
+    msg += payload;
+    const auto n = ::send(fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    return n == static_cast<ssize_t>(msg.size());
+}
+
+std::pair<UniqueFd, UniqueFd> make_pair() {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
+        throw std::system_error(errno, std::generic_category(), "socketpair");
+    }
+    return {UniqueFd(sv[0]), UniqueFd(sv[1])};
+}
+
+std::string encode_fields(const Fields& fields) {
+    std::string out;
+    for (const auto& [k, v] : fields) {
+        out += k;
+        out += '=';
+        for (const char c : v) {
+            if (c == '\n') {
+                out += "\\n";
+            } else if (c == '\\') {
+                out += "\\\\";
+            } else {
+                out += c;
+            }
+        }
+        out += '\n';
+    }
+    return out;
+}
+
+std::optional<Fields> decode_fields(std::string_view text) {
+    Fields out;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        if (nl == std::string_view::npos) {
+            return std::nullopt;
+        }
+        const auto line = text.substr(0, nl);
+        text.remove_prefix(nl + 1);
+        const auto eq = line.find('=');
+        if (eq == std::string_view::npos || eq == 0) {
+            return std::nullopt;
+        }
+        std::string value;
+        const auto raw = line.substr(eq + 1);
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            if (raw[i] != '\\') {
+                value += raw[i];
+                continue;
+            }
+            if (++i == raw.size()) {
+                return std::nullopt;
+            }
+            if (raw[i] == 'n') {
+                value += '\n';
+            } else if (raw[i] == '\\') {
+                value += '\\';
+            } else {
+                return std::nullopt;
+            }
+        }
+        out.emplace_back(std::string(line.substr(0, eq)), std::move(value));
+    }
+    return out;
+}
+
+const std::string* find(const Fields& fields, std::string_view key) {
+    for (const auto& [k, v] : fields) {
+        if (k == key) {
+            return &v;
+        }
+    }
+    return nullptr;
+}
+
+Channel::Channel(EventLoop& loop, UniqueFd fd, OnMessage on_message, OnClose on_close)
+    : loop_(loop), fd_(std::move(fd)), on_message_(std::move(on_message)),
+      on_close_(std::move(on_close)) {
+    loop_.add(fd_.get(), EPOLLIN, *this);
+}
+
+Channel::~Channel() {
+    if (fd_) {
+        loop_.remove(fd_.get(), *this);
+    }
+}
+
+bool Channel::send(Type type, std::string_view payload) const {
+    return fd_ && ipc::send(fd_.get(), type, payload);
+}
+
+void Channel::close(std::string_view why) {
+    if (fd_) {
+        loop_.remove(fd_.get(), *this);
+        fd_.reset();
+    }
+    if (on_close_) {
+        on_close_(why); // may destroy this Channel: nothing after this
+    }
+}
+
+void Channel::on_events(std::uint32_t /*events*/) {
+    buf_.resize(max_message + 1);
+    for (int i = 0; i < 64 && fd_; ++i) {
+        const auto n = ::recv(fd_.get(), buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
+        if (n == 0) {
+            close("closed by the other end");
+            return;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                return;
+            }
+            close(std::strerror(errno));
+            return;
+        }
+        if (static_cast<std::size_t>(n) > max_message) {
+            close("message too long");
+            return;
+        }
+        std::string error;
+        const auto msg = parse(std::string_view(buf_.data(), static_cast<std::size_t>(n)), error);
+        if (!msg) {
+            close("bad message: " + error);
+            return;
+        }
+        on_message_(*msg);
+    }
+}
+
+} // namespace lonc::ipc

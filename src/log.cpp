@@ -1,0 +1,253 @@
+#include "lonc/log.hpp"
+
+#include "lonc/clock_text.hpp"
+
+#include <spdlog/details/null_mutex.h>
+#include <spdlog/formatter.h>
+#include <spdlog/sinks/base_sink.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace lonc::log {
+namespace {
+
+struct State {
+    std::string role = "PARENT";
+    std::string status;
+    std::string last_log;
+    std::uint64_t lost = 0;
+    spdlog::level::level_enum level = spdlog::level::info;
+    std::vector<spdlog::sink_ptr> sinks;
+    std::map<std::string, std::shared_ptr<spdlog::logger>, std::less<>> loggers;
+};
+
+State& state() {
+    static State s;
+    return s;
+}
+
+std::string_view level_word(spdlog::level::level_enum l) {
+    switch (l) {
+    case spdlog::level::warn:
+        return "WARNING: ";
+    case spdlog::level::err:
+    case spdlog::level::critical:
+        return "CRITICAL: ";
+    default:
+        return "";
+    }
+}
+
+std::string_view payload(const spdlog::details::log_msg& msg) {
+    return {msg.payload.data(), msg.payload.size()};
+}
+
+// lonc.log, reopened when loncron or logrotate renamed it away, written with
+// one write(2) a line (O_APPEND), never throwing: a full disk costs lines,
+// not service.
+class ClassicFileSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+public:
+    explicit ClassicFileSink(std::filesystem::path path) : path_(std::move(path)) { reopen(); }
+    ~ClassicFileSink() override {
+        // A forked child inherits this sink but not the descriptor (it closes
+        // the parent's descriptors): the number may be someone else's now.
+        if (fd_ >= 0 && owner_ == ::getpid()) {
+            ::close(fd_);
+        }
+    }
+    ClassicFileSink(const ClassicFileSink&) = delete;
+    ClassicFileSink& operator=(const ClassicFileSink&) = delete;
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        auto& st = state();
+        const auto t = std::chrono::system_clock::to_time_t(msg.time);
+        const auto when = perl_localtime(t);
+        std::string line;
+        line.reserve(64 + st.role.size() + st.status.size() + msg.payload.size());
+        line += when;
+        line += " (";
+        line += std::to_string(::getpid());
+        line += ") [";
+        line += st.role;
+        line += "] [";
+        line += st.status;
+        line += "]: ";
+        const auto text = std::string(level_word(msg.level)) + std::string(payload(msg));
+        line += text;
+        line += '\n';
+        st.last_log = when + ": " + text;
+        write_line(line);
+    }
+    void flush_() override {}
+
+private:
+    void reopen() {
+        const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            if (fd_ >= 0 && owner_ == ::getpid()) {
+                ::close(fd_);
+            }
+            fd_ = fd;
+            owner_ = ::getpid();
+        }
+    }
+
+    // Renamed away (rotation) or removed: start a new file at the path.
+    void follow_rename() {
+        struct stat by_path {};
+        struct stat by_fd {};
+        if (fd_ < 0 || ::stat(path_.c_str(), &by_path) != 0 || ::fstat(fd_, &by_fd) != 0 ||
+            by_path.st_ino != by_fd.st_ino || by_path.st_dev != by_fd.st_dev) {
+            reopen();
+        }
+    }
+
+    void write_line(const std::string& line) {
+        follow_rename();
+        auto& st = state();
+        if (fd_ < 0) {
+            ++st.lost;
+            return;
+        }
+        if (lost_reported_ < st.lost) {
+            const auto note = perl_localtime(std::time(nullptr)) + " (" +
+                              std::to_string(::getpid()) + ") [" + st.role + "] [" + st.status +
+                              "]: WARNING: " + std::to_string(st.lost - lost_reported_) +
+                              " log lines lost (" + std::strerror(last_errno_) + ")\n";
+            if (::write(fd_, note.data(), note.size()) == static_cast<ssize_t>(note.size())) {
+                lost_reported_ = st.lost;
+            }
+        }
+        const auto n = ::write(fd_, line.data(), line.size());
+        if (n != static_cast<ssize_t>(line.size())) {
+            last_errno_ = n < 0 ? errno : ENOSPC;
+            ++st.lost;
+        }
+    }
+
+    std::filesystem::path path_;
+    int fd_ = -1;
+    pid_t owner_ = 0; // the process that opened fd_
+    std::uint64_t lost_reported_ = 0;
+    int last_errno_ = 0;
+};
+
+// Under --foreground: journald adds its own timestamp and pid.
+class StderrSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        std::string line = "[" + state().role + "] ";
+        line += level_word(msg.level);
+        line += payload(msg);
+        line += '\n';
+        (void)!::write(2, line.data(), line.size());
+    }
+    void flush_() override {}
+};
+
+} // namespace
+
+void init(const Setup& setup) {
+    auto& st = state();
+    st.role = setup.role;
+    st.level = setup.level;
+    st.sinks.clear();
+    if (!setup.file.empty()) {
+        st.sinks.push_back(std::make_shared<ClassicFileSink>(setup.file));
+    }
+    if (setup.to_stderr) {
+        st.sinks.push_back(std::make_shared<StderrSink>());
+    }
+    for (auto& [name, logger] : st.loggers) {
+        logger->sinks() = st.sinks;
+        logger->set_level(st.level);
+    }
+}
+
+spdlog::logger& get(std::string_view module) {
+    auto& st = state();
+    auto it = st.loggers.find(module);
+    if (it == st.loggers.end()) {
+        auto logger =
+            std::make_shared<spdlog::logger>(std::string(module), st.sinks.begin(), st.sinks.end());
+        logger->set_level(st.level);
+        // Errors inside sinks are handled there; never let spdlog print.
+        logger->set_error_handler([](const std::string&) {});
+        it = st.loggers.emplace(std::string(module), std::move(logger)).first;
+    }
+    return *it->second;
+}
+
+void set_status(std::string_view what) {
+    auto& st = state();
+    st.status = perl_localtime(std::time(nullptr));
+    st.status += ": ";
+    st.status += what;
+}
+
+const std::string& status() {
+    return state().status;
+}
+const std::string& last_log() {
+    return state().last_log;
+}
+std::uint64_t lost_lines() {
+    return state().lost;
+}
+
+bool perm(const std::filesystem::path& file, std::string_view message) {
+    const auto now = std::time(nullptr);
+    std::string line = std::to_string(now);
+    line += ':';
+    line += message;
+    line += ':';
+    line += perl_localtime(now);
+    line += '\n';
+    const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return false;
+    }
+    const auto n = ::write(fd, line.data(), line.size());
+    const int closed = ::close(fd);
+    return n == static_cast<ssize_t>(line.size()) && closed == 0;
+}
+
+std::string printable(std::string_view text, std::size_t max) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    const auto n = std::min(text.size(), max);
+    out.reserve(n + 16);
+    for (std::size_t i = 0; i < n; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+        } else if (c == '\\') {
+            out += "\\\\";
+        } else {
+            out += "\\x";
+            out += hex[c >> 4U];
+            out += hex[c & 15U];
+        }
+    }
+    if (text.size() > max) {
+        out += "...(" + std::to_string(text.size()) + " bytes)";
+    }
+    return out;
+}
+
+std::string redact(std::string_view request, std::size_t max) {
+    constexpr std::string_view prefix = "encrypt:";
+    if (request.substr(0, prefix.size()) == prefix) {
+        return "encrypt:<" + std::to_string(request.size() - prefix.size()) + " bytes>";
+    }
+    return printable(request, max);
+}
+
+} // namespace lonc::log

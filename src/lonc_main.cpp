@@ -1,0 +1,117 @@
+// lonc: the LON-CAPA connection daemon. Parses the command line, checks the
+// configuration, drops root, takes the pid file, daemonizes, and hands over
+// to the supervisor (or, with --peer, to one peer's child).
+#include "lonc/child.hpp"
+#include "lonc/config.hpp"
+#include "lonc/daemon.hpp"
+#include "lonc/log.hpp"
+#include "lonc/net.hpp"
+#include "lonc/options.hpp"
+#include "lonc/signals.hpp"
+#include "lonc/startup.hpp"
+#include "lonc/supervisor.hpp"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace {
+
+std::string self_exe() {
+    std::error_code ec;
+    auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string() : p.string();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    lonc::block_handled_signals();
+    ::umask(022);
+    const std::vector<std::string> args(argv, argv + argc);
+    std::error_code ec;
+    const auto cwd = std::filesystem::current_path(ec);
+
+    CLI::App app{"lonc - LON-CAPA connection daemon"};
+    lonc::Options opts;
+    lonc::add_options(app, opts);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? lonc::exit_ok : lonc::exit_usage;
+    }
+    if (const auto err = lonc::validate(opts); !err.empty()) {
+        std::fprintf(stderr, "lonc: %s\n", err.c_str());
+        return lonc::exit_usage;
+    }
+    opts.config = std::filesystem::absolute(opts.config, ec);
+
+    auto cfg = lonc::load_config(opts.config);
+    if (opts.check_config) {
+        return lonc::print_config_report(cfg, opts, stdout) ? lonc::exit_ok : lonc::exit_config;
+    }
+    if (!cfg.ok()) {
+        std::string all;
+        for (const auto& p : cfg.problems) {
+            std::fprintf(stderr, "lonc: %s\n", p.to_string().c_str());
+            all += p.to_string() + "\n";
+        }
+        lonc::mail_alert(opts, cfg, "lonc configuration error", all);
+        return lonc::exit_config;
+    }
+    std::string error;
+    if (const int rc = lonc::become_user(opts.user, error); rc != lonc::exit_ok) {
+        std::fprintf(stderr, "lonc: %s\n", error.c_str());
+        lonc::mail_alert(opts, cfg, "User ID mismatch", error);
+        return rc;
+    }
+    lonc::raise_fd_limit();
+    const auto& settings = *cfg.settings;
+
+    if (!opts.peer.empty()) {
+        const auto* peer = cfg.hosts.find(opts.peer);
+        if (peer == nullptr) {
+            std::fprintf(stderr, "lonc: --peer %s: no such host in %s\n", opts.peer.c_str(),
+                         settings.hosts_tab().c_str());
+            return lonc::exit_config;
+        }
+        return lonc::run_child({settings, *peer, *cfg.own_host(), opts, -1});
+    }
+
+    lonc::log::init(
+        {settings.log_file(), "PARENT", spdlog::level::from_str(opts.log_level), opts.foreground});
+    auto& lg = lonc::log::get("main");
+
+    // After a HUP the pid file (and its lock) comes with us across exec.
+    std::optional<lonc::PidFile> pid_file;
+    const char* inherited = std::getenv("LONC_PIDFILE_FD");
+    if (inherited != nullptr) {
+        pid_file = lonc::PidFile::adopt(std::atoi(inherited), settings.pid_file(), error);
+        ::unsetenv("LONC_PIDFILE_FD");
+    } else {
+        pid_file = lonc::PidFile::acquire(settings.pid_file(), error);
+    }
+    if (!pid_file) {
+        std::fprintf(stderr, "lonc: %s\n", error.c_str());
+        lg.error("{}", error);
+        return error.rfind("cannot open", 0) == 0 ? lonc::exit_config : lonc::exit_running;
+    }
+
+    lonc::Launcher launcher;
+    if (!opts.foreground && inherited == nullptr) {
+        launcher = lonc::daemonize();
+    }
+    if (!pid_file->write(::getpid())) {
+        error = "cannot write " + settings.pid_file().string();
+        lg.error("{}", error);
+        launcher.report(lonc::exit_config, error);
+        return lonc::exit_config;
+    }
+    return lonc::run_supervisor(
+        {opts, std::move(cfg), self_exe(), args, cwd, std::move(*pid_file), std::move(launcher)});
+}

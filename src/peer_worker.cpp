@@ -1,0 +1,786 @@
+#include "lonc/peer_worker.hpp"
+
+#include "lonc/clock_text.hpp"
+#include "lonc/log.hpp"
+#include "lonc/net.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+namespace lonc {
+namespace {
+
+spdlog::logger& lg() {
+    return log::get("peer");
+}
+
+constexpr std::string_view con_lost = "con_lost";
+// A client's read buffer keeps this much capacity between requests.
+constexpr std::size_t client_keep_capacity = 4096;
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+    return s.substr(0, prefix.size()) == prefix;
+}
+
+} // namespace
+
+void Client::on_events(std::uint32_t events) {
+    worker.client_events(*this, events);
+}
+
+PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts)
+    : loop_(loop), settings_(std::move(settings)), peer_(std::move(peer)), self_(std::move(self)),
+      opts_(std::move(opts)), accept_timer_(loop, [this] { on_listener_timer(); }),
+      request_timer_(loop, [this] { on_request_timer(); }),
+      grace_timer_(loop, [this] { on_grace_timer(); }),
+      idle_timer_(loop, [this] { on_idle_timer(); }),
+      pong_timer_(loop,
+                  [this] {
+                      if (links_ready_ > 0 && !pong_busy_ && !draining_) {
+                          pong_.kind = Request::Kind::pong;
+                          pong_.line = "pong";
+                          pong_.arrived = loop_.now();
+                          pong_.deadline = loop_.now() + seconds(opts_.request_timeout);
+                          pong_busy_ = true;
+                          enqueue(pong_);
+                      }
+                  }),
+      spool_timer_(loop, [this] { spool_scan(); }), drain_timer_(loop, [this] {
+          lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
+                    pending_.size());
+          for (auto& l : links_) {
+              l->stop("shutting down");
+          }
+          while (!pending_.empty()) {
+              auto* r = pending_.front();
+              pending_.pop_front();
+              complete(*r, con_lost, false);
+          }
+          maybe_finish_drain();
+      }) {
+    LinkConfig lc;
+    lc.remote_id = peer_.id;
+    lc.local_id = self_.id;
+    lc.addr = peer_.addr;
+    lc.port = settings_.lond_port;
+    if (is_local_address(self_.addr)) {
+        lc.source = self_.addr; // lond knows us by this address
+    }
+    lc.handshake_timeout = opts_.handshake_timeout;
+    lc.retry_min = opts_.retry_min;
+    lc.retry_max = opts_.retry_max;
+    lc.pipeline = opts_.pipeline;
+    lc.max_reply = opts_.max_reply;
+    for (unsigned i = 0; i < opts_.connections; ++i) {
+        links_.push_back(std::make_unique<Link>(loop_, lc, *this, i + 1));
+    }
+    link_since_ = loop_.now();
+    link_since_wall_ = std::time(nullptr);
+}
+
+PeerWorker::~PeerWorker() {
+    for (auto& c : clients_) {
+        if (!c.dead) {
+            loop_.remove(c.fd.get(), c);
+        }
+    }
+    close_listener();
+}
+
+void PeerWorker::start() {
+    log::set_status("Connecting to " + peer_.id);
+    for (auto& l : links_) {
+        l->connect();
+    }
+}
+
+void PeerWorker::retry_now() {
+    for (auto& l : links_) {
+        l->retry_now();
+    }
+}
+
+bool PeerWorker::link_up() const noexcept {
+    return links_ready_ > 0;
+}
+
+// ---------------------------------------------------------------- links
+
+void PeerWorker::link_up(Link& link) {
+    ++links_ready_;
+    ++stats_.link_ups;
+    if (links_ready_ == 1) {
+        link_since_ = loop_.now();
+        link_since_wall_ = std::time(nullptr);
+        grace_timer_.cancel();
+        log::set_status("Connected");
+        if (!draining_) {
+            open_listener();
+        }
+        spool_timer_.arm_in(seconds(opts_.spool_rescan));
+        spool_scan();
+        if (on_link_state) {
+            on_link_state(true);
+        }
+    }
+    (void)link;
+    if (!pong_busy_) {
+        pong_timer_.arm_in(seconds(opts_.handshake_pause));
+    }
+    dispatch();
+}
+
+void PeerWorker::link_down(Link& link, bool was_up) {
+    (void)link;
+    if (was_up) {
+        --links_ready_;
+        ++stats_.link_downs;
+        if (links_ready_ == 0) {
+            if (on_link_state) {
+                on_link_state(false);
+            }
+            link_since_ = loop_.now();
+            link_since_wall_ = std::time(nullptr);
+            log::set_status("Connection lost");
+            close_listener();
+            spool_timer_.cancel();
+            if (!pending_.empty() && !draining_) {
+                grace_timer_.arm_in(seconds(opts_.requeue_grace));
+            }
+        }
+    }
+    dispatch(); // other links may take what this one would have
+    maybe_finish_drain();
+}
+
+void PeerWorker::link_reply(Link& link, Request& req, std::string_view reply) {
+    (void)link;
+    complete(req, reply, true);
+    dispatch();
+}
+
+void PeerWorker::link_lost(Link& link, Request& req) {
+    (void)link;
+    complete(req, con_lost, false);
+}
+
+// ------------------------------------------------------------- listener
+
+void PeerWorker::open_listener() {
+    if (listener_ || links_ready_ == 0 || draining_) {
+        return;
+    }
+    const auto path = settings_.socket_path(peer_.id);
+    listener_ = listen_unix(path, 0600, SOMAXCONN);
+    if (!listener_) {
+        lg().error("Can't make server socket {}: {} (retrying in 5 s)", path.string(),
+                   std::strerror(errno));
+        accept_timer_.arm_in(seconds(5));
+        return;
+    }
+    loop_.add(listener_.get(), EPOLLIN, *this);
+    accepting_ = true;
+}
+
+// Retries what stopped the listener: a failed bind, or a pause after EMFILE.
+void PeerWorker::on_listener_timer() {
+    if (!listener_) {
+        open_listener();
+    } else if (!accepting_) {
+        loop_.add(listener_.get(), EPOLLIN, *this);
+        accepting_ = true;
+    }
+}
+
+void PeerWorker::close_listener() {
+    accept_timer_.cancel();
+    if (!listener_) {
+        return;
+    }
+    if (accepting_) {
+        loop_.remove(listener_.get(), *this);
+        accepting_ = false;
+    }
+    listener_.reset();
+    ::unlink(settings_.socket_path(peer_.id).c_str());
+}
+
+void PeerWorker::on_events(std::uint32_t /*events*/) {
+    accept_clients();
+}
+
+void PeerWorker::accept_clients() {
+    for (int i = 0; i < 64; ++i) {
+        const int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // Out of descriptors: stop accepting for a moment instead of
+                // spinning on a listener that stays readable.
+                if (!emfile_logged_) {
+                    lg().warn("accept: {}; pausing accept (clients {})", std::strerror(errno),
+                              clients_.size());
+                    emfile_logged_ = true;
+                }
+                loop_.remove(listener_.get(), *this);
+                accepting_ = false;
+                accept_timer_.arm_in(seconds(0.25));
+            } else if (errno != EAGAIN) {
+                lg().warn("accept: {}", std::strerror(errno));
+            }
+            return;
+        }
+        if (emfile_logged_) {
+            lg().info("INFO: accepting clients again (clients {})", clients_.size());
+            emfile_logged_ = false;
+        }
+        ++stats_.clients_accepted;
+        auto& c = clients_.emplace_back(*this, UniqueFd(fd), opts_.max_line);
+        c.self = std::prev(clients_.end());
+        c.active = loop_.now();
+        loop_.add(fd, EPOLLIN, c);
+        if (!idle_timer_.armed()) {
+            idle_timer_.arm_at(c.active + seconds(opts_.client_idle_timeout));
+        }
+    }
+}
+
+// -------------------------------------------------------------- clients
+
+void PeerWorker::client_events(Client& c, std::uint32_t events) {
+    if ((events & EPOLLERR) != 0) {
+        client_close(c);
+        return;
+    }
+    if ((events & EPOLLOUT) != 0) {
+        client_flush(c);
+        return; // client_flush reads on if it can; c may be gone
+    }
+    if ((events & EPOLLHUP) != 0 && (c.busy || c.out_off < c.out.size())) {
+        client_close(c); // gone both ways: its reply has nowhere to go
+        return;
+    }
+    if ((events & (EPOLLIN | EPOLLHUP)) != 0) {
+        if (c.busy || c.out_off < c.out.size()) {
+            // More input while a request is outstanding: leave it in the
+            // socket until this one is answered (the client's order holds,
+            // and a flood of lines costs us nothing).
+            c.reading = false;
+            client_interest(c);
+            return;
+        }
+        client_read(c);
+    }
+}
+
+void PeerWorker::client_read(Client& c) {
+    auto space = c.in.prepare(client_keep_capacity);
+    if (space.empty()) {
+        client_lines(c); // reports the overflow
+        return;
+    }
+    const auto n = ::recv(c.fd.get(), space.data(), space.size(), MSG_DONTWAIT);
+    if (n == 0) {
+        c.eof = true;
+        client_close(c); // not busy: nothing owed
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            client_close(c);
+        }
+        return;
+    }
+    c.in.commit(static_cast<std::size_t>(n));
+    touch(c);
+    client_lines(c);
+}
+
+// Takes the client's next request lines, one at a time: the next is read
+// only once the previous is answered and its reply written.
+void PeerWorker::client_lines(Client& c) {
+    while (!c.dead && !c.busy && c.out_off == c.out.size() && !loop_.stopped()) {
+        auto line = c.in.next_line();
+        if (!line) {
+            break;
+        }
+        if (!client_line(c, *line)) {
+            client_close(c);
+            return;
+        }
+    }
+    if (c.dead || loop_.stopped()) {
+        return;
+    }
+    if (c.in.overflowed()) {
+        ++stats_.rejected;
+        lg().warn("Client line longer than --max-line ({} bytes): answered error:line_too_long "
+                  "and closed",
+                  opts_.max_line);
+        c.in.reset();
+        (void)client_reply(c, "error:line_too_long");
+        client_close(c);
+        return;
+    }
+    if (c.in.buffered() == 0 && c.in.capacity() > client_keep_capacity) {
+        c.in.reset();
+    }
+    if (!c.busy && c.out_off == c.out.size() && !c.reading) {
+        c.reading = true;
+        client_interest(c);
+    }
+}
+
+bool PeerWorker::client_line(Client& c, std::string_view line) {
+    if (line == "close_connection_exit") {
+        log::set_status("Request close connection");
+        lg().error("Request Close Connection");
+        for (auto& l : links_) {
+            l->stop("close_connection_exit");
+        }
+        close_listener();
+        loop_.stop(0);
+        return true;
+    }
+    if (links_ready_ == 0 || draining_) {
+        ++stats_.con_lost;
+        return client_reply(c, con_lost);
+    }
+    if (pending_.size() >= opts_.max_queue) {
+        ++stats_.rejected;
+        if (!queue_full_logged_) {
+            lg().warn("Queue full ({} requests waiting for {}): answering error:queue_full",
+                      pending_.size(), peer_.id);
+            queue_full_logged_ = true;
+        }
+        return client_reply(c, "error:queue_full");
+    }
+    c.req.kind = Request::Kind::client;
+    c.req.line.assign(line);
+    c.req.arrived = loop_.now();
+    c.req.deadline = c.req.arrived + seconds(opts_.request_timeout);
+    c.req.client = &c;
+    c.busy = true;
+    enqueue(c.req);
+    return true;
+}
+
+// Writes one reply line. Tries the socket first; only what does not fit is
+// copied to the client's buffer (and EPOLLOUT asked for). False when the
+// socket is broken: the caller closes the client (never done here, so the
+// client outlives every caller's loop).
+bool PeerWorker::client_reply(Client& c, std::string_view text) {
+    touch(c);
+    if (c.out_off < c.out.size()) {
+        c.out.append(text);
+        c.out += '\n';
+        return true;
+    }
+    c.out.clear();
+    c.out_off = 0;
+    char nl = '\n';
+    iovec iov[2] = {{const_cast<char*>(text.data()), text.size()}, {&nl, 1}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    auto n = ::sendmsg(c.fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            return false;
+        }
+        n = 0;
+    }
+    const auto sent = static_cast<std::size_t>(n);
+    if (sent == text.size() + 1) {
+        return true;
+    }
+    if (sent < text.size()) {
+        c.out.assign(text.substr(sent));
+        c.out += '\n';
+    } else {
+        c.out.assign("\n");
+    }
+    c.writing = true;
+    client_interest(c);
+    return true;
+}
+
+void PeerWorker::client_flush(Client& c) {
+    while (c.out_off < c.out.size()) {
+        const auto n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off,
+                              MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN) {
+                client_close(c);
+            }
+            return;
+        }
+        c.out_off += static_cast<std::size_t>(n);
+    }
+    c.out.clear();
+    c.out_off = 0;
+    if (c.out.capacity() > client_keep_capacity) {
+        c.out.shrink_to_fit();
+    }
+    if (c.writing) {
+        c.writing = false;
+        client_interest(c);
+    }
+    if (c.eof && !c.busy) {
+        client_close(c);
+        return;
+    }
+    client_lines(c);
+}
+
+void PeerWorker::client_interest(Client& c) {
+    if (c.dead) {
+        return;
+    }
+    std::uint32_t ev = 0;
+    if (c.reading) {
+        ev |= EPOLLIN;
+    }
+    if (c.writing) {
+        ev |= EPOLLOUT;
+    }
+    loop_.modify(c.fd.get(), ev, c);
+}
+
+void PeerWorker::client_close(Client& c) {
+    if (!c.dead) {
+        loop_.remove(c.fd.get(), c);
+        c.fd.reset();
+        c.dead = true;
+    }
+    if (!c.busy) {
+        client_release(c);
+    }
+}
+
+void PeerWorker::client_release(Client& c) {
+    clients_.erase(c.self);
+}
+
+void PeerWorker::touch(Client& c) {
+    c.active = loop_.now();
+    clients_.splice(clients_.end(), clients_, c.self);
+}
+
+void PeerWorker::on_idle_timer() {
+    const auto limit = seconds(opts_.client_idle_timeout);
+    const auto now = loop_.now();
+    std::size_t closed = 0;
+    for (std::size_t n = clients_.size(); n > 0 && !clients_.empty(); --n) {
+        auto& c = clients_.front();
+        if (c.active + limit > now) {
+            break;
+        }
+        if (c.busy) {
+            touch(c); // waiting on lond is not idleness
+            continue;
+        }
+        client_close(c);
+        ++closed;
+    }
+    if (closed > 0) {
+        lg().info("Closed {} idle client connection{} (silent for {} s)", closed,
+                  closed == 1 ? "" : "s", opts_.client_idle_timeout);
+    }
+    if (!clients_.empty()) {
+        idle_timer_.arm_at(clients_.front().active + limit);
+    }
+}
+
+// ------------------------------------------------------------- requests
+
+void PeerWorker::enqueue(Request& req) {
+    pending_.push_back(&req);
+    if (!request_timer_.armed()) {
+        request_timer_.arm_at(req.deadline);
+    }
+    dispatch();
+}
+
+void PeerWorker::dispatch() {
+    while (!pending_.empty()) {
+        Link* best = nullptr;
+        for (auto& l : links_) {
+            if (l->can_send() && (best == nullptr || l->in_flight() < best->in_flight())) {
+                best = l.get();
+            }
+        }
+        if (best == nullptr) {
+            return;
+        }
+        Request* r = pending_.front();
+        pending_.pop_front();
+        if (r->kind == Request::Kind::client && r->client->dead) {
+            r->client->busy = false; // nobody to answer: do not send it
+            client_release(*r->client);
+            continue;
+        }
+        best->send(*r);
+    }
+    queue_full_logged_ = false;
+}
+
+// Every request ends here exactly once: with lond's reply, or con_lost.
+void PeerWorker::complete(Request& req, std::string_view reply, bool from_lond) {
+    switch (req.kind) {
+    case Request::Kind::client: {
+        Client& c = *req.client;
+        c.busy = false;
+        if (from_lond) {
+            ++stats_.requests;
+        } else {
+            ++stats_.con_lost;
+        }
+        if (c.dead) {
+            client_release(c);
+            break;
+        }
+        if (!client_reply(c, reply) || (c.eof && c.out_off == c.out.size())) {
+            client_close(c);
+        } else if (c.out_off == c.out.size()) {
+            client_lines(c);
+        }
+        break;
+    }
+    case Request::Kind::pong:
+        pong_busy_ = false;
+        if (from_lond && !starts_with(reply, peer_.id)) {
+            lg().info("Pong reply: >{}<", log::printable(reply));
+        }
+        break;
+    case Request::Kind::spool:
+        spool_done(from_lond ? reply : std::string_view{});
+        break;
+    }
+    maybe_finish_drain();
+}
+
+void PeerWorker::arm_request_timer() {
+    EventLoop::TimePoint next = EventLoop::TimePoint::max();
+    if (!pending_.empty()) {
+        next = pending_.front()->deadline;
+    }
+    for (auto& l : links_) {
+        if (const auto* r = l->oldest()) {
+            next = std::min(next, r->deadline);
+        }
+    }
+    if (next != EventLoop::TimePoint::max()) {
+        request_timer_.arm_at(next);
+    }
+}
+
+void PeerWorker::on_request_timer() {
+    const auto now = loop_.now();
+    std::size_t expired = 0;
+    std::string first;
+    while (!pending_.empty() && pending_.front()->deadline <= now) {
+        Request* r = pending_.front();
+        pending_.pop_front();
+        if (expired++ == 0) {
+            first = log::redact(r->line);
+        }
+        ++stats_.timeouts;
+        complete(*r, con_lost, false);
+    }
+    if (expired > 0) {
+        lg().error("Timeout: {} queued request{} never sent within {} s (first: {})", expired,
+                   expired == 1 ? "" : "s", opts_.request_timeout, first);
+    }
+    for (auto& l : links_) {
+        if (const auto* r = l->oldest(); r != nullptr && r->deadline <= now) {
+            ++stats_.timeouts;
+            lg().error("Timeout: {}", log::redact(r->line));
+            // The reply may still come: only a new connection guarantees
+            // it never reaches the next request.
+            l->fail("request timed out after " + std::to_string(opts_.request_timeout) + " s");
+        }
+    }
+    arm_request_timer();
+}
+
+void PeerWorker::on_grace_timer() {
+    if (links_ready_ > 0) {
+        return;
+    }
+    const auto n = pending_.size();
+    while (!pending_.empty()) {
+        Request* r = pending_.front();
+        pending_.pop_front();
+        complete(*r, con_lost, false);
+    }
+    if (n > 0) {
+        lg().warn("No link to {} within {} s: answered {} queued request{} con_lost", peer_.id,
+                  opts_.requeue_grace, n, n == 1 ? "" : "s");
+    }
+}
+
+// ---------------------------------------------------------------- drain
+
+void PeerWorker::drain(double grace) {
+    if (draining_) {
+        return;
+    }
+    draining_ = true;
+    log::set_status("Shutting down");
+    close_listener();
+    spool_timer_.cancel();
+    pong_timer_.cancel();
+    grace_timer_.cancel();
+    drain_timer_.arm_in(seconds(grace));
+    maybe_finish_drain();
+}
+
+void PeerWorker::maybe_finish_drain() {
+    if (!draining_ || loop_.stopped() || !pending_.empty()) {
+        return;
+    }
+    for (auto& l : links_) {
+        if (l->in_flight() > 0) {
+            return;
+        }
+    }
+    for (auto& l : links_) {
+        l->stop("shutting down");
+    }
+    for (auto it = clients_.begin(); it != clients_.end();) {
+        auto& c = *it++;
+        if (!c.busy) {
+            client_close(c);
+        }
+    }
+    loop_.stop(0);
+}
+
+// ---------------------------------------------------------------- spool
+
+void PeerWorker::spool_changed() {
+    if (links_ready_ > 0) {
+        spool_scan();
+    }
+}
+
+void PeerWorker::spool_scan() {
+    if (links_ready_ > 0 && !draining_) {
+        spool_timer_.arm_in(seconds(opts_.spool_rescan));
+    }
+    spool_files_.clear();
+    for (auto& e : scan_spool(settings_.spool_dir(), peer_.id)) {
+        if (e.name != spool_name_) {
+            spool_files_.insert(std::move(e));
+        }
+    }
+    spool_next();
+}
+
+void PeerWorker::spool_next() {
+    if (!spool_name_.empty() || draining_ || links_ready_ == 0) {
+        return;
+    }
+    while (!spool_files_.empty()) {
+        const auto entry = *spool_files_.begin();
+        spool_files_.erase(spool_files_.begin());
+        const auto path = settings_.spool_dir() / entry.name;
+        auto file = read_spool_file(path, opts_.max_line);
+        if (file.result == SpoolRead::ok) {
+            spool_name_ = entry.name;
+            spool_req_.kind = Request::Kind::spool;
+            spool_req_.line = std::move(file.line);
+            spool_req_.arrived = loop_.now();
+            spool_req_.deadline = spool_req_.arrived + seconds(opts_.request_timeout);
+            spool_req_.client = nullptr;
+            enqueue(spool_req_);
+            return;
+        }
+        if (file.result == SpoolRead::missing) {
+            continue;
+        }
+        const auto age = std::difftime(std::time(nullptr), file.mtime);
+        if (file.result != SpoolRead::unreadable && age < opts_.spool_bad_age) {
+            continue; // may still be being written: look again at the next scan
+        }
+        const auto bad = path.string() + ".bad";
+        if (::rename(path.c_str(), bad.c_str()) == 0) {
+            ++stats_.spool_bad;
+            lg().warn(
+                "Delayed message {} is {}{}: set aside as {}", entry.name, to_string(file.result),
+                file.error != 0 ? std::string(" (") + std::strerror(file.error) + ")" : "", bad);
+        } else {
+            lg().warn("Delayed message {} is {} and cannot be set aside: {}", entry.name,
+                      to_string(file.result), std::strerror(errno));
+        }
+    }
+}
+
+void PeerWorker::spool_done(std::string_view reply) {
+    const auto name = std::move(spool_name_);
+    spool_name_.clear();
+    if (!reply.empty()) {
+        const auto path = settings_.spool_dir() / name;
+        if (::unlink(path.c_str()) == 0) {
+            ++stats_.spool_delivered;
+            if (!log::perm(settings_.perm_log_file(), "S:" + peer_.id + ":" + spool_req_.line)) {
+                lg().error("Cannot append to {}: {}", settings_.perm_log_file().string(),
+                           std::strerror(errno));
+            }
+            const bool refused = starts_with(reply, "refused") || starts_with(reply, "rejected") ||
+                                 starts_with(reply, "error") || starts_with(reply, "unknown_cmd");
+            if (refused) {
+                lg().warn("Delayed message {} was answered >{}< (counted as delivered)", name,
+                          log::printable(reply));
+            } else {
+                lg().info("Delayed {}: >{}<", log::redact(spool_req_.line), log::printable(reply));
+            }
+        } else {
+            lg().warn("Delayed message {} was delivered but cannot be removed: {}", name,
+                      std::strerror(errno));
+        }
+    }
+    spool_next();
+}
+
+std::uint64_t PeerWorker::spool_oldest() const noexcept {
+    std::uint64_t oldest = spool_files_.empty() ? 0 : spool_files_.begin()->epoch;
+    if (!spool_name_.empty()) {
+        if (const auto n = parse_spool_name(spool_name_); n && (oldest == 0 || n->epoch < oldest)) {
+            oldest = n->epoch;
+        }
+    }
+    return oldest;
+}
+
+std::string PeerWorker::summary() const {
+    std::string s = links_ready_ > 0 ? "link up" : "link down";
+    if (links_.size() > 1) {
+        s += " " + std::to_string(links_ready_) + "/" + std::to_string(links_.size());
+    }
+    s += " since " + perl_localtime(link_since_wall_);
+    if (links_ready_ == 0 && !links_.empty() && !links_.front()->last_error().empty()) {
+        s += " (" + links_.front()->last_error() + ")";
+    }
+    s += ", requests " + std::to_string(stats_.requests);
+    s += ", errors " + std::to_string(stats_.con_lost + stats_.rejected);
+    s += ", queue " + std::to_string(pending_.size());
+    s += ", clients " + std::to_string(clients_.size());
+    s += ", spool pending " + std::to_string(spool_pending());
+    s += ", delivered " + std::to_string(stats_.spool_delivered);
+    s += ", bad " + std::to_string(stats_.spool_bad);
+    return s;
+}
+
+} // namespace lonc

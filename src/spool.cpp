@@ -1,0 +1,136 @@
+#include "lonc/spool.hpp"
+
+#include "lonc/config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace lonc {
+
+std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept {
+    const auto d1 = name.find('.');
+    if (d1 == std::string_view::npos || d1 == 0) {
+        return std::nullopt;
+    }
+    const auto d2 = name.find('.', d1 + 1);
+    if (d2 == std::string_view::npos) {
+        return std::nullopt;
+    }
+    SpoolName out;
+    const auto epoch = name.substr(0, d1);
+    for (const char c : epoch) {
+        if (c < '0' || c > '9') {
+            return std::nullopt;
+        }
+    }
+    const auto [p, ec] = std::from_chars(epoch.data(), epoch.data() + epoch.size(), out.epoch);
+    if (ec != std::errc{} || p != epoch.data() + epoch.size()) {
+        return std::nullopt;
+    }
+    out.middle = name.substr(d1 + 1, d2 - d1 - 1);
+    out.host = name.substr(d2 + 1);
+    if (!valid_host_id(out.host)) {
+        return std::nullopt;
+    }
+    // "<name>.bad" would parse with host "<host>.bad": such a host id is
+    // legal, so set-aside files are told apart by their suffix instead.
+    if (out.host.size() >= 4 && out.host.substr(out.host.size() - 4) == ".bad") {
+        return std::nullopt;
+    }
+    return out;
+}
+
+std::vector<SpoolEntry> scan_spool(const std::filesystem::path& dir, std::string_view host) {
+    std::vector<SpoolEntry> out;
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+        return out;
+    }
+    while (const dirent* e = ::readdir(d)) {
+        const std::string_view name = e->d_name;
+        const auto parsed = parse_spool_name(name);
+        if (parsed && parsed->host == host) {
+            out.push_back(SpoolEntry{std::string(name), parsed->epoch});
+        }
+    }
+    ::closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+const char* to_string(SpoolRead r) noexcept {
+    switch (r) {
+    case SpoolRead::ok:
+        return "ok";
+    case SpoolRead::missing:
+        return "missing";
+    case SpoolRead::empty:
+        return "empty";
+    case SpoolRead::no_newline:
+        return "no newline-terminated first line";
+    case SpoolRead::too_long:
+        return "first line longer than --max-line";
+    case SpoolRead::unreadable:
+        return "unreadable";
+    }
+    return "?";
+}
+
+SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_line) {
+    SpoolFile f;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        f.error = errno;
+        f.result = errno == ENOENT ? SpoolRead::missing : SpoolRead::unreadable;
+        return f;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        f.error = errno;
+        ::close(fd);
+        f.result = SpoolRead::unreadable;
+        return f;
+    }
+    f.mtime = st.st_mtime;
+    std::string data;
+    char chunk[8192];
+    for (;;) {
+        const auto want = std::min(sizeof chunk, max_line + 1 - data.size());
+        const auto n = ::read(fd, chunk, want);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            f.error = errno;
+            ::close(fd);
+            f.result = SpoolRead::unreadable;
+            return f;
+        }
+        if (n == 0) {
+            break;
+        }
+        data.append(chunk, static_cast<std::size_t>(n));
+        if (const auto nl = data.find('\n'); nl != std::string::npos) {
+            data.resize(nl);
+            f.line = std::move(data);
+            ::close(fd);
+            f.result = SpoolRead::ok;
+            return f;
+        }
+        if (data.size() > max_line) {
+            ::close(fd);
+            f.result = SpoolRead::too_long;
+            return f;
+        }
+    }
+    ::close(fd);
+    f.result = data.empty() ? SpoolRead::empty : SpoolRead::no_newline;
+    return f;
+}
+
+} // namespace lonc

@@ -1,0 +1,718 @@
+#include "lonc/supervisor.hpp"
+
+#include "lonc/child.hpp"
+#include "lonc/clock_text.hpp"
+#include "lonc/event_loop.hpp"
+#include "lonc/ipc.hpp"
+#include "lonc/log.hpp"
+#include "lonc/notify.hpp"
+#include "lonc/probe.hpp"
+#include "lonc/signals.hpp"
+#include "lonc/spool.hpp"
+#include "lonc/startup.hpp"
+#include "lonc/status.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace lonc {
+namespace {
+
+spdlog::logger& lg() {
+    return log::get("supervisor");
+}
+
+// Deaths of one peer's child counted for the skip rule, and how long a
+// skipped peer waits before it is tried again.
+constexpr auto death_window = std::chrono::minutes(10);
+// In-flight requests get this long at TERM/HUP; children still alive after
+// drain_grace + kill_margin are killed.
+constexpr double drain_grace = 5.0;
+constexpr double kill_margin = 2.0;
+// Status: how long to wait for the children's answers.
+constexpr double status_wait = 1.0;
+
+std::string describe(int status) {
+    if (WIFEXITED(status)) {
+        return "exit " + std::to_string(WEXITSTATUS(status));
+    }
+    if (WIFSIGNALED(status)) {
+        std::string s = std::string("signal ") + std::to_string(WTERMSIG(status)) + " (" +
+                        ::strsignal(WTERMSIG(status)) + ")";
+        if (WCOREDUMP(status)) {
+            s += ", core dumped";
+        }
+        return s;
+    }
+    return "status " + std::to_string(status);
+}
+
+class Supervisor {
+public:
+    explicit Supervisor(SupervisorSetup setup);
+    int run();
+
+private:
+    enum class SlotState { probing, unreachable, running, restarting, skipped };
+
+    struct Slot {
+        Peer peer;
+        SlotState state = SlotState::probing;
+        pid_t pid = 0;
+        std::unique_ptr<ipc::Channel> channel;
+        std::deque<EventLoop::TimePoint> deaths;
+        std::unique_ptr<Timer> restart_timer;
+        bool link_up = false;
+        bool unreachable_logged = false;
+        // The last status generation this child answered, and its fields.
+        std::uint64_t answered = 0;
+        ipc::Fields fields;
+    };
+
+    static const char* to_string(SlotState s);
+
+    void start_peers();
+    void on_probe(const std::string& id, bool reachable, const std::string& why);
+    void spawn(Slot& slot);
+    [[noreturn]] void become_child(Slot& slot, UniqueFd channel);
+    void on_child_message(Slot& slot, const ipc::Message& msg);
+    void reap();
+    void on_child_exit(pid_t pid, int status);
+    void schedule_restart(Slot& slot);
+    void log_skipped();
+    void on_signal(const signalfd_siginfo& si);
+    void on_usr1();
+    void on_hup();
+    void begin_shutdown(bool reexec);
+    void maybe_finish_shutdown();
+    void finish_shutdown();
+    void reexec();
+    void start_status(bool write_files);
+    void finish_status();
+    void on_reprobe();
+    void watch_spool();
+    void on_spool_event();
+    void update_notify();
+    [[nodiscard]] std::string parent_summary() const;
+
+    SupervisorSetup s_;
+    const Settings& settings() const { return *s_.config.settings; }
+    EventLoop loop_;
+    std::map<std::string, Slot> slots_; // keyed by host id, never by pid
+    std::map<pid_t, std::string> pids_;
+    Prober prober_;
+    SignalReader signals_;
+    Timer reprobe_timer_;
+    Timer kill_timer_;
+    Timer status_timer_;
+    Notifier notifier_;
+    std::size_t initial_probes_ = 0;
+    bool ready_ = false;
+
+    bool shutting_down_ = false;
+    bool reexec_ = false;
+
+    std::uint64_t status_gen_ = 0;
+    bool status_collecting_ = false;
+
+    class SpoolWatch final : public EventLoop::Watcher {
+    public:
+        explicit SpoolWatch(Supervisor& s) : sup(s) {}
+        void on_events(std::uint32_t /*events*/) override { sup.on_spool_event(); }
+        Supervisor& sup;
+    };
+    SpoolWatch spool_watch_{*this};
+    UniqueFd inotify_;
+};
+
+const char* Supervisor::to_string(SlotState s) {
+    switch (s) {
+    case SlotState::probing:
+        return "probing";
+    case SlotState::unreachable:
+        return "unreachable";
+    case SlotState::running:
+        return "running";
+    case SlotState::restarting:
+        return "restarting";
+    case SlotState::skipped:
+        return "skipped";
+    }
+    return "?";
+}
+
+Supervisor::Supervisor(SupervisorSetup setup)
+    : s_(std::move(setup)), prober_(loop_, s_.config.settings->lond_port, s_.opts.probe_timeout,
+                                    [this](const std::string& id, bool up, const std::string& why) {
+                                        on_probe(id, up, why);
+                                    }),
+      signals_(loop_, {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGCHLD},
+               [this](const signalfd_siginfo& si) { on_signal(si); }),
+      reprobe_timer_(loop_, [this] { on_reprobe(); }),
+      kill_timer_(loop_,
+                  [this] {
+                      for (const auto& [pid, id] : pids_) {
+                          lg().warn("Child {} for {} did not finish in time: killing it", pid, id);
+                          ::kill(pid, SIGKILL);
+                      }
+                  }),
+      status_timer_(loop_, [this] { finish_status(); }) {}
+
+int Supervisor::run() {
+    log::set_status("Starting");
+    for (const auto& p : s_.config.problems) {
+        lg().warn("{}", p.to_string());
+    }
+    lg().info("lonc {} parent {} starting: {} peers, londPort {}", LONC_VERSION, ::getpid(),
+              s_.config.hosts.peers.size(), settings().lond_port);
+    watch_spool();
+    start_peers();
+    reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
+    const int code = loop_.run();
+    return code;
+}
+
+// ---------------------------------------------------------------- peers
+
+void Supervisor::start_peers() {
+    log::set_status("Probing peers");
+    initial_probes_ = s_.config.hosts.peers.size();
+    for (const auto& peer : s_.config.hosts.peers) {
+        auto& slot = slots_[peer.id];
+        slot.peer = peer;
+        slot.state = SlotState::probing;
+        prober_.probe(peer);
+    }
+    if (initial_probes_ == 0) {
+        on_probe("", false, "");
+    }
+}
+
+void Supervisor::on_probe(const std::string& id, bool reachable, const std::string& why) {
+    if (const auto it = slots_.find(id); it != slots_.end() && !shutting_down_) {
+        auto& slot = it->second;
+        if (slot.state == SlotState::probing || slot.state == SlotState::unreachable) {
+            if (reachable) {
+                if (slot.state == SlotState::unreachable) {
+                    lg().info("INFO: {} answers again ({})", id, why);
+                }
+                slot.unreachable_logged = false;
+                spawn(slot);
+            } else {
+                slot.state = SlotState::unreachable;
+                if (!slot.unreachable_logged) {
+                    lg().warn("{} ({}) is unreachable: {}; probing again every {} s", id,
+                              slot.peer.ip, why, s_.opts.reprobe_interval);
+                    slot.unreachable_logged = true;
+                }
+            }
+        }
+    }
+    if (!ready_ && initial_probes_ > 0) {
+        --initial_probes_;
+    }
+    if (!ready_ && initial_probes_ == 0) {
+        ready_ = true;
+        lg().info("Done starting initial servers");
+        log::set_status("Sleeping");
+        s_.launcher.report(exit_ok);
+        notifier_.ready();
+        update_notify();
+    }
+}
+
+void Supervisor::on_reprobe() {
+    reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
+    for (auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::unreachable) {
+            prober_.probe(slot.peer);
+        }
+    }
+    if (!inotify_) {
+        watch_spool();
+    }
+}
+
+void Supervisor::spawn(Slot& slot) {
+    lg().info("Attempting to start child for server {}", slot.peer.id);
+    auto [parent_end, child_end] = ipc::make_pair();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        lg().error("fork for {} failed: {}", slot.peer.id, std::strerror(errno));
+        slot.state = SlotState::restarting;
+        schedule_restart(slot);
+        return;
+    }
+    if (pid == 0) {
+        become_child(slot, std::move(child_end));
+    }
+    child_end.reset();
+    slot.pid = pid;
+    slot.state = SlotState::running;
+    slot.link_up = false;
+    slot.answered = 0;
+    slot.fields.clear();
+    pids_[pid] = slot.peer.id;
+    Slot* sp = &slot;
+    slot.channel = std::make_unique<ipc::Channel>(
+        loop_, std::move(parent_end),
+        [this, sp](const ipc::Message& m) { on_child_message(*sp, m); },
+        [sp](std::string_view /*why*/) { sp->link_up = false; });
+}
+
+// The forked child: shed everything of the parent's and run the worker.
+void Supervisor::become_child(Slot& slot, UniqueFd channel) {
+    const pid_t parent = ::getppid();
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) {
+        ::_exit(0); // the parent died between fork and prctl
+    }
+    reset_signals();
+    // The channel becomes fd 3; every other descriptor of the parent (pid
+    // file and its lock, other children's channels, epoll, signalfd,
+    // inotify, log) is closed.
+    if (::dup2(channel.get(), 3) != 3) {
+        ::_exit(1);
+    }
+    ::close_range(4, ~0U, 0);
+    (void)channel.release();
+    ChildSetup setup{settings(), slot.peer, *s_.config.own_host(), s_.opts, 3};
+    const int code = run_child(setup);
+    std::exit(code);
+}
+
+void Supervisor::on_child_message(Slot& slot, const ipc::Message& msg) {
+    switch (msg.type) {
+    case ipc::Type::status_reply: {
+        auto fields = ipc::decode_fields(msg.payload);
+        const auto* gen = fields ? ipc::find(*fields, "generation") : nullptr;
+        if (gen == nullptr) {
+            return;
+        }
+        slot.answered = std::strtoull(gen->c_str(), nullptr, 10);
+        slot.fields = std::move(*fields);
+        if (const auto* link = ipc::find(slot.fields, "link")) {
+            slot.link_up = *link == "up";
+        }
+        if (status_collecting_) {
+            bool all = true;
+            for (const auto& [id, s] : slots_) {
+                if (s.state == SlotState::running && s.channel && s.answered != status_gen_) {
+                    all = false;
+                }
+            }
+            if (all) {
+                finish_status();
+            }
+        }
+        break;
+    }
+    case ipc::Type::link_state:
+        slot.link_up = msg.payload == "up";
+        update_notify();
+        break;
+    default:
+        lg().warn("Unexpected message from child {} for {}", slot.pid, slot.peer.id);
+        break;
+    }
+}
+
+void Supervisor::reap() {
+    for (;;) {
+        int status = 0;
+        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            return;
+        }
+        on_child_exit(pid, status);
+    }
+}
+
+void Supervisor::on_child_exit(pid_t pid, int status) {
+    const auto it = pids_.find(pid);
+    if (it == pids_.end()) {
+        return; // not one of ours (a mailer, say)
+    }
+    const std::string id = it->second;
+    pids_.erase(it);
+    auto& slot = slots_.at(id);
+    slot.channel.reset();
+    slot.pid = 0;
+    slot.link_up = false;
+    ::unlink(settings().socket_path(id).c_str());
+    update_notify();
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (shutting_down_) {
+        if (!clean) {
+            lg().warn("Child {} for server {} ended: {}", pid, id, describe(status));
+        }
+        maybe_finish_shutdown();
+        return;
+    }
+    const auto now = loop_.now();
+    slot.deaths.push_back(now);
+    while (!slot.deaths.empty() && slot.deaths.front() + death_window <= now) {
+        slot.deaths.pop_front();
+    }
+    if (clean) {
+        lg().info("Child {} for server {} exited ({} of {} attempts)", pid, id, slot.deaths.size(),
+                  s_.opts.max_attempts);
+    } else {
+        lg().error("Child {} for server {} died: {} ({} of {} attempts)", pid, id, describe(status),
+                   slot.deaths.size(), s_.opts.max_attempts);
+    }
+    schedule_restart(slot);
+}
+
+// Keyed by peer: restarting one child never touches another.
+void Supervisor::schedule_restart(Slot& slot) {
+    if (!slot.restart_timer) {
+        Slot* sp = &slot;
+        slot.restart_timer = std::make_unique<Timer>(loop_, [this, sp] {
+            if (shutting_down_) {
+                return;
+            }
+            if (sp->state == SlotState::skipped) {
+                lg().info("INFO: {} quiet for {} minutes: trying again", sp->peer.id,
+                          std::chrono::duration_cast<std::chrono::minutes>(death_window).count());
+                sp->deaths.clear();
+            }
+            lg().info("INFO: Trying to reconnect for {} ({} of {} attempts)", sp->peer.id,
+                      sp->deaths.size() + 1, s_.opts.max_attempts);
+            spawn(*sp);
+        });
+    }
+    if (slot.deaths.size() >= s_.opts.max_attempts) {
+        slot.state = SlotState::skipped;
+        slot.restart_timer->arm_at(slot.deaths.back() + death_window);
+        log_skipped();
+        return;
+    }
+    slot.state = SlotState::restarting;
+    // First restart at once, then 1, 2, 4 ... 60 s.
+    const auto n = slot.deaths.size();
+    const double delay =
+        n <= 1 ? 0.0 : std::min(60.0, static_cast<double>(1U << std::min<std::size_t>(n - 2, 6)));
+    slot.restart_timer->arm_in(seconds(delay));
+}
+
+void Supervisor::log_skipped() {
+    std::string hosts;
+    for (const auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::skipped) {
+            hosts += id + " ";
+        }
+    }
+    if (!hosts.empty()) {
+        lg().warn("Skipped {}", hosts);
+    }
+}
+
+// -------------------------------------------------------------- signals
+
+void Supervisor::on_signal(const signalfd_siginfo& si) {
+    switch (si.ssi_signo) {
+    case SIGCHLD:
+        reap();
+        break;
+    case SIGUSR1:
+        on_usr1();
+        break;
+    case SIGHUP:
+        on_hup();
+        break;
+    case SIGINT:
+    case SIGTERM:
+        if (shutting_down_ && !reexec_) {
+            lg().error("Second {}: exiting now", ::strsignal(static_cast<int>(si.ssi_signo)));
+            for (const auto& [pid, id] : pids_) {
+                ::kill(pid, SIGKILL);
+            }
+            while (!pids_.empty()) {
+                int status = 0;
+                const pid_t pid = ::waitpid(-1, &status, 0);
+                if (pid < 0) {
+                    break;
+                }
+                pids_.erase(pid);
+            }
+            finish_shutdown();
+        } else {
+            begin_shutdown(false);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void Supervisor::on_usr1() {
+    if (shutting_down_) {
+        return;
+    }
+    lg().info("USR1: Trying to establish connections again");
+    for (auto& [id, slot] : slots_) {
+        slot.deaths.clear();
+        switch (slot.state) {
+        case SlotState::skipped:
+        case SlotState::restarting:
+            slot.restart_timer->cancel();
+            spawn(slot);
+            break;
+        case SlotState::unreachable:
+            prober_.probe(slot.peer);
+            break;
+        case SlotState::running:
+            if (!slot.link_up && slot.channel) {
+                slot.channel->send(ipc::Type::retry);
+            }
+            break;
+        case SlotState::probing:
+            break;
+        }
+    }
+    start_status(true);
+}
+
+void Supervisor::on_hup() {
+    if (shutting_down_) {
+        return;
+    }
+    auto cfg = load_config(s_.opts.config);
+    if (!cfg.ok()) {
+        std::string why;
+        for (const auto& p : cfg.problems) {
+            why += (why.empty() ? "" : "; ") + p.to_string();
+        }
+        lg().error("HUP: the new configuration is broken, keeping the running one: {}", why);
+        return;
+    }
+    lg().error("Restarting");
+    notifier_.reloading();
+    s_.config = std::move(cfg);
+    begin_shutdown(true);
+}
+
+// --------------------------------------------------------------- shutdown
+
+void Supervisor::begin_shutdown(bool reexec) {
+    shutting_down_ = true;
+    reexec_ = reexec;
+    if (!reexec) {
+        lg().error("Shutting down");
+        notifier_.stopping();
+    }
+    log::set_status(reexec ? "Restarting" : "Shutting down");
+    prober_.cancel_all();
+    reprobe_timer_.cancel();
+    for (auto& [id, slot] : slots_) {
+        if (slot.restart_timer) {
+            slot.restart_timer->cancel();
+        }
+        if (slot.pid > 0) {
+            if (!slot.channel || !slot.channel->send(ipc::Type::drain)) {
+                ::kill(slot.pid, SIGTERM);
+            }
+        }
+    }
+    kill_timer_.arm_in(seconds(drain_grace + kill_margin));
+    maybe_finish_shutdown();
+}
+
+void Supervisor::maybe_finish_shutdown() {
+    if (shutting_down_ && pids_.empty()) {
+        finish_shutdown();
+    }
+}
+
+void Supervisor::finish_shutdown() {
+    kill_timer_.cancel();
+    for (const auto& [id, slot] : slots_) {
+        ::unlink(settings().socket_path(id).c_str());
+    }
+    if (reexec_) {
+        reexec();
+        return;
+    }
+    s_.pid_file.remove();
+    lg().info("Exiting");
+    loop_.stop(exit_ok);
+}
+
+// Replaces this process with a fresh copy of the binary: same pid, the
+// pid file's descriptor (and its lock) carried across in LONC_PIDFILE_FD.
+void Supervisor::reexec() {
+    s_.pid_file.keep_across_exec();
+    ::setenv("LONC_PIDFILE_FD", std::to_string(s_.pid_file.fd()).c_str(), 1);
+    if (!s_.cwd.empty() && ::chdir(s_.cwd.c_str()) != 0) {
+        lg().warn("HUP: cannot return to {}: {}", s_.cwd.string(), std::strerror(errno));
+    }
+    std::vector<char*> argv;
+    for (auto& a : s_.argv) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    ::execv(s_.exe.c_str(), argv.data());
+    const int err = errno;
+    ::unsetenv("LONC_PIDFILE_FD");
+    lg().error("HUP: cannot re-execute {}: {}; continuing with the new configuration in place",
+               s_.exe, std::strerror(err));
+    shutting_down_ = false;
+    reexec_ = false;
+    slots_.clear();
+    start_peers();
+    reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
+    notifier_.ready();
+}
+
+// ----------------------------------------------------------------- status
+
+void Supervisor::start_status(bool /*write_files*/) {
+    if (status_collecting_) {
+        return; // overlapping USR1s share one generation
+    }
+    status_collecting_ = true;
+    ++status_gen_;
+    const auto gen = std::to_string(status_gen_);
+    bool any = false;
+    for (auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::running && slot.channel) {
+            any = slot.channel->send(ipc::Type::status_request, gen) || any;
+        }
+    }
+    if (!any) {
+        finish_status();
+        return;
+    }
+    status_timer_.arm_in(seconds(status_wait));
+}
+
+std::string Supervisor::parent_summary() const {
+    std::size_t running = 0;
+    std::size_t up = 0;
+    std::size_t unreachable = 0;
+    std::size_t skipped = 0;
+    for (const auto& [id, slot] : slots_) {
+        running += slot.state == SlotState::running ? 1 : 0;
+        up += slot.link_up ? 1 : 0;
+        unreachable += slot.state == SlotState::unreachable ? 1 : 0;
+        skipped += slot.state == SlotState::skipped ? 1 : 0;
+    }
+    return "Sleeping: " + std::to_string(slots_.size()) + " peers, " + std::to_string(running) +
+           " children, " + std::to_string(up) + " links up, " + std::to_string(unreachable) +
+           " unreachable, " + std::to_string(skipped) + " skipped";
+}
+
+void Supervisor::finish_status() {
+    if (!status_collecting_) {
+        return;
+    }
+    status_collecting_ = false;
+    status_timer_.cancel();
+    StatusReport r;
+    r.generation = status_gen_;
+    r.time = std::time(nullptr);
+    r.parent_pid = ::getpid();
+    r.parent_status = perl_localtime(r.time) + ": " + parent_summary();
+    r.parent_last_log = log::last_log();
+    for (const auto& [id, slot] : slots_) {
+        PeerStatus p;
+        p.id = id;
+        p.pid = slot.pid;
+        p.state = to_string(slot.state);
+        p.answered = slot.pid > 0 && slot.answered == status_gen_;
+        if (p.answered) {
+            p.fields = slot.fields;
+        }
+        r.peers.push_back(std::move(p));
+    }
+    std::string error;
+    const auto dir = settings().status_dir();
+    // JSON first: a reader polling loncstatus.json's generation then finds
+    // the matching loncstatus.txt already in place... and vice versa for
+    // readers of the text file, which is written last.
+    if (!write_file_atomic(dir / "loncstatus.json", format_status_json(r), error) ||
+        !write_file_atomic(dir / "loncstatus.txt", format_status_txt(r), error)) {
+        lg().error("Cannot write the status files: {}", error);
+    }
+}
+
+// ------------------------------------------------------------------ spool
+
+void Supervisor::watch_spool() {
+    UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!fd) {
+        lg().warn("inotify: {}; delayed messages are found by rescans only", std::strerror(errno));
+        return;
+    }
+    const auto dir = settings().spool_dir();
+    if (::inotify_add_watch(fd.get(), dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        lg().warn("Cannot watch {}: {}; delayed messages are found by rescans only", dir.string(),
+                  std::strerror(errno));
+        return;
+    }
+    inotify_ = std::move(fd);
+    loop_.add(inotify_.get(), EPOLLIN, spool_watch_);
+}
+
+void Supervisor::on_spool_event() {
+    alignas(inotify_event) char buf[16384];
+    for (;;) {
+        const auto n = ::read(inotify_.get(), buf, sizeof buf);
+        if (n <= 0) {
+            return;
+        }
+        for (std::size_t off = 0; off + sizeof(inotify_event) <= static_cast<std::size_t>(n);) {
+            const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+            off += sizeof(inotify_event) + ev->len;
+            if ((ev->mask & IN_Q_OVERFLOW) != 0) {
+                for (auto& [id, slot] : slots_) {
+                    if (slot.channel) {
+                        slot.channel->send(ipc::Type::spool_hint, "*");
+                    }
+                }
+                continue;
+            }
+            if (ev->len == 0) {
+                continue;
+            }
+            const std::string_view name(ev->name);
+            const auto parsed = parse_spool_name(name);
+            if (!parsed) {
+                continue;
+            }
+            const auto it = slots_.find(std::string(parsed->host));
+            if (it != slots_.end() && it->second.channel) {
+                it->second.channel->send(ipc::Type::spool_hint, name);
+            }
+        }
+    }
+}
+
+void Supervisor::update_notify() {
+    std::size_t up = 0;
+    for (const auto& [id, slot] : slots_) {
+        up += slot.link_up ? 1 : 0;
+    }
+    notifier_.status(std::to_string(up) + " of " + std::to_string(slots_.size()) + " peers up");
+}
+
+} // namespace
+
+int run_supervisor(SupervisorSetup setup) {
+    Supervisor sup(std::move(setup));
+    return sup.run();
+}
+
+} // namespace lonc
