@@ -2,8 +2,10 @@
 
 #include "lonc/keys.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <unistd.h>
 #include <vector>
@@ -273,8 +275,14 @@ Step Session::dispatch(std::string_view cmd, bool encrypted, std::string& out) {
         }
         const auto start = out.size();
         out.resize(start + *n + 1);
-        for (std::size_t i = 0; i < *n; ++i) {
-            out[start + i] = bytes_pattern[i % bytes_pattern.size()];
+        char* dst = out.data() + start;
+        const auto first = std::min(*n, bytes_pattern.size());
+        std::memcpy(dst, bytes_pattern.data(), first);
+        // Doubling copies: every copied prefix is whole periods long.
+        for (std::size_t done = first; done < *n;) {
+            const auto k = std::min(done, *n - done);
+            std::memcpy(dst + done, dst, k);
+            done += k;
         }
         out.back() = '\n';
         return answered;

@@ -360,6 +360,12 @@ TEST_F(LondSim, BytesRepliesExactlyNBytes) {
         ASSERT_EQ((*big)[i], pattern[i % pattern.size()]) << i;
     }
     EXPECT_EQ(big->back(), pattern[(n - 1) % pattern.size()]);
+    std::string want;
+    for (std::size_t i = 0; i < 1000; ++i) {
+        want += pattern[i % pattern.size()];
+    }
+    EXPECT_EQ(c.request("bytes:1000"), std::optional<std::string>(want));
+    EXPECT_EQ(c.request("bytes:63"), std::optional<std::string>(pattern + "0"));
     EXPECT_EQ(c.request("bytes:268435457"), std::optional<std::string>("error:bad_request"));
     EXPECT_EQ(c.request("ping"), std::optional<std::string>("simhost"));
 }
