@@ -61,6 +61,23 @@ bool is_lonc_process(pid_t pid) {
 
 std::optional<PidFile> PidFile::acquire(const std::filesystem::path& path, std::string& error) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd && errno == EACCES) {
+        // Left by another user (an old lonc run as root, say). If it names a
+        // live lonc, that one is running; else replace the file.
+        const UniqueFd ro(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (ro) {
+            if (const auto pid = read_pid(ro.get()); pid && is_lonc_process(*pid)) {
+                error = "lonc is already running (pid " + std::to_string(*pid) + " in " +
+                        path.string() + ")";
+                return std::nullopt;
+            }
+        }
+        if (::unlink(path.c_str()) == 0) {
+            fd.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        } else {
+            errno = EACCES;
+        }
+    }
     if (!fd) {
         error = "cannot open " + path.string() + ": " + std::strerror(errno);
         return std::nullopt;

@@ -320,7 +320,6 @@ bool Link::handle_line(std::string_view line) {
         return true;
     case State::authenticating:
         if (line != "ok") {
-            lg().info("Init reply: >{}<", log::printable(line));
             fail("init failed: lond answered '" + log::printable(line) + "' to the challenge");
             return false;
         }

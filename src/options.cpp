@@ -5,6 +5,8 @@
 namespace lonc {
 
 void add_options(CLI::App& app, Options& o) {
+    // An option given twice: the last one wins (wrappers can add to a command line).
+    app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.set_config("--settings", "", "INI file with option values (the command line wins)");
     app.set_version_flag("--version", std::string("lonc ") + LONC_VERSION);
 

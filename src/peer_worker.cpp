@@ -57,8 +57,7 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
               l->stop("shutting down");
           }
           while (!pending_.empty()) {
-              auto* r = pending_.front();
-              pending_.pop_front();
+              auto* r = take_front();
               complete(*r, con_lost, false);
           }
           maybe_finish_drain();
@@ -353,11 +352,11 @@ bool PeerWorker::client_line(Client& c, std::string_view line) {
         ++stats_.con_lost;
         return client_reply(c, con_lost);
     }
-    if (pending_.size() >= opts_.max_queue) {
+    if (queued_clients_ >= opts_.max_queue) {
         ++stats_.rejected;
         if (!queue_full_logged_) {
             lg().warn("Queue full ({} requests waiting for {}): answering error:queue_full",
-                      pending_.size(), peer_.id);
+                      queued_clients_, peer_.id);
             queue_full_logged_ = true;
         }
         return client_reply(c, "error:queue_full");
@@ -506,10 +505,22 @@ void PeerWorker::on_idle_timer() {
 
 void PeerWorker::enqueue(Request& req) {
     pending_.push_back(&req);
+    if (req.kind == Request::Kind::client) {
+        ++queued_clients_;
+    }
     if (!request_timer_.armed()) {
         request_timer_.arm_at(req.deadline);
     }
     dispatch();
+}
+
+Request* PeerWorker::take_front() {
+    Request* r = pending_.front();
+    pending_.pop_front();
+    if (r->kind == Request::Kind::client) {
+        --queued_clients_;
+    }
+    return r;
 }
 
 void PeerWorker::dispatch() {
@@ -523,8 +534,7 @@ void PeerWorker::dispatch() {
         if (best == nullptr) {
             return;
         }
-        Request* r = pending_.front();
-        pending_.pop_front();
+        Request* r = take_front();
         if (r->kind == Request::Kind::client && r->client->dead) {
             r->client->busy = false; // nobody to answer: do not send it
             client_release(*r->client);
@@ -590,8 +600,7 @@ void PeerWorker::on_request_timer() {
     std::size_t expired = 0;
     std::string first;
     while (!pending_.empty() && pending_.front()->deadline <= now) {
-        Request* r = pending_.front();
-        pending_.pop_front();
+        Request* r = take_front();
         if (expired++ == 0) {
             first = log::redact(r->line);
         }
@@ -620,8 +629,7 @@ void PeerWorker::on_grace_timer() {
     }
     const auto n = pending_.size();
     while (!pending_.empty()) {
-        Request* r = pending_.front();
-        pending_.pop_front();
+        Request* r = take_front();
         complete(*r, con_lost, false);
     }
     if (n > 0) {

@@ -87,7 +87,7 @@ public:
     [[nodiscard]] bool link_up() const noexcept;
     [[nodiscard]] EventLoop::TimePoint link_since() const noexcept { return link_since_; }
     [[nodiscard]] std::time_t link_since_wall() const noexcept { return link_since_wall_; }
-    [[nodiscard]] std::size_t queue_depth() const noexcept { return pending_.size(); }
+    [[nodiscard]] std::size_t queue_depth() const noexcept { return queued_clients_; }
     [[nodiscard]] std::size_t client_count() const noexcept { return clients_.size(); }
     [[nodiscard]] std::size_t spool_pending() const noexcept {
         return spool_files_.size() + (spool_name_.empty() ? 0 : 1);
@@ -134,6 +134,7 @@ private:
 
     // Requests
     void enqueue(Request& req);
+    Request* take_front(); // pops pending_'s head, keeping counts right
     void dispatch();
     void complete(Request& req, std::string_view reply, bool from_lond);
     void on_request_timer();
@@ -164,6 +165,7 @@ private:
 
     std::list<Client> clients_; // least recently active first
     std::deque<Request*> pending_;
+    std::size_t queued_clients_ = 0; // client requests in pending_ (--max-queue)
     Timer request_timer_;
     Timer grace_timer_;
     Timer idle_timer_;

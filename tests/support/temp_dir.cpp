@@ -22,6 +22,9 @@ TempDir::TempDir(std::string_view prefix) {
 }
 
 TempDir::~TempDir() {
+    if (std::getenv("LONC_TEST_KEEP") != nullptr) {
+        return; // for debugging a failed test by hand
+    }
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
 }

@@ -1,0 +1,141 @@
+// A local LON-CAPA cluster for black-box tests: a scratch tree with
+// access.conf and hosts.tab, lond-sim peers on 127.x.y.z, and the real lonc
+// started as root with --user www (directories it writes belong to www).
+//
+// Host 0 is "this" server (lonc's own lonHostID); hosts 1..n-1 are peers.
+// Every host, this one included, gets a child and a socket.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "line_client.hpp"
+#include "process.hpp"
+#include "temp_dir.hpp"
+
+namespace lonc::test {
+
+struct ClusterOptions {
+    int hosts = 2;                       // this host + peers
+    std::vector<std::string> ids{};      // host ids (default h0, h1, ...)
+    bool start_sims = true;              // one lond-sim per host
+    std::vector<std::string> sim_args{}; // extra lond-sim options, every host
+    bool start_lonc = true;
+    std::vector<std::string> lonc_args{}; // extra lonc options
+    bool foreground = true;               // -f (a child of the test)
+    bool wait_sockets = true;             // wait until every host has a socket
+};
+
+class Cluster {
+public:
+    explicit Cluster(ClusterOptions opts = {});
+    ~Cluster();
+    Cluster(const Cluster&) = delete;
+    Cluster& operator=(const Cluster&) = delete;
+
+    [[nodiscard]] const std::string& id(int host) const {
+        return ids_.at(static_cast<std::size_t>(host));
+    }
+    [[nodiscard]] std::string ip(int host) const { return net_ + std::to_string(10 + host); }
+    [[nodiscard]] std::uint16_t port() const { return port_; }
+    [[nodiscard]] static unsigned www_uid();
+    [[nodiscard]] const TempDir& dir() const { return dir_; }
+    [[nodiscard]] std::filesystem::path conf() const { return dir_ / "access.conf"; }
+    [[nodiscard]] std::filesystem::path hosts_tab() const { return dir_ / "hosts.tab"; }
+    [[nodiscard]] std::filesystem::path socket(int host) const;
+    [[nodiscard]] std::filesystem::path spool() const { return dir_ / "sockets/delayed"; }
+    [[nodiscard]] std::filesystem::path log_file() const { return dir_ / "logs/lonc.log"; }
+    [[nodiscard]] std::filesystem::path perm_log() const { return dir_ / "logs/lonnet.perm.log"; }
+    [[nodiscard]] std::filesystem::path pid_file() const { return dir_ / "logs/lonc.pid"; }
+    [[nodiscard]] std::filesystem::path status_txt() const;
+    [[nodiscard]] std::filesystem::path status_json() const;
+    [[nodiscard]] std::filesystem::path sim_log(int host) const;
+
+    // Rewrites hosts.tab with the first n hosts (plus extra raw lines).
+    void write_hosts(int n, const std::string& extra = {});
+
+    // lond-sim for one host (--bind its ip --id its id), waits for "ready".
+    Process& start_sim(int host, const std::vector<std::string>& extra = {});
+    void kill_sim(int host);
+    [[nodiscard]] Process& sim(int host) { return sims_.at(host); }
+
+    // lonc with the cluster's config, the test defaults and extra args.
+    Process& start_lonc(const std::vector<std::string>& extra = {}, bool foreground = true);
+    // Runs lonc to completion (for exit-code tests).
+    ExitStatus run_lonc(const std::vector<std::string>& args,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(20));
+    [[nodiscard]] Process& lonc() { return lonc_; }
+    // The supervisor's pid from lonc.pid (0 if none).
+    [[nodiscard]] pid_t lonc_pid() const;
+    // Pids of lonc processes: the supervisor and its children.
+    [[nodiscard]] std::vector<pid_t> children() const;
+    // Sends TERM and waits for the supervisor to exit.
+    std::optional<ExitStatus>
+    stop_lonc(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+    bool wait_socket(int host, std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+    bool wait_no_socket(int host,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+    bool wait_all_sockets(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+
+    // lonnet's pattern: connect, one line, read one line, close.
+    std::optional<std::string>
+    request(int host, const std::string& line,
+            std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+    [[nodiscard]] std::optional<LineClient> client(int host) const;
+
+    [[nodiscard]] std::string log() const;
+    [[nodiscard]] bool log_contains(const std::string& regex) const;
+    bool wait_log(const std::string& regex,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+    // Lines of lond-sim's --log for a host: client id, raw line, decrypted.
+    [[nodiscard]] std::vector<std::vector<std::string>> sim_requests(int host) const;
+
+    // Drops a file into delayed/ as lonnet would (written, then renamed in).
+    std::filesystem::path spool_file(const std::string& name, const std::string& content) const;
+
+private:
+    ClusterOptions opts_;
+    TempDir dir_;
+    std::string net_;
+    std::uint16_t port_;
+    std::vector<std::string> ids_;
+    std::map<int, Process> sims_;
+    Process lonc_;
+};
+
+// Paths of the binaries under test (set by CMake).
+[[nodiscard]] std::string lonc_binary();
+[[nodiscard]] std::string lond_sim_binary();
+
+// A token unique within this test process.
+[[nodiscard]] std::string unique_token(const std::string& prefix = "t");
+
+} // namespace lonc::test
+
+namespace lonc::test {
+
+// Silently drops packets to one address (an nft rule in a table of its
+// own), so probes and connects time out instead of being refused.
+class DropRule {
+public:
+    explicit DropRule(const std::string& ip);
+    ~DropRule();
+    DropRule(const DropRule&) = delete;
+    DropRule& operator=(const DropRule&) = delete;
+
+private:
+    std::string table_;
+};
+
+// The uid a process runs as (from /proc), or -1.
+[[nodiscard]] long process_uid(pid_t pid);
+
+} // namespace lonc::test

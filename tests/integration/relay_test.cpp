@@ -1,0 +1,378 @@
+// The relay (one child per peer): real lonc, real lond-sim peers, real bytes.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <thread>
+
+#include "../unit/vectors.hpp"
+#include "cluster.hpp"
+
+namespace lonc::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+TEST(Relay, EveryPeerAnswersPlainAndEncryptedRequests) {
+    Cluster c({.hosts = 3});
+    for (int h = 0; h < 3; ++h) {
+        const auto token = unique_token("v");
+        EXPECT_EQ(c.request(h, "ping"), c.id(h));
+        EXPECT_EQ(c.request(h, "auth:dom:user:pw"), "refused"); // lond wants it encrypted
+        EXPECT_EQ(c.request(h, "encrypt:auth:dom:user:pw"), "authorized");
+        EXPECT_EQ(c.request(h, "put:dom:user:ns:key=" + token), "ok");
+        EXPECT_EQ(c.request(h, "eget:dom:user:ns:key"), token); // the reply came enc: on the wire
+        EXPECT_EQ(c.request(h, "no_such_command:x"), "unknown_cmd");
+    }
+    // lond-sim saw the eget and auth requests the way lonc sent them.
+    bool saw_enc = false;
+    for (const auto& row : c.sim_requests(1)) {
+        if (row.size() == 3 && row[1].rfind("enc:", 0) == 0) {
+            saw_enc = true;
+            EXPECT_EQ(row[2], "auth:dom:user:pw");
+        }
+    }
+    EXPECT_TRUE(saw_enc);
+}
+
+TEST(Relay, LargeEncryptedEchoAndLargeReply) {
+    Cluster c({.hosts = 2});
+    std::string big(5000, 'x');
+    for (std::size_t i = 0; i < big.size(); ++i) {
+        big[i] = static_cast<char>('a' + i % 26);
+    }
+    EXPECT_EQ(c.request(1, "encrypt:echo:" + big), big);
+    auto reply = c.request(1, "bytes:2000000", 20s);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_EQ(reply->size(), 2000000U);
+    EXPECT_EQ(c.request(1, "ping"), c.id(1)); // the link is still in step
+}
+
+void concurrent_clients(Cluster& c, int host, bool persistent, int clients, int per_client) {
+    std::atomic<int> good{0};
+    std::atomic<int> bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t) {
+        threads.emplace_back([&, t] {
+            std::optional<LineClient> conn;
+            for (int i = 0; i < per_client; ++i) {
+                const auto token = unique_token("c" + std::to_string(t) + "-");
+                std::optional<std::string> reply;
+                if (persistent) {
+                    if (!conn) {
+                        conn = c.client(host);
+                    }
+                    reply = conn ? conn->request("echo:" + token) : std::nullopt;
+                } else {
+                    reply = c.request(host, "echo:" + token);
+                }
+                (reply == token ? good : bad)++;
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(bad.load(), 0);
+    EXPECT_EQ(good.load(), clients * per_client);
+}
+
+TEST(Relay, FiftyConcurrentClientsGetTheirOwnRepliesLonnetPattern) {
+    Cluster c({.hosts = 2});
+    concurrent_clients(c, 1, false, 50, 20);
+}
+
+TEST(Relay, FiftyConcurrentClientsGetTheirOwnRepliesPersistent) {
+    Cluster c({.hosts = 2});
+    concurrent_clients(c, 1, true, 50, 40);
+}
+
+TEST(Relay, PipelineFourGivesEveryClientItsOwnReply) {
+    Cluster c({.hosts = 2, .lonc_args = {"--pipeline", "4"}});
+    concurrent_clients(c, 1, true, 32, 50);
+    concurrent_clients(c, 1, false, 16, 10);
+}
+
+TEST(Relay, ManyLinesOnOneConnectionAreAnsweredInOrder) {
+    Cluster c({.hosts = 2, .lonc_args = {"--connections", "2", "--pipeline", "4"}});
+    auto conn = c.client(1);
+    ASSERT_TRUE(conn);
+    std::string batch;
+    for (int i = 0; i < 200; ++i) {
+        batch += "echo:line" + std::to_string(i) + "\n";
+    }
+    ASSERT_TRUE(conn->send(batch));
+    for (int i = 0; i < 200; ++i) {
+        ASSERT_EQ(conn->read_line(), "line" + std::to_string(i));
+    }
+}
+
+// ------------------------------------------------------ head of line
+
+TEST(HeadOfLine, HalfLineStallDelaysNobody) {
+    Cluster c({.hosts = 2});
+    auto staller = c.client(1);
+    ASSERT_TRUE(staller);
+    ASSERT_TRUE(staller->send("echo:never-finished")); // no newline, then silence
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 20; ++i) {
+        EXPECT_EQ(c.request(1, "echo:ok" + std::to_string(i)), "ok" + std::to_string(i));
+    }
+    EXPECT_LT(since(t0), 2.0);
+    ASSERT_TRUE(staller->send("\n"));
+    EXPECT_EQ(staller->read_line(), "never-finished");
+}
+
+TEST(HeadOfLine, ClientThatStopsReadingDelaysNobody) {
+    Cluster c({.hosts = 2});
+    auto hog = c.client(1);
+    ASSERT_TRUE(hog);
+    std::string batch;
+    for (int i = 0; i < 50; ++i) {
+        batch += "bytes:200000\n"; // 10 MB of replies it will not read
+    }
+    ASSERT_TRUE(hog->send(batch));
+    std::this_thread::sleep_for(300ms);
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 20; ++i) {
+        EXPECT_EQ(c.request(1, "echo:x" + std::to_string(i)), "x" + std::to_string(i));
+    }
+    EXPECT_LT(since(t0), 2.0);
+    // It still gets all of its replies, in order, once it reads.
+    for (int i = 0; i < 50; ++i) {
+        auto r = hog->read_line(10s);
+        ASSERT_TRUE(r.has_value());
+        ASSERT_EQ(r->size(), 200000U);
+    }
+}
+
+TEST(HeadOfLine, SlowRequestOnOnePeerDoesNotDelayAnother) {
+    Cluster c({.hosts = 3});
+    auto slow = std::async(std::launch::async, [&] { return c.request(1, "sleep:2000:slow"); });
+    std::this_thread::sleep_for(100ms);
+    const auto t0 = Clock::now();
+    EXPECT_EQ(c.request(2, "ping"), c.id(2));
+    EXPECT_LT(since(t0), 0.5);
+    EXPECT_EQ(slow.get(), "slow");
+}
+
+TEST(HeadOfLine, SecondConnectionServesOthersWhileOneRequestIsSlow) {
+    Cluster c({.hosts = 2, .lonc_args = {"--connections", "2"}});
+    auto slow = std::async(std::launch::async, [&] { return c.request(1, "sleep:2000:slow"); });
+    std::this_thread::sleep_for(100ms);
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_EQ(c.request(1, "echo:quick" + std::to_string(i)), "quick" + std::to_string(i));
+    }
+    EXPECT_LT(since(t0), 1.0);
+    EXPECT_EQ(slow.get(), "slow");
+}
+
+// ---------------------------------------------------------- timeouts
+
+TEST(Timeouts, TimedOutRequestResetsTheLinkAndTheLateReplyIsNeverDelivered) {
+    Cluster c({.hosts = 2, .lonc_args = {"--request-timeout", "1"}});
+    auto conn = c.client(1);
+    ASSERT_TRUE(conn);
+    const auto t0 = Clock::now();
+    EXPECT_EQ(conn->request("sleep:2500:late-reply"), "con_lost");
+    EXPECT_GT(since(t0), 0.9);
+    EXPECT_LT(since(t0), 2.0);
+    // The next request gets its own reply, never the late one.
+    ASSERT_TRUE(c.wait_socket(1));
+    std::optional<std::string> next;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            next = c.request(1, "echo:fresh");
+            return next == "fresh";
+        },
+        5s))
+        << (next ? *next : "no reply");
+    std::this_thread::sleep_for(2s); // past the moment the late reply would come
+    EXPECT_EQ(c.request(1, "echo:fresh2"), "fresh2");
+    EXPECT_TRUE(c.log_contains(R"(\[h1\] \[[^\]]*\]: CRITICAL: Timeout: sleep:2500:late-reply)"));
+}
+
+TEST(Timeouts, QueuedRequestThatExpiresIsNeverSent) {
+    // The link dies with a request queued behind a slow one; no new link
+    // comes within the request timeout (shorter than the requeue grace).
+    Cluster c({.hosts = 2, .lonc_args = {"--request-timeout", "1", "--requeue-grace", "5"}});
+    auto slow = std::async(std::launch::async, [&] { return c.request(1, "sleep:3000:slow"); });
+    std::this_thread::sleep_for(200ms);
+    const auto t0 = Clock::now();
+    auto queued =
+        std::async(std::launch::async, [&] { return c.request(1, "echo:queued-never-sent"); });
+    std::this_thread::sleep_for(200ms);
+    c.kill_sim(1);
+    EXPECT_EQ(slow.get(), "con_lost");
+    EXPECT_EQ(queued.get(), "con_lost");
+    EXPECT_GT(since(t0), 0.9);
+    EXPECT_LT(since(t0), 2.0);
+    c.start_sim(1);
+    ASSERT_TRUE(wait_until([&] { return c.request(1, "ping") == c.id(1); }, 5s));
+    for (const auto& row : c.sim_requests(1)) {
+        ASSERT_GE(row.size(), 2U);
+        EXPECT_NE(row[1], "echo:queued-never-sent");
+    }
+    EXPECT_TRUE(c.log_contains("Timeout: 1 queued request never sent"));
+}
+
+// ---------------------------------------------------------- link loss
+
+TEST(LinkLoss, PeerKilledMeansConLostAtOnceAndNoSocket) {
+    Cluster c({.hosts = 2});
+    auto idle = c.client(1);
+    ASSERT_TRUE(idle);
+    ASSERT_EQ(idle->request("ping"), c.id(1));
+    auto inflight = std::async(std::launch::async, [&] { return c.request(1, "sleep:5000"); });
+    std::this_thread::sleep_for(200ms);
+    const auto t0 = Clock::now();
+    c.kill_sim(1);
+    EXPECT_EQ(inflight.get(), "con_lost");
+    EXPECT_LT(since(t0), 1.0);
+    EXPECT_TRUE(c.wait_no_socket(1, 2s));
+    // A line on a connection that is still open: con_lost at once.
+    const auto t1 = Clock::now();
+    EXPECT_EQ(idle->request("ping"), "con_lost");
+    EXPECT_LT(since(t1), 0.5);
+    EXPECT_FALSE(c.request(1, "ping").has_value()); // no socket: lonnet fails fast
+    // The other peer is untouched.
+    EXPECT_EQ(c.request(0, "ping"), c.id(0));
+
+    // Peer back: the socket is back soon after the reconnect succeeds.
+    c.start_sim(1);
+    const auto t2 = Clock::now();
+    ASSERT_TRUE(c.wait_socket(1, 5s));
+    EXPECT_LT(since(t2), 1.5); // --retry-max 0.5 in tests
+    EXPECT_EQ(c.request(1, "ping"), c.id(1));
+    EXPECT_EQ(idle->request("ping"), c.id(1)); // the old connection works again too
+}
+
+TEST(LinkLoss, PeerClosingMidRequestGivesConLostAndRecovers) {
+    Cluster c({.hosts = 2});
+    EXPECT_EQ(c.request(1, "close"), "con_lost");
+    ASSERT_TRUE(wait_until([&] { return c.request(1, "ping") == c.id(1); }, 5s));
+}
+
+TEST(LinkLoss, BrokenEncReplyResetsTheLink) {
+    Cluster c({.hosts = 2});
+    EXPECT_EQ(c.request(1, "badenc"), "con_lost");
+    EXPECT_TRUE(c.wait_log("malformed enc: reply"));
+    ASSERT_TRUE(wait_until([&] { return c.request(1, "ping") == c.id(1); }, 5s));
+}
+
+TEST(LinkLoss, HandshakeRefusedIsLoggedWithTheStep) {
+    Cluster c({.hosts = 2, .start_sims = false, .start_lonc = false});
+    c.start_sim(0);
+    c.start_sim(1, {"--refuse-handshake"});
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_socket(0));
+    EXPECT_TRUE(c.wait_log(
+        R"(\[h1\] .*WARNING: Couldn't connect to h1 \(link 1, at challenge\): init failed: lond answered 'refused')"));
+    EXPECT_TRUE(c.wait_log(R"(WARNING: h1 still down after 4 attempts)"));
+    EXPECT_FALSE(std::filesystem::exists(c.socket(1)));
+}
+
+// ------------------------------------------------------- wire vectors
+
+TEST(Wire, EncryptedRequestsOnTheWireEqualTheVectors) {
+    // Rows of enc.tsv whose key comes from a keys.tsv row: run lonc as the
+    // row's local host and lond-sim as its remote host with its buildkey.
+    std::map<std::string, std::vector<std::string>> by_key;
+    for (const auto& row : load_tsv("keys.tsv")) {
+        if (row[0] != row[1]) {
+            by_key.emplace(row[3], row);
+        }
+    }
+    int checked = 0;
+    for (const auto& e : load_tsv("enc.tsv")) {
+        const auto it = by_key.find(e[0]);
+        if (it == by_key.end()) {
+            continue;
+        }
+        const auto& k = it->second;
+        const auto plain = unhex(e[1]);
+        Cluster c({.hosts = 2, .ids = {k[1], k[0]}, .sim_args = {"--buildkey", k[2]}});
+        const auto reply = c.request(1, "encrypt:" + plain);
+        ASSERT_TRUE(reply.has_value());
+        bool found = false;
+        for (const auto& row : c.sim_requests(1)) {
+            if (row.size() >= 2 && row[1] == e[2]) {
+                found = true;
+            }
+        }
+        EXPECT_TRUE(found) << "lond-sim did not receive " << e[2];
+        ++checked;
+    }
+    EXPECT_GE(checked, 8);
+}
+
+// ------------------------------------------------- client misbehaviour
+
+TEST(Clients, OverlongLineGetsAnErrorAndIsClosed) {
+    Cluster c({.hosts = 2, .lonc_args = {"--max-line", "100"}});
+    auto a = c.client(1);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->request("echo:" + std::string(200, 'y')), "error:line_too_long");
+    EXPECT_TRUE(a->wait_closed(2s));
+    auto b = c.client(1);
+    ASSERT_TRUE(b);
+    ASSERT_TRUE(b->send(std::string(5000, 'z'))); // no newline at all
+    EXPECT_EQ(b->read_line(), "error:line_too_long");
+    EXPECT_TRUE(b->wait_closed(2s));
+    EXPECT_EQ(c.request(1, "ping"), c.id(1));
+    EXPECT_TRUE(c.log_contains("longer than --max-line"));
+}
+
+TEST(Clients, IdleClientIsClosed) {
+    Cluster c({.hosts = 2, .lonc_args = {"--client-idle-timeout", "0.5"}});
+    auto idle = c.client(1);
+    ASSERT_TRUE(idle);
+    EXPECT_EQ(idle->request("ping"), c.id(1));
+    EXPECT_TRUE(idle->wait_closed(3s));
+    EXPECT_TRUE(c.wait_log("Closed 1 idle client connection"));
+}
+
+TEST(Clients, FullQueueAnswersQueueFull) {
+    Cluster c({.hosts = 2, .lonc_args = {"--max-queue", "2"}});
+    auto first = std::async(std::launch::async, [&] { return c.request(1, "sleep:1500:a"); });
+    std::this_thread::sleep_for(200ms);
+    auto second = std::async(std::launch::async, [&] { return c.request(1, "echo:b"); });
+    auto third = std::async(std::launch::async, [&] { return c.request(1, "echo:c"); });
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(c.request(1, "echo:d"), "error:queue_full");
+    EXPECT_EQ(first.get(), "a");
+    EXPECT_EQ(second.get(), "b");
+    EXPECT_EQ(third.get(), "c");
+    EXPECT_TRUE(c.log_contains("Queue full"));
+}
+
+TEST(Clients, ClientVanishingMidRequestHurtsNobody) {
+    Cluster c({.hosts = 2});
+    for (int i = 0; i < 20; ++i) {
+        auto gone = c.client(1);
+        ASSERT_TRUE(gone);
+        ASSERT_TRUE(gone->send_line("sleep:50"));
+    } // closed before their replies come
+    EXPECT_EQ(c.request(1, "echo:still-here"), "still-here");
+}
+
+TEST(Clients, CloseConnectionExitEndsTheChildAndTheParentRestartsIt) {
+    Cluster c({.hosts = 2});
+    auto conn = c.client(1);
+    ASSERT_TRUE(conn);
+    ASSERT_TRUE(conn->send_line("close_connection_exit"));
+    EXPECT_TRUE(conn->wait_closed(5s));
+    EXPECT_TRUE(c.wait_log("CRITICAL: Request Close Connection"));
+    ASSERT_TRUE(wait_until([&] { return c.request(1, "ping") == c.id(1); }, 5s));
+    EXPECT_EQ(c.request(0, "ping"), c.id(0));
+}
+
+} // namespace
+} // namespace lonc::test
