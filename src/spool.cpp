@@ -99,7 +99,8 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
     f.mtime = st.st_mtime;
     std::string data;
     char chunk[8192];
-    for (;;) {
+    bool eof = false;
+    while (data.size() <= max_line && data.find('\n') == std::string::npos) {
         const auto want = std::min(sizeof chunk, max_line + 1 - data.size());
         const auto n = ::read(fd, chunk, want);
         if (n < 0 && errno == EINTR) {
@@ -112,25 +113,33 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
             return f;
         }
         if (n == 0) {
+            eof = true;
             break;
         }
         data.append(chunk, static_cast<std::size_t>(n));
-        if (const auto nl = data.find('\n'); nl != std::string::npos) {
-            data.resize(nl);
-            f.line = std::move(data);
-            ::close(fd);
-            f.result = SpoolRead::ok;
-            return f;
-        }
-        if (data.size() > max_line) {
-            ::close(fd);
-            f.result = SpoolRead::too_long;
-            return f;
-        }
     }
     ::close(fd);
-    f.result = data.empty() ? SpoolRead::empty : SpoolRead::no_newline;
+    f.result = parse_spool_bytes(data, eof, max_line, f.line);
     return f;
+}
+
+SpoolRead parse_spool_bytes(std::string_view data, bool eof, std::size_t max_line,
+                            std::string& line) {
+    const auto nl = data.find('\n');
+    if (nl != std::string_view::npos) {
+        if (nl > max_line) {
+            return SpoolRead::too_long;
+        }
+        line.assign(data.substr(0, nl));
+        return SpoolRead::ok;
+    }
+    if (data.size() > max_line) {
+        return SpoolRead::too_long;
+    }
+    if (!eof) {
+        return SpoolRead::unreadable; // a read stopped short without EOF: cannot happen
+    }
+    return data.empty() ? SpoolRead::empty : SpoolRead::no_newline;
 }
 
 } // namespace lonc

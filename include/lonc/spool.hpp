@@ -53,6 +53,12 @@ struct SpoolFile {
     int error = 0;         // errno for unreadable
 };
 
+// Classifies the bytes read from the start of a spool file (at most
+// max_line + 1 of them; eof: the file has no more): ok with the first line
+// (without '\n') in line, or why not.
+[[nodiscard]] SpoolRead parse_spool_bytes(std::string_view data, bool eof, std::size_t max_line,
+                                          std::string& line);
+
 // Reads the first line of a spool file, never more than max_line + 1 bytes.
 [[nodiscard]] SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_line);
 

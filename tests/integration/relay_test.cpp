@@ -6,7 +6,7 @@
 #include <map>
 #include <thread>
 
-#include "../unit/vectors.hpp"
+#include "vectors.hpp"
 #include "cluster.hpp"
 
 namespace lonc::test {

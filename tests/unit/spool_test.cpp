@@ -1,0 +1,72 @@
+#include "lonc/spool.hpp"
+
+#include <gtest/gtest.h>
+
+#include "temp_dir.hpp"
+
+namespace lonc {
+namespace {
+
+TEST(SpoolName, HostIsEverythingAfterTheSecondDot) {
+    const auto n = parse_spool_name("1700000000.putmsuuser.lon_capa.edu");
+    ASSERT_TRUE(n.has_value());
+    EXPECT_EQ(n->epoch, 1700000000U);
+    EXPECT_EQ(n->middle, "putmsuuser");
+    EXPECT_EQ(n->host, "lon_capa.edu");
+    const auto empty_middle = parse_spool_name("5..h1");
+    ASSERT_TRUE(empty_middle.has_value());
+    EXPECT_EQ(empty_middle->host, "h1");
+}
+
+TEST(SpoolName, OtherFilesAreNotSpoolEntries) {
+    for (const char* name :
+         {"", ".", "..", "lock", "123", "123.abc", ".tmp-1.a.h1", "x1.a.h1", "12a.b.h1", "1.a.",
+          "1.a.h1.bad", "1.a.../x", "1.a.h 1", "99999999999999999999999.a.h1"}) {
+        EXPECT_FALSE(parse_spool_name(name).has_value()) << name;
+    }
+}
+
+TEST(SpoolScan, OldestEpochFirstNumericallyThenName) {
+    test::TempDir d("lonc-spool-test");
+    for (const char* name :
+         {"100.b.h1", "20.a.h1", "100.a.h1", "3.z.h2", "1000.a.h1", "5.a.lon.h1", "7.tmp"}) {
+        d.write(name, "x\n");
+    }
+    const auto files = scan_spool(d.path(), "h1");
+    std::vector<std::string> names;
+    for (const auto& f : files) {
+        names.push_back(f.name);
+    }
+    EXPECT_EQ(names, (std::vector<std::string>{"20.a.h1", "100.a.h1", "100.b.h1", "1000.a.h1"}));
+    EXPECT_EQ(scan_spool(d.path(), "lon.h1").size(), 1U);
+}
+
+TEST(SpoolBytes, Classification) {
+    std::string line;
+    EXPECT_EQ(parse_spool_bytes("put:a:b\nrest", false, 100, line), SpoolRead::ok);
+    EXPECT_EQ(line, "put:a:b");
+    EXPECT_EQ(parse_spool_bytes("", true, 100, line), SpoolRead::empty);
+    EXPECT_EQ(parse_spool_bytes("half-written", true, 100, line), SpoolRead::no_newline);
+    EXPECT_EQ(parse_spool_bytes(std::string(101, 'x'), false, 100, line), SpoolRead::too_long);
+    EXPECT_EQ(parse_spool_bytes(std::string(101, 'x') + "\n", false, 100, line),
+              SpoolRead::too_long);
+    EXPECT_EQ(parse_spool_bytes(std::string(100, 'x') + "\n", false, 100, line), SpoolRead::ok);
+    EXPECT_EQ(parse_spool_bytes("\n", true, 100, line), SpoolRead::ok);
+    EXPECT_EQ(line, "");
+}
+
+TEST(SpoolFile, ReadsOnlyTheFirstLineAndReportsMissing) {
+    test::TempDir d("lonc-spool-test");
+    d.write("1.a.h1", "encrypt:put:x\nsecond line\n");
+    const auto f = read_spool_file(d / "1.a.h1", 1000);
+    EXPECT_EQ(f.result, SpoolRead::ok);
+    EXPECT_EQ(f.line, "encrypt:put:x");
+    EXPECT_GT(f.mtime, 0);
+    EXPECT_EQ(read_spool_file(d / "2.a.h1", 1000).result, SpoolRead::missing);
+    d.write("3.a.h1", std::string(5000, 'y'));
+    EXPECT_EQ(read_spool_file(d / "3.a.h1", 1000).result, SpoolRead::too_long);
+    EXPECT_EQ(read_spool_file(d.path(), 1000).result, SpoolRead::unreadable); // a directory
+}
+
+} // namespace
+} // namespace lonc
