@@ -7,6 +7,7 @@
 #include <cstring>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 namespace lonc {
@@ -40,6 +41,11 @@ int become_user(const std::string& user, std::string& error) {
         error = "could regain root after switching to " + user;
         return exit_wrong_user;
     }
+#if defined(__SANITIZE_ADDRESS__)
+    // Changing uid made us undumpable, and LeakSanitizer must ptrace its own
+    // process at exit. Sanitizer builds only: a release lonc stays undumpable.
+    ::prctl(PR_SET_DUMPABLE, 1);
+#endif
     return exit_ok;
 }
 

@@ -101,6 +101,11 @@ public:
     // Drops a file into delayed/ as lonnet would (written, then renamed in).
     std::filesystem::path spool_file(const std::string& name, const std::string& content) const;
 
+    // Stops lonc (TERM, then KILL) and the lond-sims.
+    void stop_everything();
+    // Fails the test for every non-empty sanitizer log of our processes.
+    void check_sanitizer_reports() const;
+
 private:
     ClusterOptions opts_;
     TempDir dir_;

@@ -6,8 +6,8 @@
 #include <map>
 #include <thread>
 
-#include "vectors.hpp"
 #include "cluster.hpp"
+#include "vectors.hpp"
 
 namespace lonc::test {
 namespace {
