@@ -2,20 +2,29 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <netinet/tcp.h>
+#include <string>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 namespace lonc {
 
 UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog) {
+    // Bound and listening under a temporary name first, then renamed into
+    // place: whoever sees the path can connect at once (lonnet takes the
+    // socket file's existence to mean "link up").
+    auto tmp = path;
+    tmp.replace_filename("." + path.filename().string() + "." + std::to_string(::getpid()) +
+                         ".new");
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    const auto& s = path.native();
-    if (s.size() >= sizeof addr.sun_path) {
+    const auto& s = tmp.native();
+    if (path.native().size() >= sizeof addr.sun_path || s.size() >= sizeof addr.sun_path) {
         errno = ENAMETOOLONG;
         return UniqueFd{};
     }
@@ -35,7 +44,7 @@ UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backl
         errno = saved;
         return UniqueFd{};
     }
-    if (::listen(fd.get(), backlog) != 0) {
+    if (::listen(fd.get(), backlog) != 0 || ::rename(s.c_str(), path.c_str()) != 0) {
         const int e = errno;
         ::unlink(s.c_str());
         errno = e;

@@ -14,7 +14,8 @@ namespace lonc {
 
 // Replaces whatever is at path with a listening UNIX stream socket of the
 // given mode (created under a matching umask, so it never exists with a
-// wider one). Returns an invalid fd and sets errno on failure.
+// wider one). The path appears atomically, already listening. Returns an
+// invalid fd and sets errno on failure.
 [[nodiscard]] UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog);
 
 // Starts a non-blocking TCP connect (TCP_NODELAY, SO_KEEPALIVE set). src,
