@@ -31,6 +31,18 @@ std::string self_exe() {
 } // namespace
 
 int main(int argc, char** argv) {
+    // Nothing inherited from whoever started us stays open (a stray
+    // descriptor could hold a lock of ours), except the pid file's across
+    // our own re-exec.
+    if (const char* keep = std::getenv("LONC_PIDFILE_FD"); keep != nullptr) {
+        const int fd = std::atoi(keep);
+        if (fd > 3) {
+            ::close_range(3, static_cast<unsigned>(fd - 1), 0);
+        }
+        ::close_range(static_cast<unsigned>(fd + 1), ~0U, 0);
+    } else {
+        ::close_range(3, ~0U, 0);
+    }
     lonc::block_handled_signals();
     ::umask(022);
     const std::vector<std::string> args(argv, argv + argc);
