@@ -53,10 +53,11 @@ ipc::Fields status_fields(const PeerWorker& w, const std::string& generation) {
         {"reconnects", std::to_string(st.link_downs)},
         {"queue", std::to_string(w.queue_depth())},
         {"clients", std::to_string(w.client_count())},
-        {"spool_pending", std::to_string(w.spool_pending())},
-        {"spool_oldest", std::to_string(w.spool_oldest())},
-        {"spool_delivered", std::to_string(st.spool_delivered)},
-        {"spool_bad", std::to_string(st.spool_bad)},
+        {"spool_pending", std::to_string(w.spooler().pending())},
+        {"spool_oldest", std::to_string(w.spooler().oldest())},
+        {"spool_delivered", std::to_string(w.spooler().stats().delivered)},
+        {"spool_refused", std::to_string(w.spooler().stats().refused)},
+        {"spool_bad", std::to_string(w.spooler().stats().bad)},
         {"status", perl_localtime(std::time(nullptr)) + ": " + w.summary()},
         {"last_log", log::last_log()},
     };
@@ -96,7 +97,7 @@ int run_child(const ChildSetup& setup) {
                     worker.retry_now();
                     break;
                 case ipc::Type::spool_hint:
-                    worker.spool_changed();
+                    worker.spool_hint(m.payload);
                     break;
                 case ipc::Type::drain:
                     if (!draining) {

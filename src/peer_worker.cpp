@@ -50,7 +50,8 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
                           enqueue(pong_);
                       }
                   }),
-      spool_timer_(loop, [this] { spool_scan(); }), drain_timer_(loop, [this] {
+      spooler_(loop, settings_, peer_.id, opts_, [this](Request& r) { enqueue(r); }),
+      drain_timer_(loop, [this] {
           lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
                     pending_.size());
           for (auto& l : links_) {
@@ -121,8 +122,9 @@ void PeerWorker::link_up(Link& link) {
         if (!draining_) {
             open_listener();
         }
-        spool_timer_.arm_in(seconds(opts_.spool_rescan));
-        spool_scan();
+        if (!draining_) {
+            spooler_.start();
+        }
         if (on_link_state) {
             on_link_state(true);
         }
@@ -147,7 +149,7 @@ void PeerWorker::link_down(Link& link, bool was_up) {
             link_since_wall_ = std::time(nullptr);
             log::set_status("Connection lost");
             close_listener();
-            spool_timer_.cancel();
+            spooler_.stop();
             if (!pending_.empty() && !draining_) {
                 grace_timer_.arm_in(seconds(opts_.requeue_grace));
             }
@@ -574,7 +576,7 @@ void PeerWorker::complete(Request& req, std::string_view reply, bool from_lond) 
         }
         break;
     case Request::Kind::spool:
-        spool_done(from_lond ? reply : std::string_view{});
+        spooler_.done(from_lond ? std::optional<std::string_view>(reply) : std::nullopt);
         break;
     }
     maybe_finish_drain();
@@ -647,7 +649,7 @@ void PeerWorker::drain(double grace) {
     draining_ = true;
     log::set_status("Shutting down");
     close_listener();
-    spool_timer_.cancel();
+    spooler_.stop();
     pong_timer_.cancel();
     grace_timer_.cancel();
     drain_timer_.arm_in(seconds(grace));
@@ -677,99 +679,8 @@ void PeerWorker::maybe_finish_drain() {
 
 // ---------------------------------------------------------------- spool
 
-void PeerWorker::spool_changed() {
-    if (links_ready_ > 0) {
-        spool_scan();
-    }
-}
-
-void PeerWorker::spool_scan() {
-    if (links_ready_ > 0 && !draining_) {
-        spool_timer_.arm_in(seconds(opts_.spool_rescan));
-    }
-    spool_files_.clear();
-    for (auto& e : scan_spool(settings_.spool_dir(), peer_.id)) {
-        if (e.name != spool_name_) {
-            spool_files_.insert(std::move(e));
-        }
-    }
-    spool_next();
-}
-
-void PeerWorker::spool_next() {
-    if (!spool_name_.empty() || draining_ || links_ready_ == 0) {
-        return;
-    }
-    while (!spool_files_.empty()) {
-        const auto entry = *spool_files_.begin();
-        spool_files_.erase(spool_files_.begin());
-        const auto path = settings_.spool_dir() / entry.name;
-        auto file = read_spool_file(path, opts_.max_line);
-        if (file.result == SpoolRead::ok) {
-            spool_name_ = entry.name;
-            spool_req_.kind = Request::Kind::spool;
-            spool_req_.line = std::move(file.line);
-            spool_req_.arrived = loop_.now();
-            spool_req_.deadline = spool_req_.arrived + seconds(opts_.request_timeout);
-            spool_req_.client = nullptr;
-            enqueue(spool_req_);
-            return;
-        }
-        if (file.result == SpoolRead::missing) {
-            continue;
-        }
-        const auto age = std::difftime(std::time(nullptr), file.mtime);
-        if (file.result != SpoolRead::unreadable && age < opts_.spool_bad_age) {
-            continue; // may still be being written: look again at the next scan
-        }
-        const auto bad = path.string() + ".bad";
-        if (::rename(path.c_str(), bad.c_str()) == 0) {
-            ++stats_.spool_bad;
-            lg().warn(
-                "Delayed message {} is {}{}: set aside as {}", entry.name, to_string(file.result),
-                file.error != 0 ? std::string(" (") + std::strerror(file.error) + ")" : "", bad);
-        } else {
-            lg().warn("Delayed message {} is {} and cannot be set aside: {}", entry.name,
-                      to_string(file.result), std::strerror(errno));
-        }
-    }
-}
-
-void PeerWorker::spool_done(std::string_view reply) {
-    const auto name = std::move(spool_name_);
-    spool_name_.clear();
-    if (!reply.empty()) {
-        const auto path = settings_.spool_dir() / name;
-        if (::unlink(path.c_str()) == 0) {
-            ++stats_.spool_delivered;
-            if (!log::perm(settings_.perm_log_file(), "S:" + peer_.id + ":" + spool_req_.line)) {
-                lg().error("Cannot append to {}: {}", settings_.perm_log_file().string(),
-                           std::strerror(errno));
-            }
-            const bool refused = starts_with(reply, "refused") || starts_with(reply, "rejected") ||
-                                 starts_with(reply, "error") || starts_with(reply, "unknown_cmd");
-            if (refused) {
-                lg().warn("Delayed message {} was answered >{}< (counted as delivered)", name,
-                          log::printable(reply));
-            } else {
-                lg().info("Delayed {}: >{}<", log::redact(spool_req_.line), log::printable(reply));
-            }
-        } else {
-            lg().warn("Delayed message {} was delivered but cannot be removed: {}", name,
-                      std::strerror(errno));
-        }
-    }
-    spool_next();
-}
-
-std::uint64_t PeerWorker::spool_oldest() const noexcept {
-    std::uint64_t oldest = spool_files_.empty() ? 0 : spool_files_.begin()->epoch;
-    if (!spool_name_.empty()) {
-        if (const auto n = parse_spool_name(spool_name_); n && (oldest == 0 || n->epoch < oldest)) {
-            oldest = n->epoch;
-        }
-    }
-    return oldest;
+void PeerWorker::spool_hint(std::string_view name) {
+    spooler_.hint(name);
 }
 
 std::string PeerWorker::summary() const {
@@ -785,9 +696,14 @@ std::string PeerWorker::summary() const {
     s += ", errors " + std::to_string(stats_.con_lost + stats_.rejected);
     s += ", queue " + std::to_string(pending_.size());
     s += ", clients " + std::to_string(clients_.size());
-    s += ", spool pending " + std::to_string(spool_pending());
-    s += ", delivered " + std::to_string(stats_.spool_delivered);
-    s += ", bad " + std::to_string(stats_.spool_bad);
+    const auto& sp = spooler_.stats();
+    s += ", spool pending " + std::to_string(spooler_.pending());
+    if (const auto oldest = spooler_.oldest(); oldest > 0) {
+        const auto age = std::time(nullptr) - static_cast<std::time_t>(oldest);
+        s += " (oldest " + std::to_string(age > 0 ? age : 0) + " s)";
+    }
+    s += ", delivered " + std::to_string(sp.delivered);
+    s += ", bad " + std::to_string(sp.bad);
     return s;
 }
 

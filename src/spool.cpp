@@ -37,10 +37,14 @@ std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept {
     if (!valid_host_id(out.host)) {
         return std::nullopt;
     }
-    // "<name>.bad" would parse with host "<host>.bad": such a host id is
-    // legal, so set-aside files are told apart by their suffix instead.
-    if (out.host.size() >= 4 && out.host.substr(out.host.size() - 4) == ".bad") {
-        return std::nullopt;
+    // "<name>.bad" (set aside) and "<name>.sent" (delivered, record being
+    // written) would parse with host "<host>.bad": such host ids are legal,
+    // so these files are told apart by their suffix instead.
+    for (const std::string_view suffix : {".bad", ".sent"}) {
+        if (out.host.size() > suffix.size() &&
+            out.host.substr(out.host.size() - suffix.size()) == suffix) {
+            return std::nullopt;
+        }
     }
     return out;
 }
@@ -83,6 +87,10 @@ const char* to_string(SpoolRead r) noexcept {
 
 SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_line) {
     SpoolFile f;
+    struct stat lst {};
+    if (::lstat(path.c_str(), &lst) == 0) {
+        f.mtime = lst.st_mtime; // known even when the file cannot be opened
+    }
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         f.error = errno;

@@ -16,7 +16,7 @@
 #include "lonc/link.hpp"
 #include "lonc/options.hpp"
 #include "lonc/request.hpp"
-#include "lonc/spool.hpp"
+#include "lonc/spooler.hpp"
 
 #include <cstdint>
 #include <ctime>
@@ -60,8 +60,6 @@ struct PeerStats {
     std::uint64_t timeouts = 0;   // requests that ran past --request-timeout
     std::uint64_t link_ups = 0;   // handshakes completed
     std::uint64_t link_downs = 0; // links that were up and went down
-    std::uint64_t spool_delivered = 0;
-    std::uint64_t spool_bad = 0;
     std::uint64_t clients_accepted = 0;
 };
 
@@ -76,8 +74,8 @@ public:
     void start();
     // Links that are down and waiting retry now; links that are up are untouched.
     void retry_now();
-    // Look at delayed/ again (a file for this host appeared, or a rescan).
-    void spool_changed();
+    // A file appeared in delayed/ (its name; "*": look at everything).
+    void spool_hint(std::string_view name);
     // Stop taking requests: remove the socket, let what is queued or on the
     // wire finish for at most `grace`, then stop the loop with exit code 0.
     void drain(double grace);
@@ -89,11 +87,7 @@ public:
     [[nodiscard]] std::time_t link_since_wall() const noexcept { return link_since_wall_; }
     [[nodiscard]] std::size_t queue_depth() const noexcept { return queued_clients_; }
     [[nodiscard]] std::size_t client_count() const noexcept { return clients_.size(); }
-    [[nodiscard]] std::size_t spool_pending() const noexcept {
-        return spool_files_.size() + (spool_name_.empty() ? 0 : 1);
-    }
-    // Epoch of the oldest message waiting in the spool, 0 if none.
-    [[nodiscard]] std::uint64_t spool_oldest() const noexcept;
+    [[nodiscard]] const Spooler& spooler() const noexcept { return spooler_; }
     // Called when the peer goes from no link up to one up, and back.
     std::function<void(bool up)> on_link_state;
     [[nodiscard]] const std::vector<std::unique_ptr<Link>>& links() const noexcept {
@@ -143,11 +137,6 @@ private:
     void arm_request_timer();
     void maybe_finish_drain();
 
-    // Spool
-    void spool_scan();
-    void spool_next();
-    void spool_done(std::string_view reply);
-
     EventLoop& loop_;
     Settings settings_;
     Peer peer_;
@@ -174,10 +163,7 @@ private:
     bool pong_busy_ = false;
     Timer pong_timer_;
 
-    std::set<SpoolEntry> spool_files_;
-    Request spool_req_;
-    std::string spool_name_; // the file spool_req_ carries, "" if none
-    Timer spool_timer_;
+    Spooler spooler_;
 
     bool draining_ = false;
     Timer drain_timer_;

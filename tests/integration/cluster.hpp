@@ -61,7 +61,8 @@ public:
     // Rewrites hosts.tab with the first n hosts (plus extra raw lines).
     void write_hosts(int n, const std::string& extra = {});
 
-    // lond-sim for one host (--bind its ip --id its id), waits for "ready".
+    // lond-sim for one host (--bind its ip --id its id, the cluster's
+    // sim_args, then extra), waits for "ready".
     Process& start_sim(int host, const std::vector<std::string>& extra = {});
     void kill_sim(int host);
     [[nodiscard]] Process& sim(int host) { return sims_.at(host); }

@@ -21,7 +21,7 @@ TEST(SpoolName, HostIsEverythingAfterTheSecondDot) {
 TEST(SpoolName, OtherFilesAreNotSpoolEntries) {
     for (const char* name :
          {"", ".", "..", "lock", "123", "123.abc", ".tmp-1.a.h1", "x1.a.h1", "12a.b.h1", "1.a.",
-          "1.a.h1.bad", "1.a.../x", "1.a.h 1", "99999999999999999999999.a.h1"}) {
+          "1.a.h1.bad", "1.a.h1.sent", "1.a.../x", "1.a.h 1", "99999999999999999999999.a.h1"}) {
         EXPECT_FALSE(parse_spool_name(name).has_value()) << name;
     }
 }

@@ -1,0 +1,394 @@
+// Delayed messages: lonSockDir/delayed/<epoch>.<middle>.<hostid>, delivered
+// at least once, recorded exactly once, never lost.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <thread>
+#include <utime.h>
+
+#include "cluster.hpp"
+
+namespace lonc::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+bool full_size() {
+    return std::getenv("LONC_TEST_FULL") != nullptr;
+}
+
+std::size_t count_lines_with(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+// Requests a lond-sim received, decrypted column, in order.
+std::vector<std::string> received(const Cluster& c, int host) {
+    std::vector<std::string> out;
+    for (const auto& row : c.sim_requests(host)) {
+        if (row.size() >= 3) {
+            out.push_back(row[2]);
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> spool_names(const Cluster& c) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(c.spool())) {
+        out.push_back(e.path().filename().string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+void make_old(const std::filesystem::path& p, int seconds_ago) {
+    const auto t = std::time(nullptr) - seconds_ago;
+    const utimbuf times{t, t};
+    ::utime(p.c_str(), &times);
+}
+
+TEST(Spool, FileWrittenWhileTheLinkIsUpIsDeliveredWithinSeconds) {
+    Cluster c({.hosts = 2});
+    const auto token = unique_token("live");
+    const auto name = std::to_string(std::time(nullptr)) + ".echo" + token + ".h1";
+    const auto t0 = Clock::now();
+    c.spool_file(name, "echo:" + token + "\n");
+    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / name); }, 5s));
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 2.0);
+    const auto perm = slurp(c.perm_log());
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:echo:" + token + ":"), 1U) << perm;
+    const auto got = received(c, 1);
+    EXPECT_EQ(std::count(got.begin(), got.end(), "echo:" + token), 1);
+    EXPECT_TRUE(spool_names(c).empty());
+}
+
+TEST(Spool, BacklogIsDeliveredAtLinkUpOldestFirstAndEncryptedWhenAsked) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    // Out of lexical order on purpose: epochs compare as numbers.
+    const std::vector<std::pair<std::string, std::string>> files = {
+        {"100.b.h1", "echo:third"},          {"9.z.h1", "echo:first"},
+        {"100.a.h1", "encrypt:echo:second"}, {"1000.a.h1", "echo:fourth"},
+        {"50.a.h0", "echo:for-h0"},          {"7.a.h9", "echo:unknown-host"},
+        {"lock", "echo:not-a-spool-file"}};
+    for (const auto& [name, cmd] : files) {
+        c.spool_file(name, cmd + "\n");
+    }
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return spool_names(c) == std::vector<std::string>{"7.a.h9", "lock"};
+        },
+        10s))
+        << ::testing::PrintToString(spool_names(c));
+    std::vector<std::string> spooled;
+    for (const auto& r : received(c, 1)) {
+        if (r.rfind("echo:", 0) == 0) {
+            spooled.push_back(r);
+        }
+    }
+    EXPECT_EQ(spooled,
+              (std::vector<std::string>{"echo:first", "echo:second", "echo:third", "echo:fourth"}));
+    // The encrypt: entry went out as enc: on the wire.
+    bool saw = false;
+    for (const auto& row : c.sim_requests(1)) {
+        if (row.size() >= 3 && row[2] == "echo:second") {
+            saw = row[1].rfind("enc:", 0) == 0;
+        }
+    }
+    EXPECT_TRUE(saw);
+    const auto perm = slurp(c.perm_log());
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:encrypt:echo:second:"), 1U) << perm;
+    EXPECT_EQ(count_lines_with(perm, ":S:h0:echo:for-h0:"), 1U);
+    EXPECT_EQ(count_lines_with(perm, ":S:"), 5U);
+    // Status: delivered counts per peer.
+    ::kill(c.lonc_pid(), SIGUSR1);
+    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(c.status_json()); }, 5s));
+    std::this_thread::sleep_for(300ms);
+    const auto status = nlohmann::json::parse(slurp(c.status_json()));
+    for (const auto& p : status["peers"]) {
+        EXPECT_EQ(p["spool_delivered"], p["id"] == "h1" ? 4 : 1) << p.dump();
+        EXPECT_EQ(p["spool_pending"], 0);
+    }
+}
+
+TEST(Spool, HostIdWithDotsGetsItsFiles) {
+    Cluster c({.hosts = 2, .ids = {"msu.h0", "lon_capa.edu"}});
+    const auto name = std::to_string(std::time(nullptr)) + ".putdots.lon_capa.edu";
+    c.spool_file(name, "echo:dotted\n");
+    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / name); }, 5s));
+    const auto got = received(c, 1);
+    EXPECT_NE(std::find(got.begin(), got.end(), "echo:dotted"), got.end());
+    EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:lon_capa.edu:echo:dotted:"), 1U);
+}
+
+TEST(Spool, RefusedAnswersCountAsDeliveredWithAWarning) {
+    Cluster c({.hosts = 2});
+    c.spool_file("5.auth.h1", "auth:dom:user:pw\n"); // lond refuses auth in clear
+    c.spool_file("6.bogus.h1", "bogus_command\n");   // unknown_cmd
+    ASSERT_TRUE(wait_until([&] { return spool_names(c).empty(); }, 5s));
+    EXPECT_TRUE(c.wait_log(
+        R"(WARNING: Delayed message 5\.auth\.h1 was answered >refused< \(counted as delivered\))"));
+    EXPECT_TRUE(c.wait_log(R"(WARNING: Delayed message 6\.bogus\.h1 was answered >unknown_cmd<)"));
+    EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:h1:"), 2U);
+}
+
+TEST(Spool, BadFilesAreSetAsideOnlyOnceTheyStoppedChangingAndNeverBlockTheRest) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.spool_file("1.empty.h1", "");
+    c.spool_file("2.nonewline.h1", "echo:unterminated");
+    c.spool_file("3.toolong.h1", "echo:" + std::string(300, 'x') + "\n");
+    const auto unreadable = c.spool_file("4.unreadable.h1", "echo:secret\n");
+    ::chmod(unreadable.c_str(), 0000); // root-owned: www cannot read it
+    c.spool_file("5.young.h1", "");    // bad but fresh: left alone for now
+    c.spool_file("9.good.h1", "echo:after-the-bad-ones\n");
+    for (const char* old : {"1.empty.h1", "2.nonewline.h1", "3.toolong.h1", "4.unreadable.h1"}) {
+        make_old(c.spool() / old, 120);
+    }
+    c.start_lonc({"--max-line", "100", "--spool-bad-age", "60"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / "9.good.h1"); }, 5s));
+    const auto got = received(c, 1);
+    EXPECT_NE(std::find(got.begin(), got.end(), "echo:after-the-bad-ones"), got.end());
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return spool_names(c) == std::vector<std::string>{
+                                         "1.empty.h1.bad", "2.nonewline.h1.bad", "3.toolong.h1.bad",
+                                         "4.unreadable.h1.bad", "5.young.h1"};
+        },
+        5s))
+        << ::testing::PrintToString(spool_names(c));
+    for (const char* why :
+         {"1.empty.h1 is empty", "2.nonewline.h1 is no newline-terminated",
+          "3.toolong.h1 is first line longer than --max-line", "4.unreadable.h1 is unreadable"}) {
+        EXPECT_TRUE(c.log_contains(std::string("WARNING: Delayed message ") + why)) << why;
+    }
+    EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:"), 1U);
+    // Nothing set aside is ever retried or deleted.
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(spool_names(c).size(), 5U);
+}
+
+TEST(Spool, HalfWrittenFileIsDeliveredOnceCompleted) {
+    Cluster c({.hosts = 2, .lonc_args = {"--spool-bad-age", "30"}});
+    const auto path = c.spool() / "77.half.h1";
+    {
+        std::ofstream out(path);
+        out << "echo:half"; // lonnet is still writing...
+    }
+    std::this_thread::sleep_for(700ms);
+    EXPECT_TRUE(std::filesystem::exists(path)); // not delivered, not set aside
+    {
+        std::ofstream out(path, std::ios::app);
+        out << "-done\n";
+    }
+    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(path); }, 5s));
+    const auto got = received(c, 1);
+    EXPECT_NE(std::find(got.begin(), got.end(), "echo:half-done"), got.end());
+    EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:h1:echo:half-done:"), 1U);
+}
+
+TEST(Spool, OnlyTheProcessHoldingTheHostLockDelivers) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.dir().make_dir("sockets/.lonc-spool", "www", 0700);
+    const auto lockfile = c.dir() / "sockets/.lonc-spool/h1.lock";
+    const int fd = ::open(lockfile.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fchown(fd, Cluster::www_uid(), static_cast<gid_t>(-1)), 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX), 0); // "another lonc" delivering h1's messages
+    c.spool_file("10.locked.h1", "echo:waits-for-the-lock\n");
+    c.spool_file("10.free.h0", "echo:h0-is-free\n");
+    c.start_lonc({"--spool-rescan", "0.5"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / "10.free.h0"); }, 5s));
+    EXPECT_TRUE(c.wait_log("Another lonc process is delivering h1's delayed messages"));
+    std::this_thread::sleep_for(1s);
+    EXPECT_TRUE(std::filesystem::exists(c.spool() / "10.locked.h1"));
+    ::close(fd); // released
+    ASSERT_TRUE(
+        wait_until([&] { return !std::filesystem::exists(c.spool() / "10.locked.h1"); }, 5s));
+}
+
+TEST(Spool, InterruptedRecordIsCompletedExactlyOnce) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    // Two markers left by a killed lonc: one whose S line made it, one not.
+    c.spool_file("20.rec.h1.sent", "echo:recorded-before-the-kill\n");
+    c.spool_file("21.norec.h1.sent", "echo:not-recorded\n");
+    {
+        std::ofstream perm(c.perm_log(), std::ios::app);
+        perm << std::time(nullptr)
+             << ":S:h1:echo:recorded-before-the-kill:Thu Jan  1 00:00:00 1970\n";
+    }
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until([&] { return spool_names(c).empty(); }, 5s));
+    const auto perm = slurp(c.perm_log());
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:echo:recorded-before-the-kill:"), 1U);
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:echo:not-recorded:"), 1U);
+    // A marker means lond already answered: it is never sent again.
+    const auto got = received(c, 1);
+    EXPECT_EQ(std::count(got.begin(), got.end(), "echo:not-recorded"), 0);
+}
+
+// p-th percentile of the latencies (seconds).
+double percentile(std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0
+                     : v[std::min(v.size() - 1,
+                                  static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+std::vector<double> live_latencies(Cluster& c, int clients, std::chrono::milliseconds duration) {
+    std::vector<std::vector<double>> per(static_cast<std::size_t>(clients));
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    const auto end = Clock::now() + duration;
+    for (int t = 0; t < clients; ++t) {
+        threads.emplace_back([&, t] {
+            auto conn = c.client(1);
+            if (!conn) {
+                ++wrong;
+                return;
+            }
+            int i = 0;
+            while (Clock::now() < end) {
+                const auto token = "live" + std::to_string(t) + "-" + std::to_string(i++);
+                const auto t0 = Clock::now();
+                const auto r = conn->request("echo:" + token);
+                per[static_cast<std::size_t>(t)].push_back(
+                    std::chrono::duration<double>(Clock::now() - t0).count());
+                if (r != token) {
+                    ++wrong;
+                }
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(wrong.load(), 0);
+    std::vector<double> all;
+    for (auto& v : per) {
+        all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+}
+
+TEST(Spool, BacklogSharesTheLinkFairlyWithLiveTraffic) {
+    // lond-sim takes 200 us a request, like a lond doing disk work.
+    Cluster c({.hosts = 2, .sim_args = {"--service-us", "200"}});
+    const int clients = 8;
+    const auto quiet = live_latencies(c, clients, 2s);
+    // The backlog builds up while the peer is down, then drains once it is back.
+    const std::size_t backlog = 5000;
+    c.kill_sim(1);
+    ASSERT_TRUE(c.wait_no_socket(1));
+    for (std::size_t i = 0; i < backlog; ++i) {
+        c.spool_file(std::to_string(1000 + i) + ".fair.h1",
+                     "echo:spooled" + std::to_string(i) + "\n");
+    }
+    c.start_sim(1);
+    ASSERT_TRUE(c.wait_socket(1));
+    const auto before = spool_names(c).size();
+    const auto busy = live_latencies(c, clients, 2s);
+    const auto after = spool_names(c).size();
+    const double p99_quiet = percentile(quiet, 0.99);
+    const double p99_busy = percentile(busy, 0.99);
+    std::printf("live p99: %.0f us with an empty spool, %.0f us while the backlog drains "
+                "(ratio %.2f); backlog %zu -> %zu files\n",
+                p99_quiet * 1e6, p99_busy * 1e6, p99_busy / p99_quiet, before, after);
+    EXPECT_LE(p99_busy, 2.0 * p99_quiet);
+    EXPECT_LT(after + 200, before) << "the backlog must keep moving under live load";
+    ASSERT_TRUE(wait_until([&] { return spool_names(c).empty(); }, 60s));
+    EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:h1:"), backlog);
+}
+
+// At least once, never lost, recorded exactly once: thousands of messages,
+// lonc SIGKILLed at random moments, peers killed and restarted meanwhile.
+TEST(Spool, NothingIsLostThroughKillsAndPeerRestarts) {
+    const int peers = 3;
+    const int per_peer = full_size() ? 1500 : 400;
+    const int lonc_kills = full_size() ? 30 : 8;
+    // lond takes 15 ms a message: a peer's backlog takes longer to drain
+    // than the kill sequence lasts, so every kill lands while delivery is
+    // going on.
+    Cluster c({.hosts = peers + 1, .sim_args = {"--service-us", "15000"}, .start_lonc = false});
+    std::map<std::string, int> host_of; // token -> host
+    for (int h = 1; h <= peers; ++h) {
+        for (int i = 0; i < per_peer; ++i) {
+            const auto token = "k" + std::to_string(h) + "-" + std::to_string(i);
+            host_of[token] = h;
+            c.spool_file(std::to_string(1000000 + i) + ".echo.h" + std::to_string(h),
+                         "echo:" + token + "\n");
+        }
+    }
+    // Made bad on purpose: old and empty.
+    const auto bad = c.spool_file("5.bad.h1", "");
+    make_old(bad, 600);
+
+    std::mt19937 rng(12345);
+    int peer_kills = 0;
+    int kills_mid_delivery = 0;
+    for (int k = 0; k < lonc_kills; ++k) {
+        c.start_lonc();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 400));
+        if (k % 2 == 1) { // a peer dies and comes back meanwhile
+            const int h = 1 + static_cast<int>(rng() % peers);
+            c.kill_sim(h);
+            ++peer_kills;
+            std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 100));
+            c.start_sim(h);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 200));
+        kills_mid_delivery += spool_names(c).size() > 1 ? 1 : 0;
+        ::kill(-c.lonc().pid(), SIGKILL); // the whole process group: parent and children
+        c.lonc().wait(5s);
+        wait_until([&] { return c.children().empty(); }, 5s);
+    }
+    c.start_lonc();
+    ASSERT_TRUE(wait_until(
+        [&] { return spool_names(c) == std::vector<std::string>{"5.bad.h1.bad"}; }, 120s))
+        << spool_names(c).size() << " files left";
+
+    std::map<std::string, int> seen;
+    for (int h = 1; h <= peers; ++h) {
+        for (const auto& r : received(c, h)) {
+            if (r.rfind("echo:k", 0) == 0) {
+                ++seen[r.substr(5)];
+            }
+        }
+    }
+    const auto perm = slurp(c.perm_log());
+    int duplicates = 0;
+    for (const auto& [token, h] : host_of) {
+        ASSERT_GE(seen[token], 1) << token << " never reached its peer";
+        duplicates += seen[token] - 1;
+        ASSERT_EQ(count_lines_with(perm, ":S:h" + std::to_string(h) + ":echo:" + token + ":"), 1U)
+            << token;
+    }
+    EXPECT_EQ(count_lines_with(perm, ":S:"), host_of.size());
+    const int bound = (lonc_kills + peer_kills) * peers * 1;
+    std::printf("%zu messages, %d lonc kills (%d during delivery), %d peer kills: %d duplicate "
+                "deliveries (bound %d), 0 lost\n",
+                host_of.size(), lonc_kills, kills_mid_delivery, peer_kills, duplicates, bound);
+    EXPECT_LE(duplicates, bound);
+    EXPECT_GE(kills_mid_delivery, lonc_kills / 2) << "the kills must hit a busy spool";
+}
+
+} // namespace
+} // namespace lonc::test
