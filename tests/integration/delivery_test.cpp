@@ -56,6 +56,18 @@ std::vector<std::string> spool_names(const Cluster& c) {
     return out;
 }
 
+// Delivered and recorded: the file is gone, and so is the <name>.sent
+// marker that stands between lond's answer and the S: line.
+bool wait_delivered(const Cluster& c, const std::string& name,
+                    std::chrono::milliseconds timeout = 5s) {
+    return wait_until(
+        [&] {
+            return !std::filesystem::exists(c.spool() / name) &&
+                   !std::filesystem::exists(c.spool() / (name + ".sent"));
+        },
+        timeout);
+}
+
 void make_old(const std::filesystem::path& p, int seconds_ago) {
     const auto t = std::time(nullptr) - seconds_ago;
     const utimbuf times{t, t};
@@ -68,7 +80,7 @@ TEST(Spool, FileWrittenWhileTheLinkIsUpIsDeliveredWithinSeconds) {
     const auto name = std::to_string(std::time(nullptr)) + ".echo" + token + ".h1";
     const auto t0 = Clock::now();
     c.spool_file(name, "echo:" + token + "\n");
-    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / name); }, 5s));
+    ASSERT_TRUE(wait_delivered(c, name));
     EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 2.0);
     const auto perm = slurp(c.perm_log());
     EXPECT_EQ(count_lines_with(perm, ":S:h1:echo:" + token + ":"), 1U) << perm;
@@ -131,7 +143,7 @@ TEST(Spool, HostIdWithDotsGetsItsFiles) {
     Cluster c({.hosts = 2, .ids = {"msu.h0", "lon_capa.edu"}});
     const auto name = std::to_string(std::time(nullptr)) + ".putdots.lon_capa.edu";
     c.spool_file(name, "echo:dotted\n");
-    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / name); }, 5s));
+    ASSERT_TRUE(wait_delivered(c, name));
     const auto got = received(c, 1);
     EXPECT_NE(std::find(got.begin(), got.end(), "echo:dotted"), got.end());
     EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:lon_capa.edu:echo:dotted:"), 1U);
@@ -162,7 +174,7 @@ TEST(Spool, BadFilesAreSetAsideOnlyOnceTheyStoppedChangingAndNeverBlockTheRest) 
     }
     c.start_lonc({"--max-line", "100", "--spool-bad-age", "60"});
     ASSERT_TRUE(c.wait_all_sockets());
-    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / "9.good.h1"); }, 5s));
+    ASSERT_TRUE(wait_delivered(c, "9.good.h1"));
     const auto got = received(c, 1);
     EXPECT_NE(std::find(got.begin(), got.end(), "echo:after-the-bad-ones"), got.end());
     ASSERT_TRUE(wait_until(
@@ -197,7 +209,7 @@ TEST(Spool, HalfWrittenFileIsDeliveredOnceCompleted) {
         std::ofstream out(path, std::ios::app);
         out << "-done\n";
     }
-    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(path); }, 5s));
+    ASSERT_TRUE(wait_delivered(c, path.filename().string()));
     const auto got = received(c, 1);
     EXPECT_NE(std::find(got.begin(), got.end(), "echo:half-done"), got.end());
     EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:h1:echo:half-done:"), 1U);
@@ -215,7 +227,7 @@ TEST(Spool, OnlyTheProcessHoldingTheHostLockDelivers) {
     c.spool_file("10.free.h0", "echo:h0-is-free\n");
     c.start_lonc({"--spool-rescan", "0.5"});
     ASSERT_TRUE(c.wait_all_sockets());
-    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / "10.free.h0"); }, 5s));
+    ASSERT_TRUE(wait_delivered(c, "10.free.h0"));
     EXPECT_TRUE(c.wait_log("Another lonc process is delivering h1's delayed messages"));
     std::this_thread::sleep_for(1s);
     EXPECT_TRUE(std::filesystem::exists(c.spool() / "10.locked.h1"));
