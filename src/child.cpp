@@ -4,6 +4,7 @@
 #include "lonc/event_loop.hpp"
 #include "lonc/ipc.hpp"
 #include "lonc/log.hpp"
+#include "lonc/metrics.hpp"
 #include "lonc/peer_worker.hpp"
 #include "lonc/signals.hpp"
 
@@ -37,7 +38,7 @@ ipc::Fields status_fields(const PeerWorker& w, const std::string& generation) {
     for (const auto& l : w.links()) {
         up += l->ready() ? 1U : 0U;
     }
-    return {
+    ipc::Fields fields = {
         {"generation", generation},
         {"link", w.link_up() ? "up" : "down"},
         {"links_up", std::to_string(up)},
@@ -58,9 +59,12 @@ ipc::Fields status_fields(const PeerWorker& w, const std::string& generation) {
         {"spool_delivered", std::to_string(w.spooler().stats().delivered)},
         {"spool_refused", std::to_string(w.spooler().stats().refused)},
         {"spool_bad", std::to_string(w.spooler().stats().bad)},
+        {"latency", w.latency().encode()},
         {"status", perl_localtime(std::time(nullptr)) + ": " + w.summary()},
         {"last_log", log::last_log()},
     };
+    add_facts(fields, read_self_facts());
+    return fields;
 }
 
 } // namespace
@@ -95,6 +99,9 @@ int run_child(const ChildSetup& setup) {
                     break;
                 case ipc::Type::retry:
                     worker.retry_now();
+                    break;
+                case ipc::Type::reconnect:
+                    worker.reconnect();
                     break;
                 case ipc::Type::spool_hint:
                     worker.spool_hint(m.payload);

@@ -104,7 +104,10 @@ AccessConf parse_access_conf(std::string_view text, std::string file) {
 }
 
 bool valid_host_id(std::string_view id) noexcept {
-    if (id.empty() || id == "." || id == "..") {
+    // Not empty, and no leading dot: that also rules out "." and "..", and
+    // keeps lonc's own hidden files in lonSockDir (.lonc-control,
+    // .lonc-spool/, sockets being created) apart from every peer's socket.
+    if (id.empty() || id.front() == '.') {
         return false;
     }
     for (const char c : id) {
@@ -136,9 +139,10 @@ std::optional<Settings> settings_from(const AccessConf& conf, std::vector<Proble
 
     s.host_id = need("lonHostID");
     if (!s.host_id.empty() && !valid_host_id(s.host_id)) {
-        problems.push_back({conf.file, line_of("lonHostID"),
-                            "lonHostID '" + s.host_id +
-                                "' is not a valid host id (letters, digits, '.', '_', '-')"});
+        problems.push_back(
+            {conf.file, line_of("lonHostID"),
+             "lonHostID '" + s.host_id +
+                 "' is not a valid host id (letters, digits, '.', '_', '-'; no leading '.')"});
         ok = false;
     }
     const auto port = need("londPort");
@@ -214,7 +218,8 @@ HostTable parse_hosts_tab(std::string_view text, std::string file) {
         peer.ip = std::string(fields[4]);
         peer.line = number;
         if (!valid_host_id(peer.id)) {
-            bad("unsafe host id '" + peer.id + "' (letters, digits, '.', '_', '-' only)");
+            bad("unsafe host id '" + peer.id +
+                "' (letters, digits, '.', '_', '-' only; no leading '.')");
             return;
         }
         if (peer.ip.empty()) {

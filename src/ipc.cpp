@@ -38,6 +38,7 @@ std::optional<Message> parse(std::string_view datagram, std::string& error) {
         }
         return m;
     case Type::retry:
+    case Type::reconnect:
     case Type::drain:
         if (!m.payload.empty()) {
             error = "unexpected payload";

@@ -99,6 +99,17 @@ void Link::fail(std::string_view reason) {
     teardown(reason, true);
 }
 
+void Link::reset(std::string_view reason) {
+    if (stopped_) {
+        return;
+    }
+    if (state_ != State::down) {
+        teardown(reason, true, true);
+    }
+    failures_ = 0;
+    connect();
+}
+
 void Link::stop(std::string_view reason) {
     stopped_ = true;
     retry_timer_.cancel();
@@ -107,7 +118,7 @@ void Link::stop(std::string_view reason) {
     }
 }
 
-void Link::teardown(std::string_view reason, bool reconnect) {
+void Link::teardown(std::string_view reason, bool reconnect, bool requested) {
     const bool was_up = state_ == State::ready;
     const auto step_name = std::string(step());
     if (fd_) {
@@ -129,11 +140,16 @@ void Link::teardown(std::string_view reason, bool reconnect) {
 
     if (was_up) {
         failures_ = 0;
-        lg().error("Connection to {} lost (link {}): {}", cfg_.remote_id, index_, reason);
-    } else if (reconnect && !stopped_) {
+        if (requested) {
+            lg().info("INFO: Closing the connection to {} (link {}): {}", cfg_.remote_id, index_,
+                      reason);
+        } else {
+            lg().error("Connection to {} lost (link {}): {}", cfg_.remote_id, index_, reason);
+        }
+    } else if (reconnect && !stopped_ && !requested) {
         ++failures_;
     }
-    if (reconnect && !stopped_) {
+    if (reconnect && !stopped_ && !requested) {
         schedule_retry();
         if (!was_up && (failures_ & (failures_ - 1)) == 0) { // 1, 2, 4, 8, ...
             const double wait =

@@ -1,93 +1,56 @@
 // lonctl: the operator's and script's view of a running lonc. Parses the
-// command line and calls into the library.
-//
-//   lonctl send HOST 'REQUEST' [--encrypt]   one request, as lonnet sends it
-//
-// Exit codes: 0 a reply was received (whatever its text), 1 usage,
-// 2 con_lost, 3 no such host or no socket.
+// command line and calls into the library (src/lonctl.cpp); see lonctl(1).
 #include "lonc/config.hpp"
+#include "lonc/lonctl.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <cstring>
-#include <poll.h>
 #include <string>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-namespace {
-
-enum : int { ok = 0, usage = 1, lost = 2, no_host = 3 };
-
-// Connects, writes the line, reads one line (timeout in ms); false if the
-// socket could not be reached at all.
-bool one_request(const std::string& path, const std::string& line, int timeout_ms,
-                 std::string& reply) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) {
-        return false;
-    }
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-        if (fd >= 0) {
-            ::close(fd);
-        }
-        return false;
-    }
-    const std::string out = line + "\n";
-    if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
-        ::close(fd);
-        return true; // reached, but no answer: con_lost
-    }
-    char buf[65536];
-    for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, timeout_ms) <= 0) {
-            break;
-        }
-        const auto n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) {
-            break;
-        }
-        reply.append(buf, static_cast<std::size_t>(n));
-        if (const auto nl = reply.find('\n'); nl != std::string::npos) {
-            reply.resize(nl);
-            ::close(fd);
-            return true;
-        }
-    }
-    reply.clear(); // lonnet treats no (complete) answer as con_lost
-    ::close(fd);
-    return true;
-}
-
-} // namespace
 
 int main(int argc, char** argv) {
+    namespace ctl = lonc::ctl;
     CLI::App app{"lonctl - look at and talk through a running lonc"};
     app.require_subcommand(1);
     std::string config = "/etc/httpd/conf/access.conf";
+    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), else 10 s
+    app.fallthrough();  // -c and --timeout also after the subcommand
     app.add_option("-c,--config", config, "LON-CAPA access.conf")->capture_default_str();
+    app.add_option("--timeout", timeout, "Seconds to wait for lonc (send: for the reply)")
+        ->check(CLI::PositiveNumber);
 
-    auto* send =
-        app.add_subcommand("send", "Send one request to HOST through lonc, print the reply");
     std::string host;
     std::string request;
     bool encrypt = false;
-    double timeout = 310;
+    bool json = false;
+    auto* send =
+        app.add_subcommand("send", "Send one request to HOST through lonc, print the reply");
     send->add_option("HOST", host, "Host id (a socket in lonSockDir)")->required();
     send->add_option("REQUEST", request, "The request line")->required();
     send->add_flag("--encrypt", encrypt, "Send as encrypt:REQUEST (lond sees it encrypted)");
-    send->add_option("--timeout", timeout, "Seconds to wait for the reply")->capture_default_str();
+    auto* status = app.add_subcommand("status", "A fresh status from the running lonc");
+    status->add_flag("--json", json, "Print loncstatus.json's form instead of a table");
+    auto* check = app.add_subcommand(
+        "check", "Check the configuration, the daemon, every socket and every peer's ping");
+    auto* reconnect = app.add_subcommand("reconnect", "Drop and re-make HOST's link now");
+    reconnect->add_option("HOST", host, "Host id")->required();
+    auto* spool = app.add_subcommand("spool", "Delayed messages in lonSockDir/delayed/");
+    spool->require_subcommand(1);
+    auto* list = spool->add_subcommand("list", "List pending and set-aside (.bad) files");
+    auto* retry = spool->add_subcommand("retry", "Put .bad files back for delivery");
+    auto* purge = spool->add_subcommand("purge-bad", "Delete .bad files");
+    for (auto* sub : {list, retry, purge}) {
+        sub->add_option("HOST", host, "Only this host's files");
+    }
 
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e) == 0 ? ok : usage;
+        return app.exit(e) == 0 ? ctl::ok : ctl::usage;
+    }
+    const bool sending = send->parsed();
+    if (timeout == 0) {
+        timeout = sending ? 310 : 10;
     }
 
     const auto cfg = lonc::load_config(config);
@@ -95,32 +58,29 @@ int main(int argc, char** argv) {
         for (const auto& p : cfg.problems) {
             std::fprintf(stderr, "lonctl: %s\n", p.to_string().c_str());
         }
-        return usage;
+        return ctl::usage;
     }
-    if (*send) {
-        if (!lonc::valid_host_id(host) || cfg.hosts.find(host) == nullptr) {
-            std::fprintf(stderr, "lonctl: no such host: %s\n", host.c_str());
-            return no_host;
-        }
-        if (request.find('\n') != std::string::npos) {
-            std::fprintf(stderr, "lonctl: a request is one line\n");
-            return usage;
-        }
-        std::string reply;
-        const auto path = cfg.settings->socket_path(host).string();
-        if (!one_request(path, encrypt ? "encrypt:" + request : request,
-                         static_cast<int>(timeout * 1000), reply)) {
-            std::fprintf(stderr,
-                         "lonctl: no socket for %s (%s): is lonc running and the link up?\n",
-                         host.c_str(), path.c_str());
-            return no_host;
-        }
-        if (reply.empty() || reply == "con_lost") {
-            std::printf("con_lost\n");
-            return lost;
-        }
-        std::printf("%s\n", reply.c_str());
-        return ok;
+    const ctl::Context ctx{cfg, stdout, stderr, timeout};
+    if (sending) {
+        return ctl::send(ctx, host, encrypt ? "encrypt:" + request : request);
     }
-    return usage;
+    if (status->parsed()) {
+        return ctl::status(ctx, json);
+    }
+    if (check->parsed()) {
+        return ctl::check(ctx);
+    }
+    if (reconnect->parsed()) {
+        return ctl::reconnect(ctx, host);
+    }
+    if (list->parsed()) {
+        return ctl::spool_list(ctx, host);
+    }
+    if (retry->parsed()) {
+        return ctl::spool_retry(ctx, host);
+    }
+    if (purge->parsed()) {
+        return ctl::spool_purge_bad(ctx, host);
+    }
+    return ctl::usage;
 }

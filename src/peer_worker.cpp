@@ -105,6 +105,16 @@ void PeerWorker::retry_now() {
     }
 }
 
+void PeerWorker::reconnect() {
+    if (draining_) {
+        return;
+    }
+    lg().info("INFO: Reconnecting to {} (requested by the operator)", peer_.id);
+    for (auto& l : links_) {
+        l->reset("reconnect requested by the operator");
+    }
+}
+
 bool PeerWorker::link_up() const noexcept {
     return links_ready_ > 0;
 }
@@ -553,6 +563,7 @@ void PeerWorker::complete(Request& req, std::string_view reply, bool from_lond) 
     case Request::Kind::client: {
         Client& c = *req.client;
         c.busy = false;
+        latency_.observe(std::chrono::duration<double>(loop_.now() - req.arrived).count());
         if (from_lond) {
             ++stats_.requests;
         } else {

@@ -2,9 +2,11 @@
 
 #include "lonc/child.hpp"
 #include "lonc/clock_text.hpp"
+#include "lonc/control.hpp"
 #include "lonc/event_loop.hpp"
 #include "lonc/ipc.hpp"
 #include "lonc/log.hpp"
+#include "lonc/metrics.hpp"
 #include "lonc/notify.hpp"
 #include "lonc/probe.hpp"
 #include "lonc/signals.hpp"
@@ -73,6 +75,7 @@ private:
         std::unique_ptr<ipc::Channel> channel;
         std::deque<EventLoop::TimePoint> deaths;
         std::unique_ptr<Timer> restart_timer;
+        std::uint64_t starts = 0; // children forked for this peer
         bool link_up = false;
         bool unreachable_logged = false;
         // The last status generation this child answered, and its fields.
@@ -98,8 +101,12 @@ private:
     void maybe_finish_shutdown();
     void finish_shutdown();
     void reexec();
-    void start_status(bool write_files);
+    // What a status generation is collected for; overlapping requests share one.
+    enum Want : unsigned { want_files = 1, want_metrics = 2 };
+    void start_status(unsigned want);
     void finish_status();
+    void on_control(ControlServer::ConnId id, std::string_view line);
+    [[nodiscard]] std::string reconnect(const std::string& id);
     void on_reprobe();
     void watch_spool();
     void on_spool_event();
@@ -125,6 +132,11 @@ private:
 
     std::uint64_t status_gen_ = 0;
     bool status_collecting_ = false;
+    unsigned status_want_ = 0;
+    std::vector<ControlServer::ConnId> status_waiters_; // lonctl status
+    Timer metrics_timer_;
+    std::time_t start_time_ = std::time(nullptr);
+    ControlServer control_;
 
     class SpoolWatch final : public EventLoop::Watcher {
     public:
@@ -167,7 +179,14 @@ Supervisor::Supervisor(SupervisorSetup setup)
                           ::kill(pid, SIGKILL);
                       }
                   }),
-      status_timer_(loop_, [this] { finish_status(); }) {}
+      status_timer_(loop_, [this] { finish_status(); }),
+      metrics_timer_(loop_,
+                     [this] {
+                         metrics_timer_.arm_in(seconds(s_.opts.metrics_interval));
+                         start_status(want_metrics);
+                     }),
+      control_(loop_, s_.config.settings->control_path(),
+               [this](ControlServer::ConnId id, std::string_view line) { on_control(id, line); }) {}
 
 int Supervisor::run() {
     log::set_status("Starting");
@@ -177,6 +196,9 @@ int Supervisor::run() {
     lg().info("lonc {} parent {} starting: {} peers, londPort {}", LONC_VERSION, ::getpid(),
               s_.config.hosts.peers.size(), settings().lond_port);
     watch_spool();
+    if (std::string error; !control_.open(error)) {
+        lg().warn("No control socket (lonctl status and reconnect will not work): {}", error);
+    }
     start_peers();
     reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
     const int code = loop_.run();
@@ -229,6 +251,9 @@ void Supervisor::on_probe(const std::string& id, bool reachable, const std::stri
         s_.launcher.report(exit_ok);
         notifier_.ready();
         update_notify();
+        if (!s_.opts.metrics_file.empty()) {
+            metrics_timer_.arm_in(EventLoop::Clock::duration::zero());
+        }
     }
 }
 
@@ -258,6 +283,7 @@ void Supervisor::spawn(Slot& slot) {
         become_child(slot, std::move(child_end));
     }
     child_end.reset();
+    ++slot.starts;
     slot.pid = pid;
     slot.state = SlotState::running;
     slot.link_up = false;
@@ -482,7 +508,7 @@ void Supervisor::on_usr1() {
             break;
         }
     }
-    start_status(true);
+    start_status(want_files);
 }
 
 void Supervisor::on_hup() {
@@ -516,6 +542,8 @@ void Supervisor::begin_shutdown(bool reexec) {
     log::set_status(reexec ? "Restarting" : "Shutting down");
     prober_.cancel_all();
     reprobe_timer_.cancel();
+    metrics_timer_.cancel();
+    control_.close();
     for (auto& [id, slot] : slots_) {
         if (slot.restart_timer) {
             slot.restart_timer->cancel();
@@ -571,6 +599,9 @@ void Supervisor::reexec() {
     shutting_down_ = false;
     reexec_ = false;
     slots_.clear();
+    if (std::string error; !control_.open(error)) {
+        lg().warn("No control socket: {}", error);
+    }
     start_peers();
     reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
     notifier_.ready();
@@ -578,9 +609,10 @@ void Supervisor::reexec() {
 
 // ----------------------------------------------------------------- status
 
-void Supervisor::start_status(bool /*write_files*/) {
+void Supervisor::start_status(unsigned want) {
+    status_want_ |= want;
     if (status_collecting_) {
-        return; // overlapping USR1s share one generation
+        return; // overlapping requests share one generation
     }
     status_collecting_ = true;
     ++status_gen_;
@@ -620,6 +652,7 @@ void Supervisor::finish_status() {
     }
     status_collecting_ = false;
     status_timer_.cancel();
+    const unsigned want = std::exchange(status_want_, 0U);
     StatusReport r;
     r.generation = status_gen_;
     r.time = std::time(nullptr);
@@ -632,6 +665,8 @@ void Supervisor::finish_status() {
         p.pid = slot.pid;
         p.state = to_string(slot.state);
         p.answered = slot.pid > 0 && slot.answered == status_gen_;
+        p.link_up = slot.link_up;
+        p.restarts = slot.starts > 0 ? slot.starts - 1 : 0;
         if (p.answered) {
             p.fields = slot.fields;
         }
@@ -639,13 +674,78 @@ void Supervisor::finish_status() {
     }
     std::string error;
     const auto dir = settings().status_dir();
+    const auto json = format_status_json(r);
     // JSON first: a reader polling loncstatus.json's generation then finds
     // the matching loncstatus.txt already in place... and vice versa for
     // readers of the text file, which is written last.
-    if (!write_file_atomic(dir / "loncstatus.json", format_status_json(r), error) ||
-        !write_file_atomic(dir / "loncstatus.txt", format_status_txt(r), error)) {
+    if ((want & want_files) != 0 &&
+        (!write_file_atomic(dir / "loncstatus.json", json, error) ||
+         !write_file_atomic(dir / "loncstatus.txt", format_status_txt(r), error))) {
         lg().error("Cannot write the status files: {}", error);
     }
+    if (!s_.opts.metrics_file.empty()) {
+        const MetricsInput in{&r, read_self_facts(), start_time_};
+        if (!write_file_atomic(s_.opts.metrics_file, format_metrics(in), error)) {
+            lg().error("Cannot write the metrics file: {}", error);
+        }
+    }
+    for (const auto id : std::exchange(status_waiters_, {})) {
+        control_.answer(id, json);
+    }
+}
+
+// ---------------------------------------------------------------- control
+
+void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
+    if (line == "status") {
+        if (shutting_down_) {
+            control_.answer(id, "error:shutting_down\n");
+            return;
+        }
+        status_waiters_.push_back(id);
+        start_status(want_files);
+        return;
+    }
+    if (line.substr(0, 10) == "reconnect ") {
+        control_.answer(id, reconnect(std::string(line.substr(10))) + "\n");
+        return;
+    }
+    lg().warn("Control socket: unknown command >{}<", log::printable(line));
+    control_.answer(id, "error:unknown_command\n");
+}
+
+// lonctl reconnect HOST: a running child drops and re-makes its links; a
+// peer waiting for a restart or skipped gets a child now; an unreachable
+// one is probed now.
+std::string Supervisor::reconnect(const std::string& id) {
+    if (shutting_down_) {
+        return "error:shutting_down";
+    }
+    const auto it = slots_.find(id);
+    if (it == slots_.end()) {
+        return "error:no_such_host";
+    }
+    auto& slot = it->second;
+    lg().info("INFO: Reconnect requested for {} ({})", id, to_string(slot.state));
+    switch (slot.state) {
+    case SlotState::running:
+        if (!slot.channel || !slot.channel->send(ipc::Type::reconnect)) {
+            return "error:child_not_answering";
+        }
+        break;
+    case SlotState::skipped:
+    case SlotState::restarting:
+        slot.deaths.clear();
+        slot.restart_timer->cancel();
+        spawn(slot);
+        break;
+    case SlotState::unreachable:
+        prober_.probe(slot.peer);
+        break;
+    case SlotState::probing:
+        break;
+    }
+    return "ok";
 }
 
 // ------------------------------------------------------------------ spool

@@ -63,6 +63,9 @@ struct Settings {
     [[nodiscard]] std::filesystem::path hosts_tab() const { return tab_dir / "hosts.tab"; }
     [[nodiscard]] std::filesystem::path spool_dir() const { return sock_dir / "delayed"; }
     [[nodiscard]] std::filesystem::path status_dir() const { return doc_root / "lon-status"; }
+    // The supervisor's control socket for lonctl (a hidden name: no host id
+    // starts with a dot).
+    [[nodiscard]] std::filesystem::path control_path() const { return sock_dir / ".lonc-control"; }
     [[nodiscard]] std::filesystem::path socket_path(std::string_view host) const {
         return sock_dir / std::string(host);
     }
@@ -72,7 +75,8 @@ struct Settings {
 [[nodiscard]] std::optional<Settings> settings_from(const AccessConf& conf,
                                                     std::vector<Problem>& problems);
 
-// A host id is used as a file name: [A-Za-z0-9._-]+, not "." or "..".
+// A host id is used as a file name: [A-Za-z0-9._-]+ not starting with "."
+// (so never "." or "..", nor one of lonc's own hidden files).
 [[nodiscard]] bool valid_host_id(std::string_view id) noexcept;
 
 // One hosts.tab entry with an address.

@@ -20,6 +20,7 @@ enum class Type : char {
     // parent -> child
     status_request = 'S', // payload: generation (decimal)
     retry = 'R',          // links that are down: reconnect now
+    reconnect = 'C',      // every link: close (if up) and connect again now
     spool_hint = 'F',     // payload: a delayed/ file name for this child's host
     drain = 'D',          // finish what is in flight, then exit
     // child -> parent

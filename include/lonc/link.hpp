@@ -74,6 +74,9 @@ public:
     void retry_now();
     // Tears down with a reason; reconnects later unless stop() was called.
     void fail(std::string_view reason);
+    // Closes the connection, whatever its state, and connects again at once:
+    // an operator's request (logged as information, not as a failure).
+    void reset(std::string_view reason);
     // Closes for good (shutdown): no reconnect.
     void stop(std::string_view reason);
 
@@ -98,7 +101,7 @@ public:
     void on_events(std::uint32_t events) override;
 
 private:
-    void teardown(std::string_view reason, bool reconnect);
+    void teardown(std::string_view reason, bool reconnect, bool requested = false);
     void set_state(State s);
     void on_connected();
     void on_readable();

@@ -12,6 +12,7 @@
 #include "lonc/config.hpp"
 #include "lonc/event_loop.hpp"
 #include "lonc/fd.hpp"
+#include "lonc/histogram.hpp"
 #include "lonc/line_buffer.hpp"
 #include "lonc/link.hpp"
 #include "lonc/options.hpp"
@@ -74,6 +75,8 @@ public:
     void start();
     // Links that are down and waiting retry now; links that are up are untouched.
     void retry_now();
+    // Every link closes (if up) and connects again now (lonctl reconnect).
+    void reconnect();
     // A file appeared in delayed/ (its name; "*": look at everything).
     void spool_hint(std::string_view name);
     // Stop taking requests: remove the socket, let what is queued or on the
@@ -88,6 +91,8 @@ public:
     [[nodiscard]] std::size_t queue_depth() const noexcept { return queued_clients_; }
     [[nodiscard]] std::size_t client_count() const noexcept { return clients_.size(); }
     [[nodiscard]] const Spooler& spooler() const noexcept { return spooler_; }
+    // Arrival to reply of every client request.
+    [[nodiscard]] const LatencyHistogram& latency() const noexcept { return latency_; }
     // Called when the peer goes from no link up to one up, and back.
     std::function<void(bool up)> on_link_state;
     [[nodiscard]] const std::vector<std::unique_ptr<Link>>& links() const noexcept {
@@ -168,6 +173,7 @@ private:
     bool draining_ = false;
     Timer drain_timer_;
     PeerStats stats_;
+    LatencyHistogram latency_;
     bool queue_full_logged_ = false;
     bool emfile_logged_ = false;
 };

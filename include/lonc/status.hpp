@@ -18,7 +18,9 @@ struct PeerStatus {
     pid_t pid = 0;     // 0: no child
     std::string state; // running, unreachable, skipped, restarting, probing
     bool answered = false;
-    ipc::Fields fields; // the child's report (see PeerWorker::status_fields)
+    bool link_up = false;       // as the supervisor last heard it
+    std::uint64_t restarts = 0; // children the supervisor started after the first
+    ipc::Fields fields;         // the child's report (see status_fields in child.cpp)
 };
 
 struct StatusReport {

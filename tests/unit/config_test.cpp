@@ -91,10 +91,11 @@ TEST(AccessConf, BadPortAndHostId) {
 }
 
 TEST(HostId, Validation) {
-    for (const char* ok : {"msul1", "lon_capa.edu", "a-b", "A.9", "..."}) {
+    for (const char* ok : {"msul1", "lon_capa.edu", "a-b", "A.9", "a..."}) {
         EXPECT_TRUE(valid_host_id(ok)) << ok;
     }
-    for (const char* bad : {"", ".", "..", "a/b", "a b", "x\n", "../etc", "\xc3\xa9", "a:b"}) {
+    for (const char* bad : {"", ".", "..", "...", ".lonc-control", ".h1", "a/b", "a b", "x\n",
+                            "../etc", "\xc3\xa9", "a:b"}) {
         EXPECT_FALSE(valid_host_id(bad)) << bad;
     }
 }

@@ -1,0 +1,192 @@
+#include "lonc/metrics.hpp"
+
+#include "lonc/histogram.hpp"
+
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <charconv>
+#include <dirent.h>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <sys/resource.h>
+#include <unistd.h>
+
+namespace lonc {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+double number(const ipc::Fields& f, std::string_view key) {
+    const auto* v = ipc::find(f, key);
+    double n = 0;
+    if (v != nullptr) {
+        std::from_chars(v->data(), v->data() + v->size(), n);
+    }
+    return n;
+}
+
+// The families in the order they are written, each filled per peer.
+class Families {
+public:
+    MetricFamily& get(const std::string& name, MetricType type, const std::string& help) {
+        for (auto& f : families_) {
+            if (f.name == name) {
+                return f;
+            }
+        }
+        families_.push_back(MetricFamily{name, help, type, {}});
+        return families_.back();
+    }
+    void add(const std::string& name, MetricType type, const std::string& help,
+             std::vector<ClientMetric::Label> labels, double value) {
+        ClientMetric m;
+        m.label = std::move(labels);
+        if (type == MetricType::Counter) {
+            m.counter.value = value;
+        } else {
+            m.gauge.value = value;
+        }
+        get(name, type, help).metric.push_back(std::move(m));
+    }
+    [[nodiscard]] const std::vector<MetricFamily>& all() const { return families_; }
+
+private:
+    std::vector<MetricFamily> families_;
+};
+
+void add_process(Families& fam, const std::string& process, const ProcessFacts& p) {
+    const std::vector<ClientMetric::Label> l = {{"process", process}};
+    fam.add("lonc_process_cpu_seconds_total", MetricType::Counter,
+            "User and system CPU time of a lonc process", l, p.cpu_seconds);
+    fam.add("lonc_process_resident_memory_bytes", MetricType::Gauge,
+            "Resident memory of a lonc process", l, static_cast<double>(p.rss_bytes));
+    fam.add("lonc_process_open_fds", MetricType::Gauge, "Open descriptors of a lonc process", l,
+            static_cast<double>(p.open_fds));
+}
+
+} // namespace
+
+ProcessFacts read_self_facts() {
+    ProcessFacts p;
+    rusage ru{};
+    if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+        p.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                        static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    }
+    std::ifstream statm("/proc/self/statm");
+    std::uint64_t size = 0;
+    std::uint64_t resident = 0;
+    if (statm >> size >> resident) {
+        p.rss_bytes = resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+    }
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (const dirent* e = ::readdir(d)) {
+            p.open_fds += e->d_name[0] != '.' ? 1 : 0;
+        }
+        ::closedir(d);
+        p.open_fds -= p.open_fds > 0 ? 1 : 0; // the directory's own descriptor
+    }
+    return p;
+}
+
+void add_facts(ipc::Fields& fields, const ProcessFacts& facts) {
+    std::ostringstream cpu;
+    cpu.precision(6);
+    cpu << std::fixed << facts.cpu_seconds;
+    fields.emplace_back("cpu", cpu.str());
+    fields.emplace_back("rss", std::to_string(facts.rss_bytes));
+    fields.emplace_back("fds", std::to_string(facts.open_fds));
+}
+
+std::string format_metrics(const MetricsInput& in) {
+    const auto& r = *in.report;
+    Families fam;
+    fam.add("lonc_build_info", MetricType::Gauge, "lonc's version, as a label",
+            {{"version", LONC_VERSION}}, 1);
+    fam.add("lonc_start_time_seconds", MetricType::Gauge, "When the supervisor started (epoch)", {},
+            static_cast<double>(in.start_time));
+    fam.add("lonc_status_generation", MetricType::Counter,
+            "Status generations collected from the children", {},
+            static_cast<double>(r.generation));
+    std::map<std::string, double> states = {
+        {"running", 0}, {"unreachable", 0}, {"restarting", 0}, {"skipped", 0}, {"probing", 0}};
+    for (const auto& p : r.peers) {
+        ++states[p.state];
+    }
+    for (const auto& [state, n] : states) {
+        fam.add("lonc_peers", MetricType::Gauge, "Peers by the state of their child",
+                {{"state", state}}, n);
+    }
+    add_process(fam, "PARENT", in.parent);
+
+    for (const auto& p : r.peers) {
+        const std::vector<ClientMetric::Label> l = {{"peer", p.id}};
+        fam.add("lonc_link_up", MetricType::Gauge, "1 while at least one link to the peer is up", l,
+                p.link_up ? 1 : 0);
+        fam.add("lonc_child_restarts_total", MetricType::Counter,
+                "Children started for the peer after its first", l,
+                static_cast<double>(p.restarts));
+        if (!p.answered) {
+            continue; // no child, or it did not answer in time: no fresh facts
+        }
+        const auto& f = p.fields;
+        fam.add("lonc_links_up", MetricType::Gauge, "Links to the peer that are up", l,
+                number(f, "links_up"));
+        const std::pair<const char*, const char*> counters[] = {
+            {"requests", "Client requests answered by the peer's lond"},
+            {"con_lost", "Client requests answered con_lost"},
+            {"rejected", "Client requests refused by lonc (queue full, line too long)"},
+            {"timeouts", "Requests that ran past --request-timeout"},
+            {"reconnects", "Links to the peer that were up and went down"},
+            {"spool_delivered", "Delayed messages delivered"},
+            {"spool_bad", "Delayed messages set aside as .bad"},
+        };
+        for (const auto& [key, help] : counters) {
+            fam.add(std::string("lonc_") + key + "_total", MetricType::Counter, help, l,
+                    number(f, key));
+        }
+        fam.add("lonc_queue_depth", MetricType::Gauge, "Client requests waiting for a link", l,
+                number(f, "queue"));
+        fam.add("lonc_clients", MetricType::Gauge, "Open client connections", l,
+                number(f, "clients"));
+        fam.add("lonc_spool_pending", MetricType::Gauge, "Delayed messages waiting for delivery", l,
+                number(f, "spool_pending"));
+        const double oldest = number(f, "spool_oldest");
+        fam.add("lonc_spool_oldest_age_seconds", MetricType::Gauge,
+                "Age of the oldest waiting delayed message (0: none)", l,
+                oldest > 0 ? std::max(0.0, static_cast<double>(r.time) - oldest) : 0);
+        if (const auto* text = ipc::find(f, "latency")) {
+            if (const auto h = LatencyHistogram::decode(*text)) {
+                ClientMetric m;
+                m.label = l;
+                m.histogram.sample_count = h->count();
+                m.histogram.sample_sum = h->sum();
+                std::uint64_t cumulative = 0;
+                for (std::size_t i = 0; i < LatencyHistogram::bounds.size(); ++i) {
+                    cumulative += h->bucket(i);
+                    m.histogram.bucket.push_back({cumulative, LatencyHistogram::bounds.at(i)});
+                }
+                m.histogram.bucket.push_back({h->count(), std::numeric_limits<double>::infinity()});
+                fam.get("lonc_request_duration_seconds", MetricType::Histogram,
+                        "Client requests from arrival to reply")
+                    .metric.push_back(std::move(m));
+            }
+        }
+        ProcessFacts child;
+        child.cpu_seconds = number(f, "cpu");
+        child.rss_bytes = static_cast<std::uint64_t>(number(f, "rss"));
+        child.open_fds = static_cast<std::uint64_t>(number(f, "fds"));
+        add_process(fam, p.id, child);
+    }
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, fam.all());
+    return out.str();
+}
+
+} // namespace lonc

@@ -1,0 +1,287 @@
+// lonctl against the real daemon: send, status, check, reconnect, spool;
+// and the Prometheus metrics file.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <regex>
+#include <signal.h>
+#include <sstream>
+#include <sys/stat.h>
+#include <thread>
+
+#include "cluster.hpp"
+
+namespace lonc::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct Run {
+    int code = -1;
+    std::string out;
+    std::string err;
+};
+
+// Runs the real lonctl with the cluster's access.conf.
+Run lonctl(const Cluster& c, const std::vector<std::string>& args) {
+    std::string cmd = std::string(LONCTL_PATH) + " -c '" + c.conf().string() + "'";
+    for (const auto& a : args) {
+        cmd += " '" + a + "'";
+    }
+    const auto out = c.dir() / "lonctl.out";
+    const auto err = c.dir() / "lonctl.err";
+    cmd += " >'" + out.string() + "' 2>'" + err.string() + "'";
+    const int st = std::system(cmd.c_str());
+    Run r;
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+
+// The local port of a peer's link, from a fresh status.
+std::string local_ports(const Cluster& c, const std::string& id) {
+    const auto doc = json::parse(lonctl(c, {"status", "--json"}).out);
+    for (const auto& p : doc["peers"]) {
+        if (p["id"] == id) {
+            return p.value("local_ports", "");
+        }
+    }
+    return "";
+}
+
+TEST(Lonctl, SendPrintsTheReplyAndItsExitCodeSaysWhatHappened) {
+    Cluster c({.hosts = 2});
+    auto r = lonctl(c, {"send", "h1", "ping"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "h1\n");
+    r = lonctl(c, {"send", "--encrypt", "h1", "auth:dom:alice:secret"});
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.out, "authorized\n");
+    r = lonctl(c, {"send", "h1", "no_such_command"});
+    EXPECT_EQ(r.code, 0); // a reply, whatever its text
+    EXPECT_EQ(r.out, "unknown_cmd\n");
+    r = lonctl(c, {"send", "h1", "close"}); // lond hangs up mid-request
+    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.out, "con_lost\n");
+    r = lonctl(c, {"send", "nosuch", "ping"});
+    EXPECT_EQ(r.code, 3);
+    EXPECT_NE(r.err.find("no such host"), std::string::npos);
+    r = lonctl(c, {"send", "h1"});
+    EXPECT_EQ(r.code, 1);
+    c.kill_sim(1);
+    ASSERT_TRUE(c.wait_no_socket(1));
+    r = lonctl(c, {"send", "h1", "ping"});
+    EXPECT_EQ(r.code, 3);
+    EXPECT_NE(r.err.find("no socket for h1"), std::string::npos);
+}
+
+TEST(Lonctl, StatusAsksForAFreshGenerationAndPrintsATable) {
+    Cluster c({.hosts = 3});
+    ASSERT_EQ(c.request(1, "ping"), "h1");
+    ASSERT_EQ(c.request(1, "ping"), "h1");
+    auto r = lonctl(c, {"status", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto first = json::parse(r.out);
+    r = lonctl(c, {"status", "--json"});
+    const auto second = json::parse(r.out);
+    EXPECT_GT(second["generation"].get<int>(), first["generation"].get<int>());
+    // The files are written too, with the same generation.
+    EXPECT_EQ(json::parse(slurp(c.status_json()))["generation"], second["generation"]);
+    for (const auto& p : second["peers"]) {
+        EXPECT_EQ(p["link"], "up") << p.dump();
+        if (p["id"] == "h1") {
+            EXPECT_EQ(p["requests"], 2);
+        }
+    }
+    r = lonctl(c, {"status"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("PEER"), std::string::npos) << r.out;
+    for (const char* id : {"h0", "h1", "h2"}) {
+        EXPECT_TRUE(std::regex_search(
+            r.out, std::regex(std::string("\n") + id + R"( +[0-9]+ up +[0-9-]+ [0-9:]+ +)")))
+            << id << " in\n"
+            << r.out;
+    }
+    // Unlike USR1, it resets nothing and logs no "Trying to establish".
+    EXPECT_FALSE(c.log_contains("USR1"));
+}
+
+TEST(Lonctl, StatusAndReconnectFailClearlyWhenLoncIsNotRunning) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    auto r = lonctl(c, {"status"});
+    EXPECT_EQ(r.code, 3);
+    EXPECT_NE(r.err.find("lonc is not running"), std::string::npos) << r.err;
+    r = lonctl(c, {"reconnect", "h1"});
+    EXPECT_EQ(r.code, 3);
+    r = lonctl(c, {"check"});
+    EXPECT_EQ(r.code, 3);
+    EXPECT_NE(r.out.find("not running"), std::string::npos) << r.out;
+}
+
+TEST(Lonctl, ControlSocketBelongsToTheDaemonUserOnly) {
+    Cluster c({.hosts = 2});
+    struct stat st {};
+    ASSERT_EQ(::stat((c.dir() / "sockets/.lonc-control").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777U, 0600U);
+    EXPECT_EQ(st.st_uid, Cluster::www_uid());
+    c.stop_lonc();
+    EXPECT_FALSE(std::filesystem::exists(c.dir() / "sockets/.lonc-control"));
+}
+
+TEST(Lonctl, CheckPingsEveryPeerAndReportsTheOneThatIsDown) {
+    Cluster c({.hosts = 3});
+    auto r = lonctl(c, {"check"});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_NE(r.out.find("lonc: running, pid " + std::to_string(c.lonc_pid())), std::string::npos)
+        << r.out;
+    for (const char* id : {"h0", "h1", "h2"}) {
+        EXPECT_TRUE(std::regex_search(r.out, std::regex(std::string(id) + " +ok +ping: " + id)))
+            << r.out;
+    }
+    c.kill_sim(2);
+    ASSERT_TRUE(c.wait_no_socket(2));
+    r = lonctl(c, {"check"});
+    EXPECT_EQ(r.code, 2);
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("h2 +FAIL +no socket"))) << r.out;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("h1 +ok"))) << r.out;
+}
+
+TEST(Lonctl, ReconnectRemakesOnlyThatPeersLink) {
+    Cluster c({.hosts = 3});
+    const auto h1 = local_ports(c, "h1");
+    const auto h2 = local_ports(c, "h2");
+    ASSERT_FALSE(h1.empty());
+    auto r = lonctl(c, {"reconnect", "h1"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto now = local_ports(c, "h1");
+            return !now.empty() && now != h1;
+        },
+        5s));
+    EXPECT_EQ(local_ports(c, "h2"), h2);
+    EXPECT_EQ(c.request(1, "ping"), "h1");
+    EXPECT_TRUE(c.log_contains(
+        R"(\[h1\] .*INFO: Closing the connection to h1 \(link 1\): reconnect requested by the operator)"));
+    // An operator's reconnect is not a failure: loncron counts CRITICAL lines.
+    EXPECT_FALSE(c.log_contains(R"(\[h1\] .*CRITICAL)")) << c.log();
+    r = lonctl(c, {"reconnect", "nosuch"});
+    EXPECT_EQ(r.code, 3);
+}
+
+TEST(Lonctl, ReconnectRestartsASkippedPeerAtOnce) {
+    Cluster c({.hosts = 2, .lonc_args = {"--max-attempts", "1"}});
+    (void)c.request(1, "close_connection_exit");
+    ASSERT_TRUE(c.wait_log("WARNING: Skipped h1 "));
+    ASSERT_TRUE(c.wait_no_socket(1, 3s));
+    const auto r = lonctl(c, {"reconnect", "h1"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(c.wait_socket(1, 5s));
+}
+
+TEST(Lonctl, SpoolListRetryAndPurgeBad) {
+    Cluster c({.hosts = 3, .start_lonc = false});
+    c.spool_file("100.ok.h1", "echo:waiting\n");
+    c.spool_file("101.fixed.h1.bad", "echo:fixed-by-the-operator\n");
+    c.spool_file("102.hopeless.h2.bad", "");
+    c.spool_file("lock", "not a spool file\n");
+    auto r = lonctl(c, {"spool", "list"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(h1 +pending .* 100\.ok\.h1)"))) << r.out;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(h1 +bad .* 101\.fixed\.h1\.bad)"))) << r.out;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(h2 +bad .* 102\.hopeless\.h2\.bad)")))
+        << r.out;
+    EXPECT_EQ(r.out.find("lock"), std::string::npos);
+    EXPECT_NE(r.out.find("1 pending, 2 bad"), std::string::npos) << r.out;
+    r = lonctl(c, {"spool", "list", "h2"});
+    EXPECT_NE(r.out.find("0 pending, 1 bad"), std::string::npos) << r.out;
+
+    c.start_lonc({"--spool-rescan", "300"}); // only inotify can bring the retried file
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until([&] { return !std::filesystem::exists(c.spool() / "100.ok.h1"); }, 5s));
+    r = lonctl(c, {"spool", "retry", "h1"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("1 file(s) put back"), std::string::npos) << r.out;
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return slurp(c.perm_log()).find(":S:h1:echo:fixed-by-the-operator:") !=
+                   std::string::npos;
+        },
+        5s));
+    EXPECT_TRUE(std::filesystem::exists(c.spool() / "102.hopeless.h2.bad")); // h2's: untouched
+    r = lonctl(c, {"spool", "purge-bad"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("1 bad file(s) deleted"), std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(c.spool() / "102.hopeless.h2.bad"));
+    EXPECT_TRUE(std::filesystem::exists(c.spool() / "lock"));
+    r = lonctl(c, {"spool", "list", "nosuch"});
+    EXPECT_EQ(r.code, 3);
+}
+
+// ---------------------------------------------------------------- metrics
+
+// The value of one sample line "name{labels} value", or -1.
+double sample(const std::string& text, const std::string& series) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(series + " ", 0) == 0) {
+            return std::stod(line.substr(series.size() + 1));
+        }
+    }
+    return -1;
+}
+
+TEST(Metrics, FileIsWrittenPeriodicallyInPrometheusTextFormat) {
+    const auto dir = TempDir("lonc-metrics");
+    ::chmod(dir.path().c_str(), 0777);
+    const auto file = dir / "lonc.prom";
+    Cluster c(
+        {.hosts = 2, .lonc_args = {"--metrics-file", file.string(), "--metrics-interval", "0.3"}});
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_EQ(c.request(1, "ping"), "h1");
+    }
+    ASSERT_EQ(c.request(1, "close"), "con_lost");
+    std::string text;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            text = slurp(file);
+            return sample(text, R"(lonc_requests_total{peer="h1"})") == 5 &&
+                   sample(text, R"(lonc_link_up{peer="h1"})") == 1;
+        },
+        10s))
+        << text;
+    EXPECT_EQ(sample(text, R"(lonc_build_info{version=")" LONC_VERSION R"("})"), 1) << text;
+    EXPECT_EQ(sample(text, R"(lonc_con_lost_total{peer="h1"})"), 1);
+    EXPECT_EQ(sample(text, R"(lonc_request_duration_seconds_count{peer="h1"})"), 6);
+    EXPECT_EQ(sample(text, R"(lonc_request_duration_seconds_bucket{peer="h1",le="+Inf"})"), 6);
+    EXPECT_GT(sample(text, R"(lonc_request_duration_seconds_sum{peer="h1"})"), 0);
+    EXPECT_EQ(sample(text, R"(lonc_peers{state="running"})"), 2);
+    EXPECT_EQ(sample(text, R"(lonc_spool_pending{peer="h0"})"), 0);
+    EXPECT_GT(sample(text, R"(lonc_process_resident_memory_bytes{process="PARENT"})"), 0);
+    EXPECT_GT(sample(text, R"(lonc_process_open_fds{process="h1"})"), 0);
+    EXPECT_GE(sample(text, R"(lonc_process_cpu_seconds_total{process="h1"})"), 0);
+    // Every line is a comment or "name{labels} value".
+    std::istringstream in(text);
+    std::string line;
+    const std::regex sample_line(
+        R"([a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [-+0-9.eInfa]+)");
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') {
+            continue;
+        }
+        EXPECT_TRUE(std::regex_match(line, sample_line)) << line;
+    }
+    // A restarted child: its counters start again, the restart is counted.
+    const auto restarts = R"(lonc_child_restarts_total{peer="h1"})";
+    EXPECT_EQ(sample(text, restarts), 0);
+    (void)c.request(1, "close_connection_exit");
+    EXPECT_TRUE(wait_until([&] { return sample(slurp(file), restarts) == 1; }, 10s)) << slurp(file);
+}
+
+} // namespace
+} // namespace lonc::test
