@@ -176,6 +176,7 @@ int Supervisor::run() {
     }
     lg().info("lonc {} parent {} starting: {} peers, londPort {}", LONC_VERSION, ::getpid(),
               s_.config.hosts.peers.size(), settings().lond_port);
+    notifier_.start_watchdog(loop_);
     watch_spool();
     start_peers();
     reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
