@@ -23,11 +23,14 @@ unset(LONC_EXEC)
 
 # The installed unit: ExecStart is <prefix>/sbin/lonc for the prefix of this
 # installation.
+# (One staging file per destination: installations may run concurrently.)
 install(CODE "
   set(LONC_EXEC \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SBINDIR}/lonc\")
-  configure_file(\"${LONC_UNIT_TEMPLATE}\" \"${PROJECT_BINARY_DIR}/systemd/install/lonc.service\" @ONLY)
+  string(MD5 lonc_dest \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}\")
+  set(lonc_unit \"${PROJECT_BINARY_DIR}/systemd/install-\${lonc_dest}/lonc.service\")
+  configure_file(\"${LONC_UNIT_TEMPLATE}\" \"\${lonc_unit}\" @ONLY)
   file(INSTALL DESTINATION \"\${CMAKE_INSTALL_PREFIX}/${LONC_UNIT_DIR}\" TYPE FILE
-       FILES \"${PROJECT_BINARY_DIR}/systemd/install/lonc.service\")
+       FILES \"\${lonc_unit}\")
 ")
 
 # Man pages, also copied into the build tree for tests and for
