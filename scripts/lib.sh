@@ -9,6 +9,7 @@ LONC_BUILD_PACKAGES=(
 )
 LONC_TEST_PACKAGES=(
   clang libclang-rt-14-dev iproute2 nftables procps util-linux valgrind systemd
+  logrotate groff-base man-db dpkg-dev binutils adduser
 )
 
 # ensure_packages PKG...: apt-get install the ones not installed (one
