@@ -5,7 +5,7 @@
 LONC_BUILD_PACKAGES=(
   cmake ninja-build g++ pkg-config
   libcrypto++-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev
-  libsystemd-dev nlohmann-json3-dev prometheus-cpp-dev
+  libsystemd-dev nlohmann-json3-dev prometheus-cpp-dev libseccomp-dev
 )
 LONC_TEST_PACKAGES=(
   clang libclang-rt-14-dev iproute2 nftables procps util-linux valgrind systemd
