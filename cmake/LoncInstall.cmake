@@ -58,9 +58,10 @@ set(CPACK_PACKAGE_NAME lonc)
 set(CPACK_PACKAGE_VENDOR "lonc project")
 set(CPACK_PACKAGE_CONTACT "lonc maintainers <lonc@example.invalid>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "LON-CAPA connection daemon (C++ rewrite of lonc)")
-set(CPACK_PACKAGE_DESCRIPTION "lonc relays one-line requests from LON-CAPA's web workers over \
-persistent IDEA-encrypted links to each peer's lond. It is a drop-in replacement for the Perl \
-lonc, with a systemd unit, lonctl, man pages and commented example configuration.")
+set(CPACK_PACKAGE_DESCRIPTION "lonc relays one-line requests from LON-CAPA's web workers
+over persistent IDEA-encrypted links to each peer's lond. It is a drop-in
+replacement for the Perl lonc, with a systemd unit, lonctl, man pages and
+commented example configuration.")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 # Install with DESTDIR and the prefix /usr, so the install-time prefix (and

@@ -46,7 +46,7 @@
 namespace {
 
 [[noreturn]] void die(const std::string& what) {
-    std::fprintf(stderr, "sandbox-run: %s: %s\n", what.c_str(), std::strerror(errno));
+    (void)std::fprintf(stderr, "sandbox-run: %s: %s\n", what.c_str(), std::strerror(errno));
     std::exit(125);
 }
 
@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
             break;
         }
         if (i + 1 >= argc) {
-            std::fprintf(stderr, "sandbox-run: %s needs a value\n", a.c_str());
+            (void)std::fprintf(stderr, "sandbox-run: %s needs a value\n", a.c_str());
             return 125;
         }
         const std::string v = argv[++i];
@@ -157,13 +157,13 @@ int main(int argc, char** argv) {
         } else if (a == "--ro" || a == "--rw") {
             binds.push_back({v, -1, a == "--rw"});
         } else {
-            std::fprintf(stderr, "sandbox-run: unknown option %s\n", a.c_str());
+            (void)std::fprintf(stderr, "sandbox-run: unknown option %s\n", a.c_str());
             return 125;
         }
     }
     if (i >= argc || syscalls.empty()) {
-        std::fprintf(stderr, "usage: sandbox-run --syscalls FILE [--ro DIR] [--rw DIR] "
-                             "[--user NAME] [--nofile N] -- PROGRAM [ARG]...\n");
+        (void)std::fprintf(stderr, "usage: sandbox-run --syscalls FILE [--ro DIR] [--rw DIR] "
+                                   "[--user NAME] [--nofile N] -- PROGRAM [ARG]...\n");
         return 125;
     }
 
