@@ -5,10 +5,11 @@
 LONC_BUILD_PACKAGES=(
   cmake ninja-build g++ pkg-config
   libcrypto++-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev
-  libsystemd-dev nlohmann-json3-dev prometheus-cpp-dev
+  libsystemd-dev nlohmann-json3-dev prometheus-cpp-dev libseccomp-dev
 )
 LONC_TEST_PACKAGES=(
   clang libclang-rt-14-dev iproute2 nftables procps util-linux valgrind systemd
+  logrotate groff-base man-db dpkg-dev binutils adduser
 )
 
 # ensure_packages PKG...: apt-get install the ones not installed (one

@@ -98,6 +98,13 @@ int main(int argc, char** argv) {
     lonc::log::init(
         {settings.log_file(), "PARENT", spdlog::level::from_str(opts.log_level), opts.foreground});
     auto& lg = lonc::log::get("main");
+    if (lg.should_log(spdlog::level::debug)) {
+        std::string command_line;
+        for (const auto& a : args) {
+            command_line += (command_line.empty() ? "" : " ") + a;
+        }
+        lg.debug("command line: {}", lonc::log::printable(command_line, 1000));
+    }
 
     // After a HUP the pid file (and its lock) comes with us across exec.
     std::optional<lonc::PidFile> pid_file;

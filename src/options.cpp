@@ -8,6 +8,8 @@ void add_options(CLI::App& app, Options& o) {
     // An option given twice: the last one wins (wrappers can add to a command line).
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     app.set_config("--settings", "", "INI file with option values (the command line wins)");
+    // A misspelt key in the settings file is an error, not silently ignored.
+    app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_version_flag("--version", std::string("lonc ") + LONC_VERSION);
 
     app.add_option("-c,--config", o.config, "LON-CAPA access.conf")->capture_default_str();

@@ -195,6 +195,7 @@ int Supervisor::run() {
     }
     lg().info("lonc {} parent {} starting: {} peers, londPort {}", LONC_VERSION, ::getpid(),
               s_.config.hosts.peers.size(), settings().lond_port);
+    notifier_.start_watchdog(loop_);
     watch_spool();
     if (std::string error; !control_.open(error)) {
         lg().warn("No control socket (lonctl status and reconnect will not work): {}", error);

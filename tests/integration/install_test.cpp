@@ -1,0 +1,299 @@
+// What ships: the man pages, the commented examples, `cmake --install` and
+// the Debian package (built with cpack, unpacked with dpkg -x).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sys/stat.h>
+
+#include "ops_util.hpp"
+
+namespace lonc::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string lonctl_binary() {
+    return LONCTL_PATH;
+}
+
+// An access.conf whose paths are all inside dir, with hosts.tab from the
+// shipped example (its first host is this server).
+std::filesystem::path example_config(const TempDir& dir) {
+    auto conf = slurp(source_dir() / "conf/access.conf");
+    const auto d = dir.path().string();
+    conf = replaced(conf, "/home/httpd/lonTabs", d + "/tabs");
+    conf = replaced(conf, "/home/httpd/perl", d + "/perl");
+    conf = replaced(conf, "/home/httpd/sockets", d + "/sockets");
+    conf = replaced(conf, "/home/httpd/html", d + "/html");
+    dir.write("access.conf", conf);
+    dir.write("tabs/hosts.tab", slurp(source_dir() / "conf/hosts.tab"));
+    return dir / "access.conf";
+}
+
+// --------------------------------------------------------------- man pages
+
+TEST(ManPages, RenderWithoutWarnings) {
+    for (const char* page : {"man/lonc.8", "man/lonctl.1"}) {
+        const auto path = quote((source_dir() / page).string());
+        const auto groff = run("groff -t -man -Tutf8 -ww " + path + " >/dev/null");
+        EXPECT_EQ(groff.code, 0) << page << ": " << groff.out;
+        EXPECT_EQ(groff.out, "") << page << ": groff warned";
+        const auto man = run("MANWIDTH=80 man --warnings -l " + path + " >/dev/null");
+        EXPECT_EQ(man.code, 0) << page << ": " << man.out;
+        EXPECT_EQ(man.out, "") << page << ": man warned";
+    }
+}
+
+TEST(ManPages, LoncPageDocumentsEveryOptionSignalAndExitCode) {
+    const auto help = run(quote(lonc_binary()) + " --help");
+    ASSERT_EQ(help.code, 0);
+    const auto options = long_options(help.out);
+    ASSERT_GT(options.size(), 20U) << help.out;
+    const auto page = slurp(source_dir() / "man/lonc.8");
+    for (const auto& o : options) {
+        std::string roff = "\\-\\-";
+        for (const char ch : o) {
+            roff += ch == '-' ? std::string("\\-") : std::string(1, ch);
+        }
+        EXPECT_NE(page.find(roff), std::string::npos) << "lonc.8 lacks --" << o;
+    }
+    for (const char* section :
+         {".SH SYNOPSIS", ".SH OPTIONS", ".SH FILES", ".SH SIGNALS", ".SH EXIT STATUS",
+          ".SH STATUS FILES", ".SH DIFFERENCES FROM THE ORIGINAL", ".SH SEE ALSO"}) {
+        EXPECT_NE(page.find(section), std::string::npos) << section;
+    }
+    for (const char* sig : {".BR INT \", \" TERM", ".B HUP", ".B USR1", ".B CHLD"}) {
+        EXPECT_NE(page.find(std::string("\n") + sig + "\n"), std::string::npos) << sig;
+    }
+    for (int code = 0; code <= 4; ++code) {
+        EXPECT_NE(page.find(".TP\n.B " + std::to_string(code) + "\n"), std::string::npos) << code;
+    }
+}
+
+TEST(ManPages, LonctlPageDocumentsEverySubcommand) {
+    const auto page = slurp(source_dir() / "man/lonctl.1");
+    for (const char* cmd :
+         {".BI send \" host request\"", ".B status", ".B check", ".BI reconnect \" host\"",
+          ".BR \"spool list\"", ".BR \"spool retry\"", ".BR \"spool purge\\-bad\""}) {
+        EXPECT_NE(page.find(std::string("\n") + cmd), std::string::npos) << cmd;
+    }
+    // And whatever the built lonctl has (its --help lists its subcommands).
+    const auto help = run(quote(lonctl_binary()) + " --help");
+    const auto at = help.out.find("Subcommands:");
+    ASSERT_NE(at, std::string::npos) << help.out;
+    const std::regex sub_re(R"(^  ([a-z][a-z-]*)\s)");
+    for (const auto& line : lines_of(help.out.substr(at))) {
+        std::smatch m;
+        if (std::regex_search(line, m, sub_re)) {
+            EXPECT_NE(page.find(m[1].str()), std::string::npos) << "lonctl.1 lacks " << m[1];
+        }
+    }
+}
+
+// -------------------------------------------------------- config examples
+
+TEST(Examples, ShippedAccessConfAndHostsTabPassCheckConfig) {
+    TempDir dir("lonc-ex");
+    const auto conf = example_config(dir);
+    const auto r = run(quote(lonc_binary()) + " --check-config -c " + quote(conf.string()));
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("host id:   msul1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("peers:     3"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("problems:  none"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("(this host)"), std::string::npos) << r.out;
+}
+
+TEST(Examples, ShippedSettingsIniParsesAndListsEveryOptionWithItsDefault) {
+    TempDir dir("lonc-ini");
+    const auto conf = example_config(dir);
+    const auto ini = source_dir() / "conf/lonc.ini";
+    const auto r = run(quote(lonc_binary()) + " --settings " + quote(ini.string()) +
+                       " --check-config -c " + quote(conf.string()));
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_NE(r.out.find("configuration OK"), std::string::npos) << r.out;
+
+    // Every option of --help is in the file, set or commented out, with the
+    // default --help shows.
+    const auto help = run(quote(lonc_binary()) + " --help");
+    std::map<std::string, std::string> defaults;
+    const std::regex opt_re(R"(^\s+(?:-\w,)?--([a-z][a-z0-9-]*)(?: \S+?=(\S+))?)");
+    for (const auto& line : lines_of(help.out)) {
+        std::smatch m;
+        if (std::regex_search(line, m, opt_re)) {
+            defaults[m[1].str()] = m[2].matched ? m[2].str() : "";
+        }
+    }
+    std::map<std::string, std::string> in_ini;
+    const std::regex kv_re(R"(^#?\s*([a-z][a-z0-9-]*) = ?(.*?)\s*(?:\(.*)?$)");
+    for (const auto& line : lines_of(slurp(ini))) {
+        std::smatch m;
+        if (std::regex_match(line, m, kv_re)) {
+            in_ini[m[1].str()] = m[2].str();
+        }
+    }
+    for (const auto& [name, def] : defaults) {
+        if (name == "help" || name == "settings" || name == "version") {
+            continue;
+        }
+        ASSERT_EQ(in_ini.count(name), 1U) << "lonc.ini lacks " << name;
+        if (!def.empty()) {
+            EXPECT_EQ(in_ini[name], def) << name;
+        }
+    }
+}
+
+TEST(Examples, SettingsFileWithAnUnknownKeyIsRefused) {
+    TempDir dir("lonc-ini");
+    const auto conf = example_config(dir);
+    dir.write("bad.ini", "request-timout = 120\n");
+    const auto r = run(quote(lonc_binary()) + " --settings " + quote((dir / "bad.ini").string()) +
+                       " --check-config -c " + quote(conf.string()));
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("request-timout"), std::string::npos) << r.out;
+}
+
+// ------------------------------------------------------------ installation
+
+void expect_installed_tree(const std::filesystem::path& prefix) {
+    for (const char* f :
+         {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service", "share/man/man8/lonc.8",
+          "share/man/man1/lonctl.1", "share/doc/lonc/examples/access.conf",
+          "share/doc/lonc/examples/hosts.tab", "share/doc/lonc/examples/lonc.ini",
+          "share/doc/lonc/examples/logrotate.d/lonc", "share/doc/lonc/README.md"}) {
+        EXPECT_TRUE(std::filesystem::is_regular_file(prefix / f)) << prefix / f;
+    }
+    for (const char* f : {"sbin/lonc", "bin/lonctl"}) {
+        EXPECT_EQ(::access((prefix / f).c_str(), X_OK), 0) << f;
+    }
+}
+
+TEST(Install, CmakeInstallPutsEveryFileInPlaceAndTheUnitNamesTheInstalledBinary) {
+    TempDir dir("lonc-inst");
+    const auto prefix = dir / "prefix";
+    const auto r = run("cmake --install " + quote(build_dir().string()) + " --prefix " +
+                       quote(prefix.string()));
+    ASSERT_EQ(r.code, 0) << r.out;
+    expect_installed_tree(prefix);
+    const auto unit = slurp(prefix / "lib/systemd/system/lonc.service");
+    EXPECT_NE(unit.find("\nExecStart=" + (prefix / "sbin/lonc").string() + " --foreground\n"),
+              std::string::npos)
+        << unit;
+    // The installed unit verifies, its man pages included.
+    const auto v =
+        run("MANPATH=" + quote((prefix / "share/man").string()) + " systemd-analyze verify " +
+            quote((prefix / "lib/systemd/system/lonc.service").string()));
+    EXPECT_EQ(v.code, 0) << v.out;
+    EXPECT_EQ(v.out, "");
+    const auto ver = run(quote((prefix / "sbin/lonc").string()) + " --version");
+    EXPECT_EQ(ver.out, "lonc " LONC_VERSION "\n");
+}
+
+#if !defined(LONC_SANITIZED_BUILD)
+// The package is made from a release build (an ASan build is not one to
+// ship; this test is compiled only into non-sanitizer builds).
+TEST(Package, DebDependsOnWhatLoncLinksCreatesWwwAndRunsFromAScratchRoot) {
+    TempDir dir("lonc-deb");
+    const auto out = dir / "out";
+    const auto r =
+        run("cd " + quote(build_dir().string()) + " && cpack -G DEB -B " + quote(out.string()));
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::filesystem::path deb;
+    for (const auto& e : std::filesystem::directory_iterator(out)) {
+        if (e.path().extension() == ".deb") {
+            deb = e.path();
+        }
+    }
+    ASSERT_FALSE(deb.empty()) << r.out;
+    EXPECT_EQ(deb.filename().string().rfind("lonc_" LONC_VERSION "_", 0), 0U) << deb;
+
+    // Control: the package name, Depends and a postinst.
+    const auto info = run("dpkg-deb -I " + quote(deb.string()));
+    ASSERT_EQ(info.code, 0) << info.out;
+    EXPECT_NE(info.out.find("\n Package: lonc\n"), std::string::npos) << info.out;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(info.out, m, std::regex(R"(\n Depends: ([^\n]*)\n)")))
+        << info.out;
+    const auto depends = m[1].str();
+    for (const char* pkg : {"libcrypto++8", "libspdlog1.10", "libfmt9", "libsystemd0", "libc6",
+                            "libstdc++6", "adduser"}) {
+        EXPECT_NE(depends.find(pkg), std::string::npos) << pkg << " not in " << depends;
+    }
+    // Every library lonc and lonctl link directly belongs to a package the
+    // .deb depends on.
+    for (const auto& bin : {lonc_binary(), lonctl_binary()}) {
+        const auto needed = run("objdump -p " + quote(bin) + " | awk '/NEEDED/ {print $2}'");
+        for (const auto& lib : lines_of(needed.out)) {
+            if (lib.rfind("ld-linux", 0) == 0) {
+                continue;
+            }
+            const auto owner =
+                run("dpkg -S '*/" + lib + "' | grep \"/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/" +
+                    lib + "$\" | head -n1 | cut -d: -f1");
+            ASSERT_FALSE(owner.out.empty()) << lib;
+            const auto pkg = lines_of(owner.out).at(0);
+            EXPECT_NE(depends.find(pkg), std::string::npos)
+                << bin << " links " << lib << " from " << pkg << ", not in Depends: " << depends;
+        }
+    }
+    const auto postinst =
+        run("dpkg-deb --ctrl-tarfile " + quote(deb.string()) + " | tar -xOf - ./postinst");
+    ASSERT_EQ(postinst.code, 0) << postinst.out;
+    EXPECT_NE(postinst.out.find("adduser --system"), std::string::npos) << postinst.out;
+
+    // Unpacked into a scratch root: the files, the unit naming /usr/sbin/lonc,
+    // and the unpacked lonc checks a configuration.
+    const auto root = dir / "root";
+    const auto x = run("dpkg -x " + quote(deb.string()) + " " + quote(root.string()));
+    ASSERT_EQ(x.code, 0) << x.out;
+    expect_installed_tree(root / "usr");
+    EXPECT_NE(slurp(root / "usr/lib/systemd/system/lonc.service")
+                  .find("\nExecStart=/usr/sbin/lonc --foreground\n"),
+              std::string::npos);
+    const auto conf = example_config(dir);
+    const auto check = run(quote((root / "usr/sbin/lonc").string()) + " --check-config -c " +
+                           quote(conf.string()));
+    EXPECT_EQ(check.code, 0) << check.out;
+    EXPECT_NE(check.out.find("configuration OK"), std::string::npos) << check.out;
+
+    // The postinst on a machine without www (an /etc of its own in a private
+    // mount namespace): creates the user and group; a second run changes
+    // nothing; with the group already there it joins it.
+    dir.write("postinst", postinst.out);
+    const std::string script = R"sh(
+        set -e
+        etc=$1; postinst=$2
+        cp -a /etc/. "$etc"
+        for f in passwd shadow group gshadow; do
+            [ -f "$etc/$f" ] && sed -i '/^www:/d' "$etc/$f"
+        done
+        mount --bind "$etc" /etc
+        ! getent passwd www
+        sh "$postinst" configure
+        getent passwd www | grep -q ':/usr/sbin/nologin$'
+        getent group www
+        [ "$(id -gn www)" = www ]
+        before=$(md5sum /etc/passwd /etc/group)
+        sh "$postinst" configure
+        [ "$(md5sum /etc/passwd /etc/group)" = "$before" ]
+        sed -i '/^www:/d' /etc/passwd /etc/shadow
+        sh "$postinst" configure
+        [ "$(id -gn www)" = www ]
+        echo POSTINST-OK
+    )sh";
+    dir.write("postinst-check.sh", script);
+    std::filesystem::create_directories(dir / "etc");
+    const auto real_passwd = slurp("/etc/passwd");
+    const auto real_group = slurp("/etc/group");
+    const auto p = run("unshare --mount --propagation private sh " +
+                       quote((dir / "postinst-check.sh").string()) + " " +
+                       quote((dir / "etc").string()) + " " + quote((dir / "postinst").string()));
+    EXPECT_EQ(p.code, 0) << p.out;
+    EXPECT_NE(p.out.find("POSTINST-OK"), std::string::npos) << p.out;
+    // The machine's own files were not touched.
+    EXPECT_EQ(slurp("/etc/passwd"), real_passwd);
+    EXPECT_EQ(slurp("/etc/group"), real_group);
+}
+#endif
+
+} // namespace
+} // namespace lonc::test

@@ -1,0 +1,368 @@
+// lonc.log: rotation by rename (loncron's way and logrotate's), --log-level,
+// and the journald-friendly stderr copy under --foreground.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <signal.h>
+#include <sys/stat.h>
+#include <thread>
+
+#include "ops_util.hpp"
+
+namespace lonc::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::size_t count_of(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+// Every line of a log file is whole and in the classic format.
+void expect_well_formed(const std::string& text, const std::string& what) {
+    if (!text.empty()) {
+        EXPECT_EQ(text.back(), '\n') << what << " ends in a torn line";
+    }
+    const std::regex line_re(
+        R"(^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} \(\d+\) \[[^\]]+\] \[[^\]]*\]: .*$)");
+    for (const auto& line : lines_of(text)) {
+        EXPECT_TRUE(std::regex_match(line, line_re)) << what << ": malformed line: " << line;
+    }
+}
+
+// Drives events that each make exactly one known lonc.log line, in the
+// supervisor and in every child, and remembers what it expects.
+class LogTraffic {
+public:
+    explicit LogTraffic(Cluster& c, int hosts) : c_(c), hosts_(hosts) {}
+
+    // One round: per host a delayed message with a unique token (the child
+    // logs "Delayed echo:<token>: >...<") and an overlong client line (the
+    // child logs a WARNING); one USR1 (the supervisor logs a line).
+    void round(const std::filesystem::path& rotated) {
+        for (int h = 0; h < hosts_; ++h) {
+            const auto token = unique_token("rot");
+            const auto name = std::to_string(std::time(nullptr)) + ".echo" + token + "." + c_.id(h);
+            c_.spool_file(name, "echo:" + token + "\n");
+            tokens_.push_back(token);
+            auto client = c_.client(h);
+            ASSERT_TRUE(client.has_value());
+            const auto reply = client->request(std::string(200, 'x'), 10s);
+            EXPECT_EQ(reply.value_or("(none)"), "error:line_too_long");
+            ++overlong_[c_.id(h)];
+        }
+        ++usr1_;
+        c_.lonc().signal(SIGUSR1);
+        // Wait for this round's lines, so USR1s do not coalesce and a round
+        // is complete before the next step.
+        ASSERT_TRUE(wait_until([&] { return complete(rotated); }, 20s))
+            << "lines missing after a round:\n"
+            << both(rotated);
+    }
+
+    [[nodiscard]] std::string both(const std::filesystem::path& rotated) const {
+        return slurp(rotated) + slurp(c_.log_file());
+    }
+    [[nodiscard]] bool complete(const std::filesystem::path& rotated) const {
+        const auto text = both(rotated);
+        for (const auto& t : tokens_) {
+            if (count_of(text, "Delayed echo:" + t + ": >") == 0) {
+                return false;
+            }
+        }
+        for (const auto& [id, n] : overlong_) {
+            if (count_of(text, "[" + id + "] [") == 0 || overlong_lines(text, id) < n) {
+                return false;
+            }
+        }
+        return count_of(text, "USR1: Trying to establish connections again") >= usr1_;
+    }
+    [[nodiscard]] static std::size_t overlong_lines(const std::string& text,
+                                                    const std::string& id) {
+        std::size_t n = 0;
+        for (const auto& line : lines_of(text)) {
+            if (line.find(") [" + id + "] [") != std::string::npos &&
+                line.find("WARNING: Client line longer than --max-line") != std::string::npos) {
+                ++n;
+            }
+        }
+        return n;
+    }
+
+    // Until stop, delayed messages for every host, one every few ms, so
+    // lines are being written while the file is renamed. Each is logged by
+    // a child exactly once ("Delayed echo:<token>").
+    void background(const std::atomic<bool>& stop) {
+        while (!stop) {
+            for (int h = 0; h < hosts_; ++h) {
+                const auto token = unique_token("bg");
+                c_.spool_file(std::to_string(std::time(nullptr)) + ".echo" + token + "." + c_.id(h),
+                              "echo:" + token + "\n");
+                const std::lock_guard lock(mu_);
+                background_.push_back(token);
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+    }
+    // Waits until every background message was delivered and logged.
+    bool background_done(const std::filesystem::path& rotated) const {
+        return wait_until(
+            [&] {
+                const auto text = both(rotated);
+                const std::lock_guard lock(mu_);
+                return std::all_of(background_.begin(), background_.end(), [&](const auto& t) {
+                    return text.find("Delayed echo:" + t + ": >") != std::string::npos;
+                });
+            },
+            30s, 50ms);
+    }
+
+    // The first line after a rotation: the supervisor's answer to a USR1
+    // sent right after it. Returns how long it took to appear in the new
+    // lonc.log.
+    double first_line_after_rotation() {
+        const auto t0 = Clock::now();
+        ++usr1_;
+        c_.lonc().signal(SIGUSR1);
+        EXPECT_TRUE(wait_until(
+            [&] {
+                return slurp(c_.log_file()).find("USR1: Trying to establish connections again") !=
+                       std::string::npos;
+            },
+            5s))
+            << "no new lonc.log";
+        return std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+
+    // What was sent since mark() was called lands only in the new file.
+    void mark() {
+        mark_tokens_ = tokens_.size();
+        mark_overlong_ = overlong_;
+        mark_usr1_ = usr1_;
+    }
+
+    // Nothing lost, nothing twice: every expected line is in exactly one of
+    // the two files, and whatever happened after mark() is in the new one.
+    void check(const std::filesystem::path& rotated) const {
+        const auto old_text = slurp(rotated);
+        const auto new_text = slurp(c_.log_file());
+        expect_well_formed(old_text, rotated.string());
+        expect_well_formed(new_text, c_.log_file().string());
+        for (std::size_t i = 0; i < tokens_.size(); ++i) {
+            const auto needle = "Delayed echo:" + tokens_[i] + ": >";
+            const auto in_old = count_of(old_text, needle);
+            const auto in_new = count_of(new_text, needle);
+            EXPECT_EQ(in_old + in_new, 1U) << tokens_[i];
+            if (i >= mark_tokens_) {
+                EXPECT_EQ(in_new, 1U) << tokens_[i] << " went to the rotated file";
+            }
+        }
+        for (const auto& [id, n] : overlong_) {
+            EXPECT_EQ(overlong_lines(old_text, id) + overlong_lines(new_text, id), n) << id;
+            const auto after = n - (mark_overlong_.count(id) != 0 ? mark_overlong_.at(id) : 0);
+            EXPECT_EQ(overlong_lines(new_text, id), after) << id;
+        }
+        {
+            const std::lock_guard lock(mu_);
+            EXPECT_GT(background_.size(), 10U);
+            for (const auto& t : background_) {
+                const auto needle = "Delayed echo:" + t + ": >";
+                EXPECT_EQ(count_of(old_text, needle) + count_of(new_text, needle), 1U) << t;
+            }
+        }
+        const std::string usr1 = "USR1: Trying to establish connections again";
+        EXPECT_EQ(count_of(old_text, usr1) + count_of(new_text, usr1), usr1_);
+        EXPECT_EQ(count_of(new_text, usr1), usr1_ - mark_usr1_);
+        // Every process followed the rename: the supervisor and each child
+        // wrote to the new file.
+        EXPECT_NE(new_text.find(") [PARENT] ["), std::string::npos);
+        for (int h = 0; h < hosts_; ++h) {
+            EXPECT_NE(new_text.find(") [" + c_.id(h) + "] ["), std::string::npos) << c_.id(h);
+        }
+    }
+
+private:
+    Cluster& c_;
+    int hosts_;
+    std::vector<std::string> tokens_;
+    std::map<std::string, std::size_t> overlong_;
+    std::size_t usr1_ = 0;
+    std::size_t mark_tokens_ = 0;
+    std::map<std::string, std::size_t> mark_overlong_;
+    std::size_t mark_usr1_ = 0;
+    mutable std::mutex mu_;
+    std::vector<std::string> background_;
+};
+
+TEST(LogRotation, LoncronRenameLosesNothingAndEveryProcessFollows) {
+    Cluster c({.hosts = 3, .lonc_args = {"--max-line", "64"}});
+    const auto rotated = c.dir() / "logs/lonc.log.1";
+    LogTraffic traffic(c, 3);
+    traffic.round(rotated);
+    traffic.round(rotated);
+
+    std::atomic<bool> stop{false};
+    std::thread busy([&] { traffic.background(stop); });
+    std::this_thread::sleep_for(300ms);
+
+    // loncron: rename lonc.log to lonc.log.1, nothing else, while lines
+    // are being written.
+    std::filesystem::rename(c.log_file(), rotated);
+    traffic.mark();
+    const double took = traffic.first_line_after_rotation();
+    EXPECT_LT(took, 1.0) << "the new lonc.log took " << took << " s";
+    traffic.round(rotated);
+    traffic.round(rotated);
+    EXPECT_EQ(c.request(1, "echo:still").value_or(""), "still"); // still serving
+    stop = true;
+    busy.join();
+    ASSERT_TRUE(traffic.background_done(rotated));
+    traffic.check(rotated);
+
+    // The new file belongs to the daemon's user, like the old one.
+    struct stat st {};
+    ASSERT_EQ(::stat(c.log_file().c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, Cluster::www_uid());
+}
+
+TEST(LogRotation, LogrotateWithTheShippedConfigLosesNothing) {
+    Cluster c({.hosts = 3, .lonc_args = {"--max-line", "64"}});
+    // The shipped config, pointed at this cluster's log.
+    const auto shipped = slurp(source_dir() / "conf/logrotate.d/lonc");
+    ASSERT_FALSE(shipped.empty());
+    for (const auto& line : lines_of(shipped)) {
+        if (line.find('#') == std::string::npos) {
+            EXPECT_EQ(line.find("copytruncate"), std::string::npos) << line;
+            EXPECT_EQ(line.find("postrotate"), std::string::npos) << line;
+        }
+    }
+    c.dir().write("logrotate.conf",
+                  replaced(shipped, "/home/httpd/perl/logs/lonc.log", c.log_file().string()));
+    ::chmod((c.dir() / "logrotate.conf").c_str(), 0644);
+
+    LogTraffic traffic(c, 3);
+    // Before any rotation the old file does not exist yet: count in
+    // lonc.log alone.
+    const auto none = c.dir() / "logs/not-rotated-yet";
+    traffic.round(none);
+    traffic.round(none);
+
+    std::atomic<bool> stop{false};
+    std::thread busy([&] { traffic.background(stop); });
+    std::this_thread::sleep_for(300ms);
+    const auto r = run("logrotate -v -f -s " + quote((c.dir() / "logrotate.state").string()) + " " +
+                       quote((c.dir() / "logrotate.conf").string()));
+    std::this_thread::sleep_for(100ms);
+    stop = true;
+    busy.join();
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::filesystem::path rotated;
+    for (const auto& e : std::filesystem::directory_iterator(c.dir() / "logs")) {
+        if (e.path().filename().string().rfind("lonc.log-", 0) == 0) {
+            EXPECT_TRUE(rotated.empty()) << "two rotated files";
+            rotated = e.path();
+        }
+    }
+    ASSERT_FALSE(rotated.empty()) << r.out;
+    EXPECT_EQ(rotated.string().find(".gz"), std::string::npos) << "delaycompress";
+    // nocreate: the new lonc.log is lonc's own (lines written since the
+    // rename), owned by the daemon's user.
+    struct stat st {};
+    ASSERT_EQ(::stat(c.log_file().c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, Cluster::www_uid());
+
+    traffic.mark();
+    const double took = traffic.first_line_after_rotation();
+    EXPECT_LT(took, 1.0) << "the new lonc.log took " << took << " s";
+    traffic.round(rotated);
+    traffic.round(rotated);
+    ASSERT_TRUE(traffic.background_done(rotated));
+    traffic.check(rotated);
+}
+
+// ------------------------------------------------------------ --log-level
+
+TEST(LogLevel, DebugLinesOnlyAtDebug) {
+    {
+        Cluster c({.hosts = 1, .lonc_args = {"--log-level", "debug"}});
+        EXPECT_TRUE(c.wait_log("\\]: command line: \\S*lonc -c ", 5s)) << c.log();
+    }
+    {
+        Cluster c({.hosts = 1});
+        ASSERT_TRUE(c.wait_log("Done starting initial servers"));
+        EXPECT_FALSE(c.log_contains("command line:")) << c.log();
+    }
+}
+
+TEST(LogLevel, WarnDropsInformationAndKeepsWarnings) {
+    Cluster c({.hosts = 2, .lonc_args = {"--log-level", "warn", "--max-line", "64"}});
+    auto client = c.client(1);
+    ASSERT_TRUE(client.has_value());
+    EXPECT_EQ(client->request(std::string(100, 'y')).value_or(""), "error:line_too_long");
+    ASSERT_TRUE(c.wait_log("\\[h1\\] .*WARNING: Client line longer than --max-line"));
+    EXPECT_FALSE(c.log_contains("Done starting initial servers")) << c.log();
+    EXPECT_FALSE(c.log_contains("Secure connection initialized")) << c.log();
+}
+
+TEST(LogLevel, SettingsFileValueIsUsedAndTheCommandLineWins) {
+    {
+        Cluster c({.hosts = 1, .start_lonc = false});
+        c.dir().write("lonc.ini", "log-level = debug\n");
+        c.start_lonc({"--settings", (c.dir() / "lonc.ini").string()});
+        ASSERT_TRUE(c.wait_all_sockets());
+        EXPECT_TRUE(c.wait_log("\\]: command line: ", 5s)) << c.log();
+    }
+    {
+        Cluster c({.hosts = 1, .start_lonc = false});
+        c.dir().write("lonc.ini", "log-level = debug\n");
+        c.start_lonc({"--settings", (c.dir() / "lonc.ini").string(), "--log-level", "info"});
+        ASSERT_TRUE(c.wait_all_sockets());
+        ASSERT_TRUE(c.wait_log("Done starting initial servers"));
+        EXPECT_FALSE(c.log_contains("command line:")) << c.log();
+    }
+}
+
+// ------------------------------------------------------- --foreground stderr
+
+TEST(Foreground, EveryLogLineAlsoGoesToStderrWithoutATimestamp) {
+    Cluster c({.hosts = 2});
+    ASSERT_TRUE(c.wait_log("\\[h1\\] .*Secure connection initialized"));
+    ASSERT_TRUE(c.wait_log("\\[h0\\] .*Secure connection initialized"));
+    c.lonc().signal(SIGUSR1);
+    ASSERT_TRUE(c.wait_log("USR1: Trying to establish connections again"));
+    ASSERT_TRUE(c.stop_lonc().has_value());
+
+    const auto err = slurp(c.dir() / "lonc.stderr");
+    std::set<std::string> err_lines;
+    const std::regex stderr_re(R"(^\[(PARENT|h0|h1)\] \S.*$)");
+    const std::regex stamp_re(R"(\b\d\d:\d\d:\d\d\b)");
+    for (const auto& line : lines_of(err)) {
+        EXPECT_TRUE(std::regex_match(line, stderr_re)) << "stderr: " << line;
+        EXPECT_FALSE(std::regex_search(line, stamp_re)) << "timestamp on stderr: " << line;
+        err_lines.insert(line);
+    }
+    // Each lonc.log line, from the supervisor and the children, is on
+    // stderr as "[role] message".
+    const std::regex log_re(R"(^.{24} \(\d+\) \[([^\]]+)\] \[[^\]]*\]: (.*)$)");
+    std::size_t n = 0;
+    for (const auto& line : lines_of(c.log())) {
+        std::smatch m;
+        ASSERT_TRUE(std::regex_match(line, m, log_re)) << line;
+        EXPECT_EQ(err_lines.count("[" + m[1].str() + "] " + m[2].str()), 1U)
+            << "not on stderr: " << line;
+        ++n;
+    }
+    EXPECT_GT(n, 8U);
+    EXPECT_EQ(err_lines.count("[PARENT] Done starting initial servers"), 1U) << err;
+    EXPECT_EQ(err_lines.count("[PARENT] CRITICAL: Shutting down"), 1U) << err;
+}
+
+} // namespace
+} // namespace lonc::test
