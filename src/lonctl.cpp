@@ -358,7 +358,12 @@ int spool_list(const Context& ctx, const std::string& host) {
     return ok;
 }
 
-int spool_retry(const Context& ctx, const std::string& host) {
+namespace {
+
+// Applies act to every .bad file (of host), reports each failure, prints
+// how many it did.
+int each_bad_file(const Context& ctx, const std::string& host, const char* what,
+                  bool (*act)(const std::filesystem::path& dir, const std::string& name)) {
     if (!host_arg_ok(ctx, host)) {
         return absent;
     }
@@ -368,41 +373,34 @@ int spool_retry(const Context& ctx, const std::string& host) {
         if (!f.bad) {
             continue;
         }
-        const auto from = settings(ctx).spool_dir() / f.name;
-        const auto to = settings(ctx).spool_dir() / f.name.substr(0, f.name.size() - 4);
-        // Never over another file; a rename is what lonc's inotify watch sees.
-        if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) {
-            std::fprintf(ctx.err, "lonctl: cannot put back %s: %s\n", f.name.c_str(),
-                         std::strerror(errno));
+        if (!act(settings(ctx).spool_dir(), f.name)) {
+            std::fprintf(ctx.err, "lonctl: %s: %s\n", f.name.c_str(), std::strerror(errno));
             result = failed;
             continue;
         }
         ++n;
     }
-    std::fprintf(ctx.out, "%zu file(s) put back for delivery\n", n);
+    std::fprintf(ctx.out, "%zu %s\n", n, what);
     return result;
 }
 
+} // namespace
+
+int spool_retry(const Context& ctx, const std::string& host) {
+    return each_bad_file(ctx, host, "file(s) put back for delivery",
+                         [](const std::filesystem::path& dir, const std::string& name) {
+                             // Never over another file; lonc's inotify watch sees a rename.
+                             const auto to = dir / name.substr(0, name.size() - 4);
+                             return ::renameat2(AT_FDCWD, (dir / name).c_str(), AT_FDCWD,
+                                                to.c_str(), RENAME_NOREPLACE) == 0;
+                         });
+}
+
 int spool_purge_bad(const Context& ctx, const std::string& host) {
-    if (!host_arg_ok(ctx, host)) {
-        return absent;
-    }
-    int result = ok;
-    std::size_t n = 0;
-    for (const auto& f : spool_files(ctx, host)) {
-        if (!f.bad) {
-            continue;
-        }
-        if (::unlink((settings(ctx).spool_dir() / f.name).c_str()) != 0) {
-            std::fprintf(ctx.err, "lonctl: cannot delete %s: %s\n", f.name.c_str(),
-                         std::strerror(errno));
-            result = failed;
-            continue;
-        }
-        ++n;
-    }
-    std::fprintf(ctx.out, "%zu bad file(s) deleted\n", n);
-    return result;
+    return each_bad_file(ctx, host, "bad file(s) deleted",
+                         [](const std::filesystem::path& dir, const std::string& name) {
+                             return ::unlink((dir / name).c_str()) == 0;
+                         });
 }
 
 } // namespace lonc::ctl

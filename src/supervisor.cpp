@@ -107,6 +107,7 @@ private:
     void finish_status();
     void on_control(ControlServer::ConnId id, std::string_view line);
     [[nodiscard]] std::string reconnect(const std::string& id);
+    bool wake(Slot& slot, ipc::Type running);
     void on_reprobe();
     void watch_spool();
     void on_spool_event();
@@ -490,24 +491,10 @@ void Supervisor::on_usr1() {
     }
     lg().info("USR1: Trying to establish connections again");
     for (auto& [id, slot] : slots_) {
-        slot.deaths.clear();
-        switch (slot.state) {
-        case SlotState::skipped:
-        case SlotState::restarting:
-            slot.restart_timer->cancel();
-            spawn(slot);
-            break;
-        case SlotState::unreachable:
-            prober_.probe(slot.peer);
-            break;
-        case SlotState::running:
-            if (!slot.link_up && slot.channel) {
-                slot.channel->send(ipc::Type::retry);
-            }
-            break;
-        case SlotState::probing:
-            break;
+        if (slot.state != SlotState::running || !slot.link_up) {
+            (void)wake(slot, ipc::Type::retry); // links that are up are untouched
         }
+        slot.deaths.clear();
     }
     start_status(want_files);
 }
@@ -728,25 +715,29 @@ std::string Supervisor::reconnect(const std::string& id) {
     }
     auto& slot = it->second;
     lg().info("INFO: Reconnect requested for {} ({})", id, to_string(slot.state));
+    return wake(slot, ipc::Type::reconnect) ? "ok" : "error:child_not_answering";
+}
+
+// Now, not at the next timer: a running child gets `running` (retry or
+// reconnect), a peer waiting to restart or skipped gets a child, an
+// unreachable one is probed. False if a running child cannot be told.
+bool Supervisor::wake(Slot& slot, ipc::Type running) {
     switch (slot.state) {
     case SlotState::running:
-        if (!slot.channel || !slot.channel->send(ipc::Type::reconnect)) {
-            return "error:child_not_answering";
-        }
-        break;
+        return slot.channel && slot.channel->send(running);
     case SlotState::skipped:
     case SlotState::restarting:
         slot.deaths.clear();
         slot.restart_timer->cancel();
         spawn(slot);
-        break;
+        return true;
     case SlotState::unreachable:
         prober_.probe(slot.peer);
-        break;
+        return true;
     case SlotState::probing:
-        break;
+        return true;
     }
-    return "ok";
+    return true;
 }
 
 // ------------------------------------------------------------------ spool
