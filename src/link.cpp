@@ -56,6 +56,9 @@ Link::Link(EventLoop& loop, LinkConfig cfg, LinkEvents& events, unsigned index)
 }
 
 Link::~Link() {
+    if (flush_deferred_) {
+        loop_.cancel(*this);
+    }
     if (fd_) {
         loop_.remove(fd_.get(), *this);
     }
@@ -224,7 +227,20 @@ void Link::send(Request& req) {
     }
     out_ += '\n';
     inflight_.push_back(&req);
-    if (was_empty) {
+    if (!was_empty || want_out_ || flush_deferred_) {
+        return; // already waiting to be written
+    }
+    if (inflight_.size() == 1) {
+        flush(); // lond is idle, waiting for this one
+    } else {
+        flush_deferred_ = true; // lond is busy: gather what else comes
+        loop_.defer(*this);
+    }
+}
+
+void Link::run_deferred() {
+    flush_deferred_ = false;
+    if (fd_ && out_off_ < out_.size() && !want_out_) {
         flush();
     }
 }

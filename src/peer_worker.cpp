@@ -161,8 +161,9 @@ void PeerWorker::link_down(Link& link, bool was_up) {
 
 void PeerWorker::link_reply(Link& link, Request& req, std::string_view reply) {
     (void)link;
-    complete(req, reply, true);
+    // The next request first: lond works on it while this reply goes out.
     dispatch();
+    complete(req, reply, true);
 }
 
 void PeerWorker::link_lost(Link& link, Request& req) {
@@ -460,7 +461,7 @@ void PeerWorker::client_interest(Client& c) {
 
 void PeerWorker::client_close(Client& c) {
     if (!c.dead) {
-        loop_.remove(c.fd.get(), c);
+        loop_.forget(c); // a client's socket is ours alone: close() unregisters it
         c.fd.reset();
         c.dead = true;
     }
