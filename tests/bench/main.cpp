@@ -88,6 +88,8 @@ int main(int argc, char** argv) {
     app.add_option("--seconds", seconds, "measured seconds per row (external mode: total)");
     app.add_option("--repeats", repeats, "runs of each row at 32 clients (median)");
     app.add_flag("--no-syscalls", no_syscalls, "do not count syscalls with perf");
+    bool no_rows = false;
+    app.add_flag("--no-rows", no_rows, "skip the request rows: only the crowd and fan-out runs");
     app.add_option("--fanout-peers", fanout, "peers of the fan-out run (0: skip)");
     app.add_option("--crowd", crowd, "clients of the crowd run");
     app.add_option("--lonc", bin.lonc, "the lonc binary")->capture_default_str();
@@ -141,6 +143,7 @@ int main(int argc, char** argv) {
         if (repeats > 0) {
             opts.repeats = repeats;
         }
+        opts.rows = !no_rows;
         if (no_syscalls) {
             opts.syscalls = false;
         }
@@ -166,6 +169,7 @@ int main(int argc, char** argv) {
             }
             lonc_cpu = lonc_cpu || (r.c.setup.server == Server::lonc && r.server_cpu_us > 0);
         }
+        lonc_cpu = lonc_cpu || !opts.rows;
         if (crossed > 0 || errors > 0 || rep.crowd.served != rep.crowd.clients || !lonc_cpu) {
             std::cerr << fmt::format("lonc-bench: FAILED: {} crossed replies, {} errors, {} of "
                                      "{} crowd clients served, lonc CPU {}\n",

@@ -375,7 +375,9 @@ Report Bench::run() {
                                 "clients and the references: median of {} runs, interleaved.",
                                 opts_.seconds, opts_.warmup, opts_.focus, opts_.repeats);
 
-    start_main_world();
+    if (opts_.rows || opts_.crowd_clients > 0) {
+        start_main_world();
+    }
     std::vector<std::uint64_t> log_lines;
     for (auto& [s, l] : loncs_) {
         log_lines.push_back(count_lines(l->log()));
@@ -427,6 +429,10 @@ Report Bench::run() {
     group.push_back({c1p8, per, f, false, false, slow_service_us});
     group.push_back({c4p8, per, f, false, false, slow_service_us});
 
+    if (!opts_.rows) {
+        once.clear();
+        group.clear();
+    }
     for (const auto& c : once) {
         auto row = make_row(c, {run_case(c)});
         std::cout << row_line(row) << "\n" << std::flush;
@@ -460,7 +466,9 @@ Report Bench::run() {
         rep_.rows.push_back(std::move(r));
     }
     std::cout << std::flush;
-    run_crowd();
+    if (opts_.crowd_clients > 0) {
+        run_crowd();
+    }
     for (std::size_t i = 0; i < loncs_.size(); ++i) {
         rep_.lonc_log_lines += count_lines(loncs_[i].second->log()) - log_lines[i];
     }
