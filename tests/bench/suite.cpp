@@ -13,6 +13,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "perf_count.hpp"
 #include "proc_stats.hpp"
 
 namespace lonc::bench {
@@ -51,15 +52,6 @@ std::uint64_t count_lines(const std::filesystem::path& file) {
     std::ifstream in(file);
     return static_cast<std::uint64_t>(
         std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
-}
-
-std::string perf_binary() {
-    for (const char* p : {"/usr/bin/perf", "/usr/local/bin/perf"}) {
-        if (::access(p, X_OK) == 0) {
-            return p;
-        }
-    }
-    return {};
 }
 
 class Bench {
@@ -158,40 +150,25 @@ LoadResult Bench::run_case(const Case& c) {
 // reported). Everything the server does in perf's window is this load's:
 // it is idle otherwise.
 void Bench::count_syscalls(Row& row) {
-    const auto perf = perf_binary();
-    if (perf.empty() || row.c.setup.server == Server::direct) {
+    if (!PerfCount::available() || row.c.setup.server == Server::direct) {
         return;
     }
     auto spec = spec_for(row.c);
-    std::string pids;
-    for (const auto p : spec.server) {
-        pids += (pids.empty() ? "" : ",") + std::to_string(p);
-    }
-    const auto out = world_->dir() / "perf.out";
-    test::SpawnOptions so;
-    so.stderr_file = (world_->dir() / "perf.err").string();
-    auto p = test::Process::spawn(
-        {perf, "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p", pids, "-o", out.string()},
-        so);
-    std::this_thread::sleep_for(700ms); // perf attaches
     spec.warmup = 0;
     spec.seconds = std::max(0.5, opts_.seconds / 2);
-    const auto res = run_load(spec);
-    std::this_thread::sleep_for(100ms); // the last replies and closes
-    p.signal(SIGINT);
-    if (!p.wait(10s)) {
-        p.kill();
-        return;
-    }
-    std::ifstream in(out);
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.find("raw_syscalls:sys_enter") != std::string::npos && res.total > 0) {
-            try {
-                row.server_syscalls = std::stod(line) / static_cast<double>(res.total);
-            } catch (const std::exception&) {
-            }
+    try {
+        PerfCount perf({"raw_syscalls:sys_enter"}, spec.server, world_->dir());
+        perf.enable();
+        const auto res = run_load(spec);
+        perf.disable();
+        const auto counts = perf.finish();
+        if (const auto it = counts.find("raw_syscalls:sys_enter");
+            it != counts.end() && res.total > 0) {
+            row.server_syscalls = it->second / static_cast<double>(res.total);
         }
+    } catch (const std::exception& e) {
+        std::cerr << "lonc-bench: no syscall count for " << row.c.label() << ": " << e.what()
+                  << "\n";
     }
 }
 
