@@ -18,6 +18,7 @@
 #include "lonc/cipher.hpp"
 #include "lonc/event_loop.hpp"
 #include "lonc/fd.hpp"
+#include "lonc/keys.hpp"
 #include "lonc/line_buffer.hpp"
 #include "lonc/request.hpp"
 
@@ -109,6 +110,7 @@ private:
     void flush();
     void run_deferred() override; // the batched flush
     void schedule_retry();
+    [[nodiscard]] const LinkCipher& cipher();
     [[nodiscard]] const char* step() const noexcept;
 
     EventLoop& loop_;
@@ -122,9 +124,11 @@ private:
     std::string out_;
     std::size_t out_off_ = 0;
     bool want_out_ = false;
-    bool flush_deferred_ = false;    // requests wait for the end of the round
-    std::vector<Request*> inflight_; // FIFO; front is the oldest
-    std::unique_ptr<LinkCipher> cipher_;
+    bool flush_deferred_ = false;        // requests wait for the end of the round
+    std::vector<Request*> inflight_;     // FIFO; front is the oldest
+    LinkKey key_{};                      // derived at "ekey"
+    std::unique_ptr<LinkCipher> cipher_; // built from key_ on first use
+
     std::string scratch_;
     Timer handshake_timer_;
     Timer retry_timer_;
