@@ -26,7 +26,7 @@ struct Conn {
 };
 
 int die(const char* what) {
-    std::fprintf(stderr, "bare relay: %s: %s\n", what, std::strerror(errno));
+    (void)std::fprintf(stderr, "bare relay: %s: %s\n", what, std::strerror(errno));
     return 1;
 }
 
@@ -118,8 +118,8 @@ int run_bare_relay(const std::string& socket_path, in_addr lond, std::uint16_t p
     const int ep = ::epoll_create1(EPOLL_CLOEXEC);
     watch(ep, EPOLL_CTL_ADD, lfd, EPOLLIN, listener_id);
     watch(ep, EPOLL_CTL_ADD, link.fd, EPOLLIN, link_id);
-    std::printf("ready\n");
-    std::fflush(stdout);
+    (void)std::printf("ready\n");
+    (void)std::fflush(stdout);
 
     std::unordered_map<std::uint64_t, Conn> clients;
     std::deque<std::pair<std::uint64_t, std::string>> queue; // waiting for the link
@@ -170,7 +170,7 @@ int run_bare_relay(const std::string& socket_path, in_addr lond, std::uint16_t p
                 }
                 const auto r = ::recv(link.fd, buf, sizeof buf, MSG_DONTWAIT);
                 if (r == 0 || (r < 0 && errno != EAGAIN)) {
-                    std::fprintf(stderr, "bare relay: lond closed the link\n");
+                    (void)std::fprintf(stderr, "bare relay: lond closed the link\n");
                     return 1;
                 }
                 if (r < 0) {

@@ -82,7 +82,12 @@ int connect_target(const Target& t) {
         sockaddr_in s{};
         s.sin_family = AF_INET;
         s.sin_addr = *t.source;
-        ::bind(fd, reinterpret_cast<const sockaddr*>(&s), sizeof s);
+        if (::bind(fd, reinterpret_cast<const sockaddr*>(&s), sizeof s) != 0) {
+            const int e = errno;
+            ::close(fd);
+            errno = e;
+            return -1;
+        }
     }
     sockaddr_in d{};
     d.sin_family = AF_INET;

@@ -61,9 +61,7 @@ std::string self_exe() {
     return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "lonc-bench";
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+int bench_main(int argc, char** argv) {
     CLI::App app{"lonc-bench: lonc against a bare relay and a direct lond link, on loopback"};
     bool quick = false;
     bool smoke = false;
@@ -110,7 +108,7 @@ int main(int argc, char** argv) {
     app.add_option("--source", relay_source)->group("");
     CLI11_PARSE(app, argc, argv);
 
-    std::signal(SIGPIPE, SIG_IGN);
+    (void)std::signal(SIGPIPE, SIG_IGN);
     lonc::raise_fd_limit();
     try {
         if (!relay_path.empty()) {
@@ -182,4 +180,17 @@ int main(int argc, char** argv) {
         std::cerr << "lonc-bench: " << e.what() << "\n";
         return 1;
     }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return bench_main(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "lonc-bench: " << e.what() << "\n";
+    } catch (...) {
+        std::cerr << "lonc-bench: unknown error\n";
+    }
+    return 1;
 }

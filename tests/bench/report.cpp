@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 #include <stdexcept>
+#include <tuple>
 
 #include "proc_stats.hpp"
 
@@ -75,15 +76,18 @@ Row make_row(const Case& c, const std::vector<LoadResult>& runs) {
     std::vector<double> rps, p50, p99, cpu, wake, sim, client;
     for (const auto& x : runs) {
         rps.push_back(x.rps);
+        r.run_rps.push_back(x.rps);
         p50.push_back(x.p50_us);
         p99.push_back(x.p99_us);
         r.max_us = std::max(r.max_us, x.max_us);
         const auto n = x.requests;
+        r.run_cpu.push_back(na);
         if (x.server_after.processes > 0) {
             cpu.push_back(per_request(
                 static_cast<double>(x.server_after.cpu_ticks - x.server_before.cpu_ticks) *
                     tick_us(),
                 n));
+            r.run_cpu.back() = cpu.back();
             wake.push_back(per_request(
                 static_cast<double>(x.server_after.voluntary_cs - x.server_before.voluntary_cs),
                 n));
@@ -173,10 +177,23 @@ void write_markdown(const Report& rep, const std::filesystem::path& file) {
            "| server | pattern | request | reply | lond µs | req/s | p50 µs | p99 µs | max µs | "
            "CPU µs | wakeups | syscalls | lond-sim CPU µs | client CPU µs | errors | crossed |\n"
            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    std::vector<const Row*> focus;
     for (const auto& r : rep.rows) {
-        if (r.c.clients != rep.focus && r.c.setup.server != Server::direct) {
-            continue;
+        if (r.c.clients == rep.focus || r.c.setup.server == Server::direct) {
+            focus.push_back(&r);
         }
+    }
+    // Plain small replies first, then encrypt:, then 64 KiB; service 0 first.
+    std::stable_sort(focus.begin(), focus.end(), [](const Row* a, const Row* b) {
+        const auto key = [](const Row* r) {
+            return std::tuple(r->c.big, r->c.encrypt, r->c.service_us,
+                              r->c.pattern == Pattern::lonnet, r->c.setup.server,
+                              r->c.setup.connections, r->c.setup.pipeline);
+        };
+        return key(a) < key(b);
+    });
+    for (const auto* row : focus) {
+        const auto& r = *row;
         out << fmt::format("| {} | {} | {} | {} | {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} | {} | {} "
                            "| {} | {} | {} | {} | {} |\n",
                            r.c.setup.label(), to_string(r.c.pattern),

@@ -48,6 +48,9 @@ struct Row {
     double client_cpu_us = na;
     std::uint64_t requests = 0, errors = 0, crossed = 0;
     std::string first_bad;
+    // Each run's requests/s and server CPU per request, in run order: the
+    // targets pair run i of one row with run i of another.
+    std::vector<double> run_rps, run_cpu;
 };
 
 // Folds several runs of one case into a row (medians; errors summed).

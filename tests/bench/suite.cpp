@@ -220,6 +220,7 @@ void Bench::run_fanout() {
     World w(bin_, static_cast<int>(f.peers));
     w.start_sim(-1);
     std::vector<int> all;
+    all.reserve(static_cast<std::size_t>(w.size()));
     for (int i = 0; i < w.size(); ++i) {
         all.push_back(i);
     }
@@ -289,8 +290,29 @@ void Bench::compute_goals() {
         c.service_us = service;
         return find(c);
     };
+    // The median of the ratios of paired runs (run i of a and of b were
+    // measured seconds apart, on the same machine state), else the ratio
+    // of the medians.
     auto ratio = [](const Row* a, const Row* b, double Row::*field) {
-        return a != nullptr && b != nullptr && b->*field > 0 ? a->*field / b->*field : na;
+        if (a == nullptr || b == nullptr) {
+            return na;
+        }
+        const auto* va = field == &Row::rps ? &a->run_rps : &a->run_cpu;
+        const auto* vb = field == &Row::rps ? &b->run_rps : &b->run_cpu;
+        if (va->size() == vb->size() && !va->empty()) {
+            std::vector<double> r;
+            for (std::size_t i = 0; i < va->size(); ++i) {
+                if ((*vb)[i] > 0 && !std::isnan((*va)[i])) {
+                    r.push_back((*va)[i] / (*vb)[i]);
+                }
+            }
+            if (!r.empty()) {
+                std::sort(r.begin(), r.end());
+                const auto n = r.size();
+                return n % 2 == 1 ? r[n / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+            }
+        }
+        return b->*field > 0 ? a->*field / b->*field : na;
     };
     const Setup bare{Server::bare, 1, 1};
     const Setup c1p1{Server::lonc, 1, 1};
@@ -341,8 +363,9 @@ Report Bench::run() {
     ::uname(&u);
     char date[64];
     const auto now = std::time(nullptr);
-    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-    rep_.date = date;
+    tm utc{};
+    ::gmtime_r(&now, &utc);
+    rep_.date = std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &utc) > 0 ? date : "?";
     rep_.kernel = u.release;
     rep_.cpus = static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_ONLN));
     rep_.cpu_model = first_line_of("/proc/cpuinfo", "model name");
@@ -385,26 +408,44 @@ Report Bench::run() {
     const auto f = opts_.focus;
     const auto per = Pattern::persistent;
     const auto lon = Pattern::lonnet;
-    std::vector<Case> group = {
-        {direct, per, 1},
-        {direct, per, 1, false, true},
-        {direct, per, 1, false, false, slow_service_us},
-    };
-    for (const auto p : {per, lon}) {
-        for (const auto& s : scaling) {
-            group.push_back({s, p, f});
-        }
-        group.push_back({c1p1, p, f, true});
-        group.push_back({c1p8, p, f, true});
-        group.push_back({bare, p, f, false, true});
-        group.push_back({c1p1, p, f, false, true});
-        group.push_back({c1p8, p, f, false, true});
-        group.push_back({bare, p, f, false, false, slow_service_us});
-        group.push_back({c1p1, p, f, false, false, slow_service_us});
-        group.push_back({c4p1, p, f, false, false, slow_service_us});
+    // Rows that a target compares stand next to each other: their paired
+    // runs are seconds apart and share the machine's state.
+    const auto slow = slow_service_us;
+    std::vector<Case> group = {{direct, per, 1}, {c1p1, per, f}, {bare, per, f}};
+    if (opts_.all_setups) {
+        group.push_back({c1p8, per, f});
+        group.push_back({c4p1, per, f});
     }
-    group.push_back({c1p8, per, f, false, false, slow_service_us});
-    group.push_back({c4p8, per, f, false, false, slow_service_us});
+    group.push_back({bare, lon, f});
+    group.push_back({c1p1, lon, f});
+    if (opts_.all_setups) {
+        group.push_back({c1p8, lon, f});
+        group.push_back({c4p1, lon, f});
+    }
+    for (const auto& c : std::initializer_list<Case>{
+             {c1p1, per, f, false, false, slow},
+             {c4p1, per, f, false, false, slow},
+             {bare, per, f, false, false, slow},
+             {c1p8, per, f, false, false, slow},
+             {c4p8, per, f, false, false, slow},
+             {direct, per, 1, false, false, slow},
+             {bare, lon, f, false, false, slow},
+             {c1p1, lon, f, false, false, slow},
+             {c4p1, lon, f, false, false, slow},
+             {c1p1, per, f, true},
+             {c1p8, per, f, true},
+             {c1p1, lon, f, true},
+             {c1p8, lon, f, true},
+             {direct, per, 1, false, true},
+             {bare, per, f, false, true},
+             {c1p1, per, f, false, true},
+             {c1p8, per, f, false, true},
+             {bare, lon, f, false, true},
+             {c1p1, lon, f, false, true},
+             {c1p8, lon, f, false, true},
+         }) {
+        group.push_back(c);
+    }
 
     if (!opts_.rows) {
         once.clear();

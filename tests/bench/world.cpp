@@ -152,7 +152,7 @@ void World::stop_lonc(LoncInstance& l) {
 }
 
 std::filesystem::path World::start_relay(int host) {
-    const auto path = dir_ / ("relay-" + id(host));
+    auto path = dir_ / ("relay-" + id(host));
     SpawnOptions so;
     so.capture_stdout = true;
     so.stderr_file = (dir_ / ("relay-" + id(host) + ".err")).string();
