@@ -2,11 +2,13 @@
 # (scripts/bench runs this; by hand: cd docs/perf && gnuplot plots.gp).
 load "plot-vars.gp"
 
-set terminal svg size 900,420 dynamic enhanced font "sans,12" background rgb "white"
+set terminal svg size 1100,460 dynamic enhanced font "sans,12" background rgb "white"
 set datafile missing "NaN"
 set logscale x 2
 set grid ytics lc rgb "#dddddd"
-set key outside right top
+set key top left inside opaque box lc rgb "#cccccc"
+set xtics ("1" 1, "2" 2, "4" 4, "8" 8, "16" 16, "32" 32, "64" 64, "128" 128, "256" 256)
+set xrange [0.8:320]
 set xlabel "concurrent clients"
 
 set output "throughput.svg"

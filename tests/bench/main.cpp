@@ -122,12 +122,14 @@ int bench_main(int argc, char** argv) {
             opts.seconds = 0.6;
             opts.warmup = 0.2;
             opts.repeats = 1;
+            opts.scaling_repeats = 1;
             opts.clients = {1, 8, 32, 128};
         }
         if (smoke) {
             opts.seconds = 0.4;
             opts.warmup = 0.1;
             opts.repeats = 1;
+            opts.scaling_repeats = 1;
             opts.focus = 8;
             opts.clients = {1, 8};
             opts.all_setups = false;

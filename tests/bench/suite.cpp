@@ -371,9 +371,11 @@ Report Bench::run() {
     rep_.cpu_model = first_line_of("/proc/cpuinfo", "model name");
     rep_.load_before = loadavg();
     rep_.focus = opts_.focus;
-    rep_.settings = fmt::format("Each row: {:.1f} s measured after {:.1f} s warm-up; rows at {} "
-                                "clients and the references: median of {} runs, interleaved.",
-                                opts_.seconds, opts_.warmup, opts_.focus, opts_.repeats);
+    rep_.settings =
+        fmt::format("Each row: {:.1f} s measured after {:.1f} s warm-up; rows at {} "
+                    "clients and the references: median of {} runs, interleaved; "
+                    "other client counts: median of {}.",
+                    opts_.seconds, opts_.warmup, opts_.focus, opts_.repeats, opts_.scaling_repeats);
 
     if (opts_.rows || opts_.crowd_clients > 0) {
         start_main_world();
@@ -451,10 +453,15 @@ Report Bench::run() {
         once.clear();
         group.clear();
     }
-    for (const auto& c : once) {
-        auto row = make_row(c, {run_case(c)});
-        std::cout << row_line(row) << "\n" << std::flush;
-        rep_.rows.push_back(std::move(row));
+    std::vector<std::vector<LoadResult>> once_runs(once.size());
+    for (unsigned rep = 0; rep < opts_.scaling_repeats; ++rep) {
+        for (std::size_t i = 0; i < once.size(); ++i) {
+            once_runs[i].push_back(run_case(once[i]));
+            std::cout << row_line(make_row(once[i], {once_runs[i].back()})) << "\n" << std::flush;
+        }
+    }
+    for (std::size_t i = 0; i < once.size(); ++i) {
+        rep_.rows.push_back(make_row(once[i], once_runs[i]));
     }
     std::vector<std::vector<LoadResult>> runs(group.size());
     for (unsigned rep = 0; rep < opts_.repeats; ++rep) {

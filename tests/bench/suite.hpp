@@ -13,8 +13,9 @@ namespace lonc::bench {
 struct SuiteOptions {
     double seconds = 1.5; // measured window per run
     double warmup = 0.3;
-    unsigned repeats = 5; // runs of each row at the focus client count (median)
-    unsigned focus = 32;  // the client count the targets are stated at
+    unsigned repeats = 5;         // runs of each row at the focus client count (median)
+    unsigned scaling_repeats = 3; // runs of each row at the other client counts
+    unsigned focus = 32;          // the client count the targets are stated at
     std::vector<unsigned> clients{1, 2, 4, 8, 16, 32, 64, 128, 256};
     bool all_setups = true; // also --connections 4 and --pipeline 8 in the scaling rows
     bool syscalls = true;   // count syscalls per request with perf (when present)
