@@ -8,11 +8,11 @@
 // read; lond answers in order, so replies pair with requests first in,
 // first out. A request for an idle link is written at once; requests that
 // join others in flight are written together at the end of the loop round
-// (one write for all of them). Any failure tears the link down with a reason: written but
-// unanswered requests are handed back (their clients get con_lost), and a
-// reconnect is scheduled with jittered exponential backoff. The link never
-// reads a reply for a request it no longer has: a torn-down connection is
-// closed, never reused.
+// (one write for all of them). Any failure tears the link down with a
+// reason: written but unanswered requests are handed back (their clients
+// get con_lost), and a reconnect is scheduled with jittered exponential
+// backoff. The link never reads a reply for a request it no longer has: a
+// torn-down connection is closed, never reused.
 #pragma once
 
 #include "lonc/cipher.hpp"
@@ -128,7 +128,6 @@ private:
     std::vector<Request*> inflight_;     // FIFO; front is the oldest
     LinkKey key_{};                      // derived at "ekey"
     std::unique_ptr<LinkCipher> cipher_; // built from key_ on first use
-
     std::string scratch_;
     Timer handshake_timer_;
     Timer retry_timer_;
