@@ -134,7 +134,7 @@ std::string row_line(const Row& r) {
 
 void write_csv(const Report& rep, const std::filesystem::path& file) {
     auto out = open_out(file);
-    out << "server,connections,pipeline,pattern,clients,encrypt,reply_bytes,service_us,runs,"
+    out << "set,server,connections,pipeline,pattern,clients,encrypt,reply_bytes,service_us,runs,"
            "requests,requests_per_s,p50_us,p99_us,max_us,server_cpu_us_per_req,"
            "server_wakeups_per_req,server_syscalls_per_req,lond_sim_cpu_us_per_req,"
            "client_cpu_us_per_req,errors,crossed\n";
@@ -142,8 +142,9 @@ void write_csv(const Report& rep, const std::filesystem::path& file) {
         const auto& c = r.c;
         const bool lonc = c.setup.server == Server::lonc;
         out << fmt::format(
-            "{},{},{},{},{},{},{},{},{},{},{:.1f},{:.0f},{:.0f},{:.0f},{},{},{},{},{},"
+            "{},{},{},{},{},{},{},{},{},{},{},{:.1f},{:.0f},{:.0f},{:.0f},{},{},{},{},{},"
             "{},{}\n",
+            r.scaling ? "scaling" : "repeated",
             c.setup.server == Server::direct ? "direct-1"
             : c.setup.server == Server::bare ? "bare"
                                              : "lonc",
@@ -179,7 +180,7 @@ void write_markdown(const Report& rep, const std::filesystem::path& file) {
            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     std::vector<const Row*> focus;
     for (const auto& r : rep.rows) {
-        if (r.c.clients == rep.focus || r.c.setup.server == Server::direct) {
+        if (!r.scaling && (r.c.clients == rep.focus || r.c.setup.server == Server::direct)) {
             focus.push_back(&r);
         }
     }
@@ -207,8 +208,7 @@ void write_markdown(const Report& rep, const std::filesystem::path& file) {
         std::vector<std::string> series;
         std::map<unsigned, std::map<std::string, const Row*>> by_clients;
         for (const auto& r : rep.rows) {
-            if (r.c.pattern != pattern || r.c.encrypt || r.c.big || r.c.service_us != 0 ||
-                r.c.setup.server == Server::direct) {
+            if (!r.scaling || r.c.pattern != pattern) {
                 continue;
             }
             const auto s = r.c.setup.label();
@@ -270,8 +270,7 @@ void write_plot_data(const Report& rep, const std::filesystem::path& dir) {
         std::vector<std::string> series;
         std::map<unsigned, std::map<std::string, const Row*>> by_clients;
         for (const auto& r : rep.rows) {
-            if (r.c.pattern != pattern || r.c.encrypt || r.c.big || r.c.service_us != 0 ||
-                r.c.setup.server == Server::direct) {
+            if (!r.scaling || r.c.pattern != pattern) {
                 continue;
             }
             const auto s = r.c.setup.label();
@@ -304,8 +303,7 @@ void write_plot_data(const Report& rep, const std::filesystem::path& dir) {
     for (const auto pattern : {Pattern::persistent, Pattern::lonnet}) {
         std::vector<std::string> series;
         for (const auto& r : rep.rows) {
-            if (r.c.pattern == pattern && !r.c.encrypt && !r.c.big && r.c.service_us == 0 &&
-                r.c.setup.server != Server::direct &&
+            if (r.scaling && r.c.pattern == pattern &&
                 std::find(series.begin(), series.end(), r.c.setup.label()) == series.end()) {
                 series.push_back(r.c.setup.label());
             }

@@ -51,6 +51,9 @@ struct Row {
     // Each run's requests/s and server CPU per request, in run order: the
     // targets pair run i of one row with run i of another.
     std::vector<double> run_rps, run_cpu;
+    // A row of the throughput-vs-clients passes (run apart from the
+    // repeated rows the targets use, which may hold the same case).
+    bool scaling = false;
 };
 
 // Folds several runs of one case into a row (medians; errors summed).

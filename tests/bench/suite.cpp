@@ -174,7 +174,7 @@ void Bench::count_syscalls(Row& row) {
 
 const Row* Bench::find(const Case& c) const {
     for (const auto& r : rep_.rows) {
-        if (r.c == c) {
+        if (r.c == c && !r.scaling) {
             return &r;
         }
     }
@@ -396,9 +396,7 @@ Report Bench::run() {
     for (const auto p : {Pattern::persistent, Pattern::lonnet}) {
         for (const auto n : opts_.clients) {
             for (const auto& s : scaling) {
-                if (n != opts_.focus) {
-                    once.push_back({s, p, n});
-                }
+                once.push_back({s, p, n});
             }
         }
     }
@@ -462,6 +460,7 @@ Report Bench::run() {
     }
     for (std::size_t i = 0; i < once.size(); ++i) {
         rep_.rows.push_back(make_row(once[i], once_runs[i]));
+        rep_.rows.back().scaling = true;
     }
     std::vector<std::vector<LoadResult>> runs(group.size());
     for (unsigned rep = 0; rep < opts_.repeats; ++rep) {
