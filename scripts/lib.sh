@@ -11,6 +11,10 @@ LONC_TEST_PACKAGES=(
   clang libclang-rt-14-dev iproute2 nftables procps util-linux valgrind systemd
   logrotate groff-base man-db dpkg-dev binutils adduser
 )
+# scripts/bench: plots, and syscall counts (perf) and profiles (strace).
+LONC_BENCH_PACKAGES=(
+  gnuplot-nox linux-perf strace
+)
 
 # ensure_packages PKG...: apt-get install the ones not installed (one
 # apt-get update first, only when something is missing).

@@ -32,6 +32,10 @@ void EventLoop::modify(int fd, std::uint32_t events, Watcher& w) {
 
 void EventLoop::remove(int fd, Watcher& w) noexcept {
     ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    forget(w);
+}
+
+void EventLoop::forget(Watcher& w) noexcept {
     for (int i = next_; i < pending_; ++i) {
         if (events_[static_cast<std::size_t>(i)].data.ptr == &w) {
             events_[static_cast<std::size_t>(i)].data.ptr = nullptr;
@@ -39,7 +43,30 @@ void EventLoop::remove(int fd, Watcher& w) noexcept {
     }
 }
 
+void EventLoop::cancel(Deferred& d) noexcept {
+    std::erase(deferred_, &d);
+    std::replace(running_.begin(), running_.end(), &d, static_cast<Deferred*>(nullptr));
+}
+
+void EventLoop::run_deferred() {
+    // What runs may defer again (it then runs in the next batch, still in
+    // this round); running_ lets cancel() reach the batch being run.
+    while (!deferred_.empty() && !stopped_) {
+        running_.swap(deferred_);
+        for (std::size_t i = 0; i < running_.size(); ++i) {
+            if (auto* d = running_[i]) {
+                running_[i] = nullptr;
+                d->run_deferred();
+            }
+        }
+        running_.clear();
+    }
+}
+
 int EventLoop::wait_timeout_ms(std::chrono::milliseconds max_wait) const {
+    if (!deferred_.empty()) {
+        return 0; // deferred from outside a round: do not sleep on it
+    }
     auto wait = max_wait;
     const auto now = Clock::now();
     for (const auto* t : timers_) {
@@ -91,6 +118,7 @@ void EventLoop::run_once(std::chrono::milliseconds max_wait) {
     }
     pending_ = next_ = 0;
     run_timers();
+    run_deferred();
 }
 
 int EventLoop::run() {

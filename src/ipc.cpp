@@ -1,5 +1,6 @@
 #include "lonc/ipc.hpp"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <sys/socket.h>
@@ -180,9 +181,12 @@ void Channel::close(std::string_view why) {
 }
 
 void Channel::on_events(std::uint32_t /*events*/) {
-    buf_.resize(max_message + 1);
+    // One receive buffer for every channel of the process (the loop is
+    // single-threaded and parse() copies what it keeps): a buffer per channel
+    // cost the supervisor 64 KiB for each child, and made every fork slower.
+    static std::array<char, max_message + 1> buf;
     for (int i = 0; i < 64 && fd_; ++i) {
-        const auto n = ::recv(fd_.get(), buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_TRUNC);
+        const auto n = ::recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT | MSG_TRUNC);
         if (n == 0) {
             close("closed by the other end");
             return;
@@ -199,7 +203,7 @@ void Channel::on_events(std::uint32_t /*events*/) {
             return;
         }
         std::string error;
-        const auto msg = parse(std::string_view(buf_.data(), static_cast<std::size_t>(n)), error);
+        const auto msg = parse(std::string_view(buf.data(), static_cast<std::size_t>(n)), error);
         if (!msg) {
             close("bad message: " + error);
             return;

@@ -56,6 +56,9 @@ Link::Link(EventLoop& loop, LinkConfig cfg, LinkEvents& events, unsigned index)
 }
 
 Link::~Link() {
+    if (flush_deferred_) {
+        loop_.cancel(*this);
+    }
     if (fd_) {
         loop_.remove(fd_.get(), *this);
     }
@@ -234,13 +237,33 @@ void Link::send(Request& req) {
     constexpr std::string_view prefix = "encrypt:";
     const std::string_view line = req.line;
     if (line.substr(0, prefix.size()) == prefix) {
-        cipher_->encode(line.substr(prefix.size()), out_);
+        cipher().encode(line.substr(prefix.size()), out_);
     } else {
         out_.append(line);
     }
     out_ += '\n';
     inflight_.push_back(&req);
-    if (was_empty) {
+    if (!was_empty || want_out_ || flush_deferred_) {
+        return; // already waiting to be written
+    }
+    if (inflight_.size() == 1) {
+        flush(); // lond is idle, waiting for this one
+    } else {
+        flush_deferred_ = true; // lond is busy: gather what else comes
+        loop_.defer(*this);
+    }
+}
+
+const LinkCipher& Link::cipher() {
+    if (!cipher_) {
+        cipher_ = std::make_unique<LinkCipher>(key_);
+    }
+    return *cipher_;
+}
+
+void Link::run_deferred() {
+    flush_deferred_ = false;
+    if (fd_ && out_off_ < out_.size() && !want_out_) {
         flush();
     }
 }
@@ -343,8 +366,11 @@ bool Link::handle_line(std::string_view line) {
         write_raw("ekey\n");
         return true;
     case State::keying: {
-        cipher_ =
-            std::make_unique<LinkCipher>(derive_link_key(cfg_.remote_id, cfg_.local_id, line));
+        // The IDEA key schedule waits for the first encrypted line: a
+        // child that never sees one never runs (nor pages in) Crypto++,
+        // which made some 20 of the page faults of a child's start.
+        key_ = derive_link_key(cfg_.remote_id, cfg_.local_id, line);
+        cipher_.reset();
         handshake_timer_.cancel();
         failures_ = 0;
         set_state(State::ready);
@@ -362,7 +388,7 @@ bool Link::handle_line(std::string_view line) {
         std::string_view reply = line;
         if (looks_encrypted(line)) {
             scratch_.clear();
-            if (const auto err = cipher_->decode(line, scratch_); err != DecodeError::none) {
+            if (const auto err = cipher().decode(line, scratch_); err != DecodeError::none) {
                 fail(std::string("malformed enc: reply (") + to_string(err) + "): '" +
                      log::printable(line, 80) + "'");
                 return false;

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +32,12 @@ std::string self_exe() {
 } // namespace
 
 int main(int argc, char** argv) {
+    // No fastbins. Every child is a fork of the supervisor, whose heap is
+    // full of small freed chunks; the child's first larger malloc
+    // consolidated them all, writing a header into each: a copy-on-write
+    // fault per page. Measured, 1000 peers: private dirty per child 479 ->
+    // 190 KiB, page faults 181 -> 108, CPU to its socket 21.7 -> 9.9 ms.
+    ::mallopt(M_MXFAST, 0);
     // Nothing inherited from whoever started us stays open (a stray
     // descriptor could hold a lock of ours), except the pid file's across
     // our own re-exec.

@@ -22,6 +22,9 @@ spdlog::logger& lg() {
 constexpr std::string_view con_lost = "con_lost";
 // A client's read buffer keeps this much capacity between requests.
 constexpr std::size_t client_keep_capacity = 4096;
+// Released clients kept for reuse: lonnet connects once per request, and a
+// kept Client (list node, buffers) makes accepting one allocation-free.
+constexpr std::size_t spare_clients = 16;
 
 bool starts_with(std::string_view s, std::string_view prefix) {
     return s.substr(0, prefix.size()) == prefix;
@@ -31,6 +34,20 @@ bool starts_with(std::string_view s, std::string_view prefix) {
 
 void Client::on_events(std::uint32_t events) {
     worker.client_events(*this, events);
+}
+
+void Client::reuse(UniqueFd f) noexcept {
+    fd = std::move(f);
+    in.clear();
+    out.clear();
+    out_off = 0;
+    req.line.clear();
+    req.client = nullptr;
+    busy = false;
+    reading = true;
+    writing = false;
+    eof = false;
+    dead = false;
 }
 
 PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts)
@@ -171,8 +188,9 @@ void PeerWorker::link_down(Link& link, bool was_up) {
 
 void PeerWorker::link_reply(Link& link, Request& req, std::string_view reply) {
     (void)link;
-    complete(req, reply, true);
+    // The next request first: lond works on it while this reply goes out.
     dispatch();
+    complete(req, reply, true);
 }
 
 void PeerWorker::link_lost(Link& link, Request& req) {
@@ -253,7 +271,13 @@ void PeerWorker::accept_clients() {
             emfile_logged_ = false;
         }
         ++stats_.clients_accepted;
-        auto& c = clients_.emplace_back(*this, UniqueFd(fd), opts_.max_line);
+        if (spare_.empty()) {
+            clients_.emplace_back(*this, UniqueFd(fd), opts_.max_line);
+        } else {
+            clients_.splice(clients_.end(), spare_, spare_.begin());
+            clients_.back().reuse(UniqueFd(fd));
+        }
+        auto& c = clients_.back();
         c.self = std::prev(clients_.end());
         c.active = loop_.now();
         loop_.add(fd, EPOLLIN, c);
@@ -470,7 +494,7 @@ void PeerWorker::client_interest(Client& c) {
 
 void PeerWorker::client_close(Client& c) {
     if (!c.dead) {
-        loop_.remove(c.fd.get(), c);
+        loop_.forget(c); // a client's socket is ours alone: close() unregisters it
         c.fd.reset();
         c.dead = true;
     }
@@ -480,7 +504,12 @@ void PeerWorker::client_close(Client& c) {
 }
 
 void PeerWorker::client_release(Client& c) {
-    clients_.erase(c.self);
+    if (spare_.size() < spare_clients && c.in.capacity() <= client_keep_capacity &&
+        c.out.capacity() <= client_keep_capacity && c.req.line.capacity() <= client_keep_capacity) {
+        spare_.splice(spare_.end(), clients_, c.self);
+    } else {
+        clients_.erase(c.self);
+    }
 }
 
 void PeerWorker::touch(Client& c) {

@@ -4,12 +4,20 @@
 
 #include <cerrno>
 #include <cstring>
+#include <poll.h>
 
 namespace lonc {
 
 struct Prober::Probe final : EventLoop::Watcher {
     Probe(Prober& p, std::string peer_id, UniqueFd f, int err)
         : owner(p), id(std::move(peer_id)), fd(std::move(f)), error(err), timer(p.loop_, [this] {
+              // A loop busy forking hundreds of children may reach this
+              // timer before the connect's event: ask the socket itself.
+              pollfd pfd{fd.get(), POLLOUT, 0};
+              if (fd && ::poll(&pfd, 1, 0) == 1) {
+                  on_events(0);
+                  return;
+              }
               owner.finish(id, false, "no answer within the probe timeout");
           }) {}
     ~Probe() {

@@ -48,6 +48,28 @@ public:
     // Safe while dispatching: events of w still pending in this round are
     // dropped, so w may be destroyed right after.
     void remove(int fd, Watcher& w) noexcept;
+    // remove() for a descriptor the caller closes right away and that no
+    // other descriptor or process shares: closing it leaves the epoll set by
+    // itself, so this skips the epoll_ctl (one syscall per client saved).
+    void forget(Watcher& w) noexcept;
+
+    // Something that wants to run once the events and timers of this round
+    // are handled, e.g. to write with one syscall what several callbacks
+    // queued. It must cancel() before it dies.
+    class Deferred {
+    public:
+        virtual void run_deferred() = 0;
+
+    protected:
+        Deferred() = default;
+        ~Deferred() = default;
+        Deferred(const Deferred&) = default;
+        Deferred& operator=(const Deferred&) = default;
+    };
+    // Runs d at the end of this round (or the next one, if called outside a
+    // round). The caller keeps a flag so that d is deferred at most once.
+    void defer(Deferred& d) { deferred_.push_back(&d); }
+    void cancel(Deferred& d) noexcept;
 
     // Runs until stop(); returns the code given to stop().
     int run();
@@ -69,6 +91,7 @@ public:
 private:
     friend class Timer;
     void run_timers();
+    void run_deferred();
     [[nodiscard]] int wait_timeout_ms(std::chrono::milliseconds max_wait) const;
 
     UniqueFd epfd_;
@@ -76,6 +99,8 @@ private:
     int pending_ = 0; // events of this round not yet dispatched
     int next_ = 0;
     std::vector<Timer*> timers_;
+    std::vector<Deferred*> deferred_;
+    std::vector<Deferred*> running_; // the batch run_deferred() is running
     TimePoint now_;
     std::uint64_t wakeups_ = 0;
     bool stopped_ = false;

@@ -72,7 +72,6 @@ private:
     UniqueFd fd_;
     OnMessage on_message_;
     OnClose on_close_;
-    std::string buf_;
 };
 
 } // namespace lonc::ipc

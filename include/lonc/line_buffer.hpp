@@ -36,6 +36,11 @@ public:
 
     // Forget everything, keep the limit; frees the storage.
     void reset() noexcept;
+    // Forget everything but keep the storage (for reuse by a new stream).
+    void clear() noexcept {
+        begin_ = scan_ = end_ = 0;
+        overflowed_ = false;
+    }
 
 private:
     void make_room(std::size_t min_free);

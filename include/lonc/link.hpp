@@ -6,16 +6,19 @@
 //
 // In ready, up to `pipeline` requests are written before their replies are
 // read; lond answers in order, so replies pair with requests first in,
-// first out. Any failure tears the link down with a reason: written but
-// unanswered requests are handed back (their clients get con_lost), and a
-// reconnect is scheduled with jittered exponential backoff. The link never
-// reads a reply for a request it no longer has: a torn-down connection is
-// closed, never reused.
+// first out. A request for an idle link is written at once; requests that
+// join others in flight are written together at the end of the loop round
+// (one write for all of them). Any failure tears the link down with a
+// reason: written but unanswered requests are handed back (their clients
+// get con_lost), and a reconnect is scheduled with jittered exponential
+// backoff. The link never reads a reply for a request it no longer has: a
+// torn-down connection is closed, never reused.
 #pragma once
 
 #include "lonc/cipher.hpp"
 #include "lonc/event_loop.hpp"
 #include "lonc/fd.hpp"
+#include "lonc/keys.hpp"
 #include "lonc/line_buffer.hpp"
 #include "lonc/request.hpp"
 
@@ -58,7 +61,7 @@ protected:
     ~LinkEvents() = default;
 };
 
-class Link final : public EventLoop::Watcher {
+class Link final : public EventLoop::Watcher, private EventLoop::Deferred {
 public:
     enum class State { down, connecting, greeting, authenticating, keying, ready };
 
@@ -108,7 +111,9 @@ private:
     bool handle_line(std::string_view line); // false: link torn down
     void write_raw(std::string_view data);
     void flush();
+    void run_deferred() override; // the batched flush
     void schedule_retry();
+    [[nodiscard]] const LinkCipher& cipher();
     [[nodiscard]] const char* step() const noexcept;
 
     EventLoop& loop_;
@@ -122,8 +127,10 @@ private:
     std::string out_;
     std::size_t out_off_ = 0;
     bool want_out_ = false;
-    std::vector<Request*> inflight_; // FIFO; front is the oldest
-    std::unique_ptr<LinkCipher> cipher_;
+    bool flush_deferred_ = false;        // requests wait for the end of the round
+    std::vector<Request*> inflight_;     // FIFO; front is the oldest
+    LinkKey key_{};                      // derived at "ekey"
+    std::unique_ptr<LinkCipher> cipher_; // built from key_ on first use
     std::string scratch_;
     Timer handshake_timer_;
     Timer retry_timer_;

@@ -38,6 +38,8 @@ struct Client final : EventLoop::Watcher {
     Client(PeerWorker& w, UniqueFd f, std::size_t max_line)
         : worker(w), fd(std::move(f)), in(max_line) {}
     void on_events(std::uint32_t events) override;
+    // A released Client taken for a new connection: its buffers are kept.
+    void reuse(UniqueFd f) noexcept;
 
     PeerWorker& worker;
     UniqueFd fd;
@@ -158,6 +160,7 @@ private:
     Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
 
     std::list<Client> clients_; // least recently active first
+    std::list<Client> spare_;   // released, kept for the next connections
     std::deque<Request*> pending_;
     std::size_t queued_clients_ = 0; // client requests in pending_ (--max-queue)
     Timer request_timer_;

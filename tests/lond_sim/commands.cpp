@@ -268,8 +268,10 @@ Step Session::dispatch(std::string_view cmd, bool encrypted, std::string& out) {
         return {.next = Step::Next::close};
     }
     if (name == "bytes") {
-        const auto n = parse_number<std::size_t>(arg);
-        if (!n || *n > max_bytes_reply) {
+        const auto f = split_colon(arg, 2); // N, optional token
+        const auto n = parse_number<std::size_t>(f[0]);
+        const auto token = f.size() == 2 ? f[1] : std::string_view{};
+        if (!n || *n > max_bytes_reply || token.size() > *n) {
             reply(out, "error:bad_request");
             return answered;
         }
@@ -283,6 +285,9 @@ Step Session::dispatch(std::string_view cmd, bool encrypted, std::string& out) {
             const auto k = std::min(done, *n - done);
             std::memcpy(dst + done, dst, k);
             done += k;
+        }
+        if (!token.empty()) {
+            std::memcpy(dst, token.data(), token.size()); // bytes:N:TOKEN
         }
         out.back() = '\n';
         return answered;

@@ -370,6 +370,21 @@ TEST_F(LondSim, BytesRepliesExactlyNBytes) {
     EXPECT_EQ(c.request("ping"), std::optional<std::string>("simhost"));
 }
 
+TEST_F(LondSim, BytesWithATokenStartsWithIt) {
+    start();
+    auto c = handshake();
+    EXPECT_EQ(c.request("bytes:12:tok:1"), std::optional<std::string>("tok:156789ab"));
+    EXPECT_EQ(c.request("bytes:3:abc"), std::optional<std::string>("abc"));
+    EXPECT_EQ(c.request("bytes:2:abc"), std::optional<std::string>("error:bad_request"));
+    EXPECT_EQ(c.request("bytes:0:"), std::optional<std::string>(""));
+    const auto big = c.request("bytes:65536:T42");
+    ASSERT_TRUE(big.has_value());
+    ASSERT_EQ(big->size(), 65536U);
+    EXPECT_EQ(big->substr(0, 5), "T4234");
+    EXPECT_EQ(big->back(),
+              "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[65535 % 62]);
+}
+
 TEST_F(LondSim, GarbageIsOneLineOfBinary) {
     start();
     auto c = handshake();

@@ -90,5 +90,24 @@ TEST(LineBuffer, ResetFreesAndClearsOverflow) {
     EXPECT_EQ(drain(b), (std::vector<std::string>{"ok"}));
 }
 
+TEST(LineBuffer, ClearForgetsEverythingButKeepsTheStorage) {
+    LineBuffer b(8);
+    b.append("one\ntw");
+    EXPECT_EQ(drain(b), (std::vector<std::string>{"one"}));
+    const auto cap = b.capacity();
+    b.clear(); // the unterminated "tw" belongs to the old stream
+    EXPECT_EQ(b.buffered(), 0U);
+    EXPECT_EQ(b.capacity(), cap);
+    b.append("new\n");
+    EXPECT_EQ(drain(b), (std::vector<std::string>{"new"}));
+    b.append("123456789");
+    (void)b.next_line();
+    EXPECT_TRUE(b.overflowed());
+    b.clear();
+    EXPECT_FALSE(b.overflowed());
+    b.append("ok\n");
+    EXPECT_EQ(drain(b), (std::vector<std::string>{"ok"}));
+}
+
 } // namespace
 } // namespace lonc

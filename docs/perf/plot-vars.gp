@@ -1,0 +1,12 @@
+series_persistent = 4
+name_persistent_1 = "bare relay"
+name_persistent_2 = "lonc c1 p1"
+name_persistent_3 = "lonc c1 p8"
+name_persistent_4 = "lonc c4 p1"
+series_lonnet = 4
+name_lonnet_1 = "bare relay"
+name_lonnet_2 = "lonc c1 p1"
+name_lonnet_3 = "lonc c1 p8"
+name_lonnet_4 = "lonc c4 p1"
+direct1 = 40909.4
+measured = "2026-12-02 02:34 UTC"
