@@ -98,8 +98,9 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
         return f;
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        f.error = errno;
+    const bool stat_ok = ::fstat(fd, &st) == 0;
+    if (!stat_ok || !S_ISREG(st.st_mode)) {
+        f.error = stat_ok ? 0 : errno; // not a regular file: no errno (a stale one would lie)
         ::close(fd);
         f.result = SpoolRead::unreadable;
         return f;

@@ -284,6 +284,32 @@ TEST(ProcessFaults, FullLogDirectoryCostsLogLinesNotService) {
                 m[1].str().c_str());
 }
 
+TEST(ProcessFaults, ChildOutOfDescriptorsNeverSetsGoodDelayedMessagesAside) {
+    Cluster c({.hosts = 2,
+               .lonc_args = {"--spool-bad-age", "0.5", "--spool-rescan", "1"},
+               .lonc_wrapper = {"/usr/bin/prlimit", "--nofile=64:64", "--"}});
+    // Every descriptor of h1's child taken by clients.
+    std::vector<LineClient> hogs;
+    for (int i = 0; i < 80; ++i) {
+        auto conn = c.client(1);
+        ASSERT_TRUE(conn);
+        hogs.push_back(std::move(*conn));
+    }
+    ASSERT_TRUE(c.wait_log(R"(\[h1\] .*pausing accept)"));
+    // A delayed message, old enough to be judged at once if unreadable.
+    const auto file = c.spool_file("100.m.h1", "echo:spooled-while-full\n");
+    const auto old = std::time(nullptr) - 3600;
+    const timespec times[2] = {{old, 0}, {old, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0);
+    std::this_thread::sleep_for(2500ms); // several rescans while out of descriptors
+    EXPECT_FALSE(std::filesystem::exists(c.spool() / "100.m.h1.bad"))
+        << "a good file was set aside because the child had no descriptor to read it";
+    EXPECT_FALSE(c.log_contains("100.m.h1 is unreadable"));
+    hogs.clear();
+    EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(file); }, 10s));
+    EXPECT_NE(slurp(c.perm_log()).find(":S:h1:echo:spooled-while-full:"), std::string::npos);
+}
+
 // ------------------------------------------------------ unreachable peers
 
 TEST(Unreachable, SilentDropTakesTheProbeTimeoutThenThePeerIsUnreachable) {
