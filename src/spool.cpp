@@ -13,6 +13,9 @@
 namespace lonc {
 
 std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept {
+    if (name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos) {
+        return std::nullopt; // not one file name
+    }
     const auto d1 = name.find('.');
     if (d1 == std::string_view::npos || d1 == 0) {
         return std::nullopt;
