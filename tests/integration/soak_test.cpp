@@ -69,6 +69,20 @@ TEST(Soak, EveryRequestGetsItsOwnReplyAndMemoryStaysFlat) {
 
 // ------------------------------------------------------------ peer chaos
 
+TEST(Chaos, PeerDyingMidReplyGivesConLostNeverAPartialReply) {
+    Cluster c({.hosts = 2});
+    auto conn = c.client(1);
+    ASSERT_TRUE(conn);
+    ASSERT_EQ(conn->request("ping"), c.id(1));
+    for (const char* cut : {"half:1", "half:70000", "half:3000000"}) {
+        EXPECT_EQ(conn->request(cut), "con_lost") << cut;
+        ASSERT_TRUE(wait_until([&] { return c.request(1, "echo:next") == "next"; }, 5s)) << cut;
+        // The kept connection is in step: its next reply is its own.
+        EXPECT_EQ(conn->request("echo:mine"), "mine") << cut;
+    }
+    EXPECT_TRUE(c.log_contains("lond closed the connection during up"));
+}
+
 // What the chaos controller does to one peer for a moment.
 enum class Fault { kill_restart, hang_silent, freeze, restart_refusing };
 
@@ -84,7 +98,8 @@ TEST(Chaos, PeersFailingEveryWayUnderLoadNeverCrossRepliesAndLinksRecover) {
     o.max_concurrency = 24;
     o.max_payload = 8192;
     o.duration = full_size() ? 180s : 20s;
-    o.faults = {"close", "garbage", "badenc", "badenc2", "stopread", "sleep:4000:too-late"};
+    o.faults = {"close",  "half:100000", "half:5",   "garbage",
+                "badenc", "badenc2",     "stopread", "sleep:4000:too-late"};
     o.fault_share = 0.02;
     o.eget_share = 0; // a restarted lond-sim forgets what was put
     o.reply_timeout = std::chrono::milliseconds(static_cast<int>(request_timeout * 1000)) + 8s;
