@@ -293,6 +293,26 @@ TEST(Hostile, IdleClientsKeepNoBuffersFromTheirBigRequests) {
                 rss_idle);
 }
 
+TEST(Hostile, ABigEncryptedReplyLeavesNoBufferBehind) {
+    // A 12 MiB value put and read back with eget (an enc: reply lonc
+    // decrypts): once answered, the link keeps no reply-sized buffer.
+    // (A fixed mmap threshold makes glibc give big blocks back at once, so
+    // RSS shows what lonc holds, not what the allocator keeps for reuse.)
+    Cluster c({.hosts = 2,
+               .lonc_args = {"--max-line", "20000000"},
+               .lonc_wrapper = {"/usr/bin/env", "MALLOC_MMAP_THRESHOLD_=131072"}});
+    const long rss_before = c.lonc_rss_kib();
+    const std::string value(12 * 1024 * 1024, 'v');
+    ASSERT_EQ(c.request(1, "put:dom:big:ns:k=" + value, 60s), "ok");
+    ASSERT_EQ(c.request(1, "eget:dom:big:ns:k", 60s), value);
+    std::this_thread::sleep_for(300ms);
+    const long rss_after = c.lonc_rss_kib();
+    if (!under_asan()) {
+        EXPECT_LT(rss_after - rss_before, 8192) << rss_before << " -> " << rss_after << " KiB";
+    }
+    std::printf("12 MiB eget: rss %ld -> %ld KiB\n", rss_before, rss_after);
+}
+
 // ------------------------------------------------------ garbage in lines
 
 TEST(Hostile, NulBytesAndBinaryGarbageGetOneReplyPerLine) {
