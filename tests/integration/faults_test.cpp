@@ -186,6 +186,14 @@ TEST(ProcessFaults, ParentOutOfDescriptorsKeepsServingThePeersItStarted) {
     // 80 peers (one lond-sim serves them all) and 64 descriptors: the
     // supervisor runs out while it starts children. It must log that, keep
     // running and serving the peers it could start, and not spin.
+    if (under_asan()) {
+        // UBSan's vptr check probes memory through a pipe(2) it opens; in a
+        // process with no descriptor left it reports live objects as having
+        // an invalid vptr (seen: the event loop's first call of a probe).
+        // The release run proves this behaviour; children at the limit are
+        // covered under ASan by the tests around this one.
+        GTEST_SKIP() << "UBSan's vptr check needs free descriptors of its own";
+    }
     constexpr int hosts = 80;
     Cluster c({.hosts = hosts,
                .start_sims = false,
