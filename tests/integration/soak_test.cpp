@@ -6,6 +6,7 @@
 // soak (1,000,000 requests) and a longer chaos run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 #include <signal.h>
@@ -114,12 +115,19 @@ TEST(Chaos, PeersFailingEveryWayUnderLoadNeverCrossRepliesAndLinksRecover) {
     std::thread chaos([&] {
         std::mt19937 rng(std::random_device{}());
         std::uniform_int_distribution<int> host(1, 3);
-        std::uniform_int_distribution<int> fault(0, 3);
         std::uniform_int_distribution<int> pause_ms(200, 1200);
+        // Every kind of fault in each round, in a random order.
+        std::vector<Fault> round = {Fault::kill_restart, Fault::hang_silent, Fault::freeze,
+                                    Fault::restart_refusing};
+        std::size_t next = round.size();
         while (!stop) {
             std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
+            if (next == round.size()) {
+                std::shuffle(round.begin(), round.end(), rng);
+                next = 0;
+            }
             const int h = host(rng);
-            const auto f = static_cast<Fault>(fault(rng));
+            const auto f = round[next++];
             switch (f) {
             case Fault::kill_restart: // killed mid-request, back soon
                 c.kill_sim(h);
@@ -173,6 +181,10 @@ TEST(Chaos, PeersFailingEveryWayUnderLoadNeverCrossRepliesAndLinksRecover) {
             },
             10s))
             << "h" << h << ": " << got.value_or("no reply");
+    }
+    for (const auto f :
+         {Fault::kill_restart, Fault::hang_silent, Fault::freeze, Fault::restart_refusing}) {
+        EXPECT_GE(done[f], 1) << "fault " << static_cast<int>(f) << " never happened";
     }
     // The peers' faults never took a lonc process down.
     EXPECT_EQ(c.lonc_pids(), pids_before);
