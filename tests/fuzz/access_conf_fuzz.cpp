@@ -61,7 +61,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (const auto settings = lonc::settings_from(conf, problems)) {
         FUZZ_CHECK(lonc::valid_host_id(settings->host_id));
         FUZZ_CHECK(settings->lond_port != 0);
-        FUZZ_CHECK(settings->socket_path(settings->host_id).parent_path() == settings->sock_dir);
+        // Its socket is one entry directly in lonSockDir (which may be
+        // written with a trailing '/').
+        const auto sock = settings->socket_path(settings->host_id);
+        FUZZ_CHECK(sock.filename() == settings->host_id);
+        FUZZ_CHECK(sock.parent_path() == (settings->sock_dir / "x").parent_path());
     } else {
         FUZZ_CHECK(!problems.empty());
     }

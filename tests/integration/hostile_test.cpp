@@ -41,7 +41,7 @@ void expect_unaffected(const LatencyProbe& probe, double baseline) {
     EXPECT_GE(probe.count(), 5U) << probe.summary();
     EXPECT_EQ(probe.failures(), 0U) << probe.summary();
     EXPECT_LT(probe.median_ms(), 5 * baseline + 20) << probe.summary() << "; before " << baseline;
-    EXPECT_LT(probe.max_ms(), 2000.0) << probe.summary();
+    EXPECT_LT(probe.max_ms(), under_asan() ? 5000.0 : 2000.0) << probe.summary();
 }
 
 void raise_own_fd_limit() {
