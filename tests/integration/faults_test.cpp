@@ -66,6 +66,7 @@ TEST(ProcessFaults, ChildKilledDuringRequestsOnlyItsClientsNotice) {
     LatencyProbe probe(c, 2);
     // Requests in flight on the victim: slow ones, and big replies.
     std::vector<std::future<std::optional<std::string>>> inflight;
+    inflight.reserve(10);
     for (int i = 0; i < 10; ++i) {
         inflight.push_back(std::async(std::launch::async, [&c, i] {
             return c.request(1, i % 2 == 0 ? "sleep:3000:slow" : "bytes:5000000", 10s);

@@ -69,7 +69,7 @@ TEST(Hostile, GigabyteLinesWithoutNewlineAreCutAtMaxLine) {
         std::optional<std::string> reply;
         bool closed = false;
     };
-    std::vector<Outcome> out(4 * rounds);
+    std::vector<Outcome> out(std::size_t{4} * rounds);
     long rss_peak = rss_before;
     std::atomic<bool> streaming{true};
     std::thread watch([&] {
@@ -81,7 +81,7 @@ TEST(Hostile, GigabyteLinesWithoutNewlineAreCutAtMaxLine) {
     for (int round = 0; round < rounds; ++round) {
         std::vector<std::thread> streams;
         for (int i = 0; i < 4; ++i) {
-            auto& o = out[static_cast<std::size_t>(round * 4 + i)];
+            auto& o = out[static_cast<std::size_t>(round) * 4 + static_cast<std::size_t>(i)];
             streams.emplace_back([&c, &o] {
                 auto conn = c.client(1);
                 if (!conn) {
@@ -112,7 +112,7 @@ TEST(Hostile, GigabyteLinesWithoutNewlineAreCutAtMaxLine) {
         EXPECT_EQ(o.reply, "error:line_too_long");
         EXPECT_TRUE(o.closed);
         // What lonc took, plus what the socket buffers held: far from 1 GiB.
-        EXPECT_LT(o.written, max_line + 16 * 1048576) << o.written;
+        EXPECT_LT(o.written, max_line + std::size_t{16} * 1048576) << o.written;
         most = std::max(most, o.written);
     }
     expect_unaffected(probe, before);
@@ -276,7 +276,7 @@ TEST(Hostile, IdleClientsKeepNoBuffersFromTheirBigRequests) {
     // and stay connected, idle: lonc must not keep their buffers.
     Cluster c({.hosts = 2});
     const long rss_before = c.lonc_rss_kib();
-    const std::string payload(900 * 1024, 'p');
+    const std::string payload(std::size_t{900} * 1024, 'p');
     std::vector<LineClient> idle;
     for (int i = 0; i < 40; ++i) {
         auto conn = c.client(1);
@@ -305,7 +305,7 @@ TEST(Hostile, ABigEncryptedReplyLeavesNoBufferBehind) {
                .lonc_args = {"--max-line", "20000000"},
                .lonc_wrapper = {"/usr/bin/env", "MALLOC_MMAP_THRESHOLD_=131072"}});
     const long rss_before = c.lonc_rss_kib();
-    const std::string value(12 * 1024 * 1024, 'v');
+    const std::string value(std::size_t{12} * 1024 * 1024, 'v');
     ASSERT_EQ(c.request(1, "put:dom:big:ns:k=" + value, 60s), "ok");
     ASSERT_EQ(c.request(1, "eget:dom:big:ns:k", 60s), value);
     std::this_thread::sleep_for(300ms);

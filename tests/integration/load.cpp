@@ -108,10 +108,10 @@ struct Worker {
         if (reply && !lonnet) {
             conns.at(host).served = true;
         }
-        if (!reply && !lonnet) {
+        // A kept connection that failed is dropped; now and then a good one
+        // goes away too (a client closing between requests).
+        if (!lonnet && (!reply || unit(rng) < 0.02)) {
             conns.erase(host);
-        } else if (!lonnet && unit(rng) < 0.02) {
-            conns.erase(host); // now and then a persistent client goes away
         }
         return reply;
     }
@@ -317,6 +317,7 @@ void run_load(const Cluster& c, const LoadOptions& opts, LoadResult& result,
         workers.push_back(std::make_unique<Worker>(
             Worker{c, opts, result, tickets, active, stop, i, std::mt19937_64(seed + i), {}}));
     }
+    threads.reserve(workers.size());
     for (auto& w : workers) {
         threads.emplace_back([&w] { w->run(); });
     }
