@@ -428,16 +428,19 @@ TEST(Access, SocketsAcceptTheirUserAndRejectEveryoneElse) {
     const passwd nobody_pw = *pw;
     const passwd* www = &www_pw;
     const passwd* nobody = &nobody_pw;
-    for (int h = 0; h < 2; ++h) {
+    // Every peer's socket, and the supervisor's control socket for lonctl.
+    std::vector<std::filesystem::path> sockets = {c.socket(0), c.socket(1),
+                                                  c.dir() / "sockets/.lonc-control"};
+    for (const auto& path : sockets) {
         struct stat st {};
-        ASSERT_EQ(::stat(c.socket(h).c_str(), &st), 0);
+        ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
         EXPECT_TRUE(S_ISSOCK(st.st_mode));
         EXPECT_EQ(st.st_mode & 07777, 0600U);
         EXPECT_EQ(st.st_uid, www->pw_uid);
-        EXPECT_EQ(connect_as(c.socket(h), nobody->pw_uid, nobody->pw_gid), EACCES);
+        EXPECT_EQ(connect_as(path, nobody->pw_uid, nobody->pw_gid), EACCES) << path;
         // Another user who shares www's group gets no further either.
-        EXPECT_EQ(connect_as(c.socket(h), nobody->pw_uid, www->pw_gid), EACCES);
-        EXPECT_EQ(connect_as(c.socket(h), www->pw_uid, www->pw_gid), 0);
+        EXPECT_EQ(connect_as(path, nobody->pw_uid, www->pw_gid), EACCES) << path;
+        EXPECT_EQ(connect_as(path, www->pw_uid, www->pw_gid), 0) << path;
     }
     // The spool lock directory is private too.
     struct stat st2 {};
@@ -517,7 +520,8 @@ TEST(Access, HostIdsCannotLeaveTheSocketDirectory) {
     for (const auto& f : files) {
         if (f.rfind("sockets/", 0) == 0 && f.rfind("sockets/delayed", 0) != 0 &&
             f.rfind("sockets/.lonc-spool", 0) != 0) {
-            EXPECT_TRUE(f == "sockets/h0" || f == "sockets/h1") << f;
+            EXPECT_TRUE(f == "sockets/h0" || f == "sockets/h1" || f == "sockets/.lonc-control")
+                << f;
         }
     }
     for (const auto& f : files) {
