@@ -25,6 +25,9 @@ void LineBuffer::make_room(std::size_t min_free) {
     while (cap < need) {
         cap *= 2;
     }
+    // Never more than the limit (prepare() asks for no more than that): a
+    // line limit of 1 MiB + 1 costs at most that, not the next power of two.
+    cap = std::min(cap, std::max(need, max_line_ + 1));
     auto fresh = std::make_unique_for_overwrite<char[]>(cap);
     if (pending > 0) {
         std::memcpy(fresh.get(), data_.get() + begin_, pending);

@@ -399,6 +399,9 @@ bool Link::handle_line(std::string_view line) {
         const auto before = state_;
         const auto fd = fd_.get();
         events_.link_reply(*this, *req, reply);
+        if (scratch_.capacity() > idle_capacity) {
+            std::string().swap(scratch_); // keep no reply-sized buffer between replies
+        }
         return state_ == before && fd_.get() == fd;
     }
     case State::down:

@@ -593,6 +593,9 @@ void PeerWorker::complete(Request& req, std::string_view reply, bool from_lond) 
         Client& c = *req.client;
         c.busy = false;
         latency_.observe(std::chrono::duration<double>(loop_.now() - req.arrived).count());
+        if (req.line.capacity() > client_keep_capacity) {
+            std::string().swap(req.line); // an idle client keeps no big request buffer
+        }
         if (from_lond) {
             ++stats_.requests;
         } else {

@@ -13,6 +13,9 @@
 namespace lonc {
 
 std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept {
+    if (name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos) {
+        return std::nullopt; // not one file name
+    }
     const auto d1 = name.find('.');
     if (d1 == std::string_view::npos || d1 == 0) {
         return std::nullopt;
@@ -98,8 +101,9 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
         return f;
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        f.error = errno;
+    const bool stat_ok = ::fstat(fd, &st) == 0;
+    if (!stat_ok || !S_ISREG(st.st_mode)) {
+        f.error = stat_ok ? 0 : errno; // not a regular file: no errno (a stale one would lie)
         ::close(fd);
         f.result = SpoolRead::unreadable;
         return f;

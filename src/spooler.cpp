@@ -24,6 +24,12 @@ constexpr std::string_view sent_suffix = ".sent";
 // written already.
 constexpr off_t perm_log_window = 8 * 1024 * 1024;
 
+// Failures that say nothing about the file: this process is out of
+// descriptors or memory for a moment. Such a file is never set aside.
+bool transient_error(int e) {
+    return e == EMFILE || e == ENFILE || e == ENOMEM || e == EINTR;
+}
+
 bool starts_with(std::string_view s, std::string_view p) {
     return s.substr(0, p.size()) == p;
 }
@@ -188,6 +194,9 @@ void Spooler::next() {
         }
         if (file.result == SpoolRead::missing) {
             continue; // gone meanwhile
+        }
+        if (file.result == SpoolRead::unreadable && transient_error(file.error)) {
+            continue; // our trouble, not the file's: the next scan tries again
         }
         // Possibly still being written: judge it only once it stopped changing.
         const auto age = std::difftime(std::time(nullptr), file.mtime);

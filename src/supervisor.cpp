@@ -26,6 +26,7 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <system_error>
 #include <unistd.h>
 
 namespace lonc {
@@ -273,12 +274,31 @@ void Supervisor::on_reprobe() {
 
 void Supervisor::spawn(Slot& slot) {
     lg().info("Attempting to start child for server {}", slot.peer.id);
-    auto [parent_end, child_end] = ipc::make_pair();
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        lg().error("fork for {} failed: {}", slot.peer.id, std::strerror(errno));
+    // Out of descriptors or processes: counted as an attempt, so the retry
+    // backs off (and the peer is skipped after --max-attempts) instead of
+    // taking the supervisor down or spinning.
+    auto start_failed = [&](const std::string& why) {
+        const auto now = loop_.now();
+        slot.deaths.push_back(now);
+        while (slot.deaths.front() + death_window <= now) {
+            slot.deaths.pop_front();
+        }
+        lg().error("Cannot start a child for {}: {} ({} of {} attempts)", slot.peer.id, why,
+                   slot.deaths.size(), s_.opts.max_attempts);
         slot.state = SlotState::restarting;
         schedule_restart(slot);
+    };
+    std::pair<UniqueFd, UniqueFd> ends;
+    try {
+        ends = ipc::make_pair();
+    } catch (const std::system_error& e) {
+        start_failed(e.what());
+        return;
+    }
+    auto& [parent_end, child_end] = ends;
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        start_failed(std::string("fork: ") + std::strerror(errno));
         return;
     }
     if (pid == 0) {

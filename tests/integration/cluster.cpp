@@ -13,6 +13,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include "proc_stats.hpp"
+
 namespace lonc::test {
 
 std::string lonc_binary() {
@@ -210,23 +212,25 @@ void Cluster::kill_sim(int host) {
 }
 
 Process& Cluster::start_lonc(const std::vector<std::string>& extra, bool foreground) {
-    std::vector<std::string> argv = {lonc_binary(),
-                                     "-c",
-                                     conf().string(),
-                                     "--user",
-                                     "www",
-                                     "--mail-command",
-                                     "",
-                                     "--handshake-pause",
-                                     "0.1",
-                                     "--retry-min",
-                                     "0.05",
-                                     "--retry-max",
-                                     "0.5",
-                                     "--probe-timeout",
-                                     "2",
-                                     "--reprobe-interval",
-                                     "1"};
+    std::vector<std::string> argv = opts_.lonc_wrapper;
+    const std::vector<std::string> args = {lonc_binary(),
+                                           "-c",
+                                           conf().string(),
+                                           "--user",
+                                           "www",
+                                           "--mail-command",
+                                           "",
+                                           "--handshake-pause",
+                                           "0.1",
+                                           "--retry-min",
+                                           "0.05",
+                                           "--retry-max",
+                                           "0.5",
+                                           "--probe-timeout",
+                                           "2",
+                                           "--reprobe-interval",
+                                           "1"};
+    argv.insert(argv.end(), args.begin(), args.end());
     if (foreground) {
         argv.emplace_back("-f");
     }
@@ -292,6 +296,22 @@ std::vector<pid_t> Cluster::children() const {
         ::closedir(d);
     }
     return out;
+}
+
+std::vector<pid_t> Cluster::lonc_pids() const {
+    auto pids = children();
+    if (const pid_t parent = lonc_pid(); parent > 0 && ::kill(parent, 0) == 0) {
+        pids.insert(pids.begin(), parent);
+    }
+    return pids;
+}
+
+long Cluster::lonc_rss_kib() const {
+    long total = 0;
+    for (const auto pid : lonc_pids()) {
+        total += rss_kib(pid);
+    }
+    return total;
 }
 
 std::optional<ExitStatus> Cluster::stop_lonc(std::chrono::milliseconds timeout) {

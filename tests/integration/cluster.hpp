@@ -28,9 +28,10 @@ struct ClusterOptions {
     bool start_sims = true;              // one lond-sim per host
     std::vector<std::string> sim_args{}; // extra lond-sim options, every host
     bool start_lonc = true;
-    std::vector<std::string> lonc_args{}; // extra lonc options
-    bool foreground = true;               // -f (a child of the test)
-    bool wait_sockets = true;             // wait until every host has a socket
+    std::vector<std::string> lonc_args{};    // extra lonc options
+    bool foreground = true;                  // -f (a child of the test)
+    bool wait_sockets = true;                // wait until every host has a socket
+    std::vector<std::string> lonc_wrapper{}; // a command lonc runs under (prlimit, valgrind)
 };
 
 class Cluster {
@@ -77,6 +78,10 @@ public:
     [[nodiscard]] pid_t lonc_pid() const;
     // Pids of lonc processes: the supervisor and its children.
     [[nodiscard]] std::vector<pid_t> children() const;
+    // The supervisor (from lonc.pid) and its children.
+    [[nodiscard]] std::vector<pid_t> lonc_pids() const;
+    // Their resident memory together, KiB.
+    [[nodiscard]] long lonc_rss_kib() const;
     // Sends TERM and waits for the supervisor to exit.
     std::optional<ExitStatus>
     stop_lonc(std::chrono::milliseconds timeout = std::chrono::seconds(15));

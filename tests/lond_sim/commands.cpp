@@ -56,6 +56,21 @@ bool starts_with(std::string_view s, std::string_view prefix) {
     return s.substr(0, prefix.size()) == prefix;
 }
 
+// Appends n bytes of bytes_pattern repeated.
+void append_pattern(std::string& out, std::size_t n) {
+    const auto start = out.size();
+    out.resize(start + n);
+    char* dst = out.data() + start;
+    const auto first = std::min(n, bytes_pattern.size());
+    std::memcpy(dst, bytes_pattern.data(), first);
+    // Doubling copies: every copied prefix is whole periods long.
+    for (std::size_t done = first; done < n;) {
+        const auto k = std::min(done, n - done);
+        std::memcpy(dst + done, dst, k);
+        done += k;
+    }
+}
+
 void reply(std::string& out, std::string_view text) {
     out += text;
     out += '\n';
@@ -276,21 +291,23 @@ Step Session::dispatch(std::string_view cmd, bool encrypted, std::string& out) {
             return answered;
         }
         const auto start = out.size();
-        out.resize(start + *n + 1);
-        char* dst = out.data() + start;
-        const auto first = std::min(*n, bytes_pattern.size());
-        std::memcpy(dst, bytes_pattern.data(), first);
-        // Doubling copies: every copied prefix is whole periods long.
-        for (std::size_t done = first; done < *n;) {
-            const auto k = std::min(done, *n - done);
-            std::memcpy(dst + done, dst, k);
-            done += k;
-        }
+        append_pattern(out, *n);
         if (!token.empty()) {
-            std::memcpy(dst, token.data(), token.size()); // bytes:N:TOKEN
+            std::memcpy(out.data() + start, token.data(), token.size()); // bytes:N:TOKEN
         }
-        out.back() = '\n';
+        out += '\n';
         return answered;
+    }
+    if (name == "half") {
+        // The first N bytes of a reply, no newline, then the connection
+        // closes: a lond dying in the middle of an answer.
+        const auto n = parse_number<std::size_t>(arg);
+        if (!n || *n > max_bytes_reply) {
+            reply(out, "error:bad_request");
+            return answered;
+        }
+        append_pattern(out, *n);
+        return {.next = Step::Next::close};
     }
     if (cmd == "garbage") {
         // Random bytes 0..255 except '\n', 16 to 256 of them.

@@ -385,6 +385,17 @@ TEST_F(LondSim, BytesWithATokenStartsWithIt) {
               "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"[65535 % 62]);
 }
 
+TEST_F(LondSim, HalfSendsPartOfAReplyThenCloses) {
+    start();
+    auto c = handshake();
+    EXPECT_TRUE(c.send_line("half:100000"));
+    EXPECT_TRUE(c.wait_closed(5s));
+    EXPECT_EQ(c.pending().size(), 100000U); // no newline: never a whole line
+    EXPECT_EQ(c.pending().substr(0, 12), "0123456789ab");
+    auto d = handshake(3);
+    EXPECT_EQ(d.request("half:x"), std::optional<std::string>("error:bad_request"));
+}
+
 TEST_F(LondSim, GarbageIsOneLineOfBinary) {
     start();
     auto c = handshake();

@@ -13,6 +13,7 @@
 //   sleep:MS[:TOKEN]     -> waits MS ms, then TOKEN (default "ok")
 //   close                -> closes the connection without a reply
 //   bytes:N              -> N bytes of 0-9a-zA-Z repeated (N <= 256 MiB)
+//   half:N               -> the first N of those bytes, no newline, then close
 //   garbage              -> 16-256 random bytes, anything but '\n'
 //   badenc, badenc2      -> "enc:20:zz", "enc:5:" + 16 non-hex characters
 //   stopread             -> "ok", then never reads or answers again

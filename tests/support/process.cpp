@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdexcept>
+#include <string_view>
 #include <sys/wait.h>
 #include <system_error>
 #include <thread>
@@ -59,9 +60,20 @@ Process Process::spawn(const std::vector<std::string>& argv, const SpawnOptions&
         args.push_back(const_cast<char*>(a.c_str()));
     }
     args.push_back(nullptr);
+    // The inherited environment, minus what opts.env sets: getenv() finds
+    // the first of duplicate names, so an inherited ASAN_OPTIONS would hide
+    // the one given here (and with it the sanitizer's log_path).
+    auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
     std::vector<std::string> env_store;
     for (char** e = environ; *e != nullptr; ++e) {
-        env_store.emplace_back(*e);
+        const std::string_view entry(*e);
+        bool overridden = false;
+        for (const auto& mine : opts.env) {
+            overridden = overridden || name_of(mine) == name_of(entry);
+        }
+        if (!overridden) {
+            env_store.emplace_back(entry);
+        }
     }
     env_store.insert(env_store.end(), opts.env.begin(), opts.env.end());
     std::vector<char*> envp;

@@ -67,6 +67,28 @@ TEST(LineBuffer, OverlongUnterminatedLineStopsReading) {
     EXPECT_TRUE(b.prepare().empty());
 }
 
+TEST(LineBuffer, NeverAllocatesMoreThanOneLineAndItsNewline) {
+    // A client's buffer (and the link's, bounded by --max-reply) may grow to
+    // the limit, never to the next power of two above it: a 1 MiB + 1 line
+    // limit must not cost 2 MiB per connection.
+    for (const std::size_t max_line : {std::size_t{16}, std::size_t{1000}, std::size_t{1048576}}) {
+        LineBuffer b(max_line);
+        std::size_t fed = 0;
+        for (;;) {
+            auto space = b.prepare(4096);
+            if (space.empty()) {
+                break;
+            }
+            std::fill(space.begin(), space.end(), 'x');
+            b.commit(space.size());
+            fed += space.size();
+            (void)b.next_line();
+        }
+        EXPECT_EQ(fed, max_line + 1);
+        EXPECT_LE(b.capacity(), max_line + 1) << max_line;
+    }
+}
+
 TEST(LineBuffer, ManyLinesReuseSpace) {
     LineBuffer b(64);
     for (int i = 0; i < 100000; ++i) {

@@ -26,6 +26,15 @@ TEST(SpoolName, OtherFilesAreNotSpoolEntries) {
     }
 }
 
+TEST(SpoolName, NamesWithASlashOrNulAreNeverSpoolEntries) {
+    // A spool entry's name becomes a path below delayed/: it must be one
+    // file name (found by the spool fuzzer: a '/' passed in <middle>).
+    for (const std::string& name : {std::string("1.a/b.h1"), std::string("1./.h1"),
+                                    std::string("1/2.a.h1"), std::string("1.a\0b.h1", 8)}) {
+        EXPECT_FALSE(parse_spool_name(name).has_value()) << name;
+    }
+}
+
 TEST(SpoolScan, OldestEpochFirstNumericallyThenName) {
     test::TempDir d("lonc-spool-test");
     for (const char* name :
