@@ -50,6 +50,28 @@ std::ofstream open_out(const std::filesystem::path& file) {
     return out;
 }
 
+// The throughput-vs-clients rows of one pattern: the servers in the order
+// they first appear, and each client count's row per server.
+struct Scaling {
+    std::vector<std::string> series;
+    std::map<unsigned, std::map<std::string, const Row*>> by_clients;
+};
+
+Scaling scaling(const Report& rep, Pattern pattern) {
+    Scaling sc;
+    for (const auto& r : rep.rows) {
+        if (!r.scaling || r.c.pattern != pattern) {
+            continue;
+        }
+        const auto s = r.c.setup.label();
+        if (std::find(sc.series.begin(), sc.series.end(), s) == sc.series.end()) {
+            sc.series.push_back(s);
+        }
+        sc.by_clients[r.c.clients][s] = &r;
+    }
+    return sc;
+}
+
 } // namespace
 
 std::string Setup::label() const {
@@ -205,18 +227,7 @@ void write_markdown(const Report& rep, const std::filesystem::path& file) {
     }
     // Scaling: req/s by clients, one column per server, each pattern.
     for (const auto pattern : {Pattern::persistent, Pattern::lonnet}) {
-        std::vector<std::string> series;
-        std::map<unsigned, std::map<std::string, const Row*>> by_clients;
-        for (const auto& r : rep.rows) {
-            if (!r.scaling || r.c.pattern != pattern) {
-                continue;
-            }
-            const auto s = r.c.setup.label();
-            if (std::find(series.begin(), series.end(), s) == series.end()) {
-                series.push_back(s);
-            }
-            by_clients[r.c.clients][s] = &r;
-        }
+        const auto [series, by_clients] = scaling(rep, pattern);
         if (by_clients.size() < 2) {
             continue;
         }
@@ -267,18 +278,7 @@ void write_markdown(const Report& rep, const std::filesystem::path& file) {
 
 void write_plot_data(const Report& rep, const std::filesystem::path& dir) {
     for (const auto pattern : {Pattern::persistent, Pattern::lonnet}) {
-        std::vector<std::string> series;
-        std::map<unsigned, std::map<std::string, const Row*>> by_clients;
-        for (const auto& r : rep.rows) {
-            if (!r.scaling || r.c.pattern != pattern) {
-                continue;
-            }
-            const auto s = r.c.setup.label();
-            if (std::find(series.begin(), series.end(), s) == series.end()) {
-                series.push_back(s);
-            }
-            by_clients[r.c.clients][s] = &r;
-        }
+        const auto [series, by_clients] = scaling(rep, pattern);
         auto out = open_out(dir / fmt::format("scaling-{}.dat", to_string(pattern)));
         out << "# clients";
         for (const auto& s : series) {
@@ -301,13 +301,7 @@ void write_plot_data(const Report& rep, const std::filesystem::path& dir) {
     }
     auto vars = open_out(dir / "plot-vars.gp");
     for (const auto pattern : {Pattern::persistent, Pattern::lonnet}) {
-        std::vector<std::string> series;
-        for (const auto& r : rep.rows) {
-            if (r.scaling && r.c.pattern == pattern &&
-                std::find(series.begin(), series.end(), r.c.setup.label()) == series.end()) {
-                series.push_back(r.c.setup.label());
-            }
-        }
+        const auto series = scaling(rep, pattern).series;
         vars << fmt::format("series_{} = {}\n", to_string(pattern), series.size());
         for (std::size_t i = 0; i < series.size(); ++i) {
             vars << fmt::format("name_{}_{} = \"{}\"\n", to_string(pattern), i + 1, series[i]);

@@ -129,6 +129,11 @@ private:
 // A token unique within this test process.
 [[nodiscard]] std::string unique_token(const std::string& prefix = "t");
 
+// Seconds elapsed since t0.
+[[nodiscard]] inline double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 } // namespace lonc::test
 
 namespace lonc::test {

@@ -23,10 +23,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 // The pid of the child serving host (its last "Child for <id> started" line).
 pid_t child_of(const Cluster& c, int host) {
     const std::regex re("Child for " + c.id(host) + " started \\(pid ([0-9]+)\\)");

@@ -235,7 +235,10 @@ TEST(Hostile, TenThousandConnectionsOpenedAndAbandoned) {
                 (void)conn.send("echo:half a li");
             }
         }
-        std::this_thread::sleep_for(1s);
+        // Once a request sent after them is answered, lond has answered
+        // every one of theirs (one link, answered in order): lonc now holds
+        // each unread reply, so both floods are measured in the same state.
+        EXPECT_EQ(c.request(1, "echo:drained", 60s), "drained");
         rss.busy = c.lonc_rss_kib();
         conns.clear();
         EXPECT_TRUE(wait_until([&] { return fds() <= fds_before; }, 30s))

@@ -15,10 +15,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 TEST(Relay, EveryPeerAnswersPlainAndEncryptedRequests) {
     Cluster c({.hosts = 3});
     for (int h = 0; h < 3; ++h) {
