@@ -8,5 +8,5 @@ name_lonnet_1 = "bare relay"
 name_lonnet_2 = "lonc c1 p1"
 name_lonnet_3 = "lonc c1 p8"
 name_lonnet_4 = "lonc c4 p1"
-direct1 = 40909.4
-measured = "2026-12-02 02:34 UTC"
+direct1 = 29938.9
+measured = "2026-12-02 03:46 UTC"
