@@ -435,18 +435,8 @@ DropRule::~DropRule() {
 }
 
 long process_uid(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind("Uid:", 0) == 0) {
-            std::istringstream ss(line.substr(4));
-            long real = -1;
-            long effective = -1;
-            ss >> real >> effective;
-            return effective;
-        }
-    }
-    return -1;
+    const auto ids = status_numbers(pid, "Uid"); // real, effective, saved, fs
+    return ids.size() >= 2 ? ids[1] : -1;
 }
 
 } // namespace lonc::test
