@@ -125,6 +125,11 @@ std::vector<std::string> sandbox_argv(const Cluster& c, const std::filesystem::p
 
 Process start_sandboxed_lonc(Cluster& c, const std::filesystem::path& syscalls) {
     auto argv = sandbox_argv(c, syscalls);
+    // The binary's directory, visible again in case the build tree lives
+    // under /tmp or /home (a clone in a scratch directory), as an installed
+    // /usr/sbin/lonc always is.
+    argv.insert(argv.begin() + 1,
+                {"--ro", std::filesystem::path(lonc_binary()).parent_path().string()});
     for (const auto& a :
          {lonc_binary(), std::string("-c"), c.conf().string(), std::string("--foreground"),
           std::string("--mail-command"), std::string(""), std::string("--handshake-pause"),
