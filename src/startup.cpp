@@ -2,13 +2,16 @@
 
 #include "lonc/net.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace lonc {
 
@@ -74,6 +77,48 @@ void mail_alert(const Options& opts, const Config& cfg, const std::string& subje
     ::pclose(p);
 }
 
+namespace {
+
+// Why user cannot create files in dir, or "" when it can. Read-only: it
+// looks at the modes, as the kernel would (owner, then group, then other).
+// A missing dir that lonc creates itself is fine when its parent is.
+std::string unwritable_reason(const std::filesystem::path& dir, const std::string& user,
+                              bool lonc_creates = false) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT && lonc_creates && dir.has_relative_path()) {
+            const auto why = unwritable_reason(dir.parent_path(), user, true);
+            return why.empty() ? "" : "missing, and its parent " + why;
+        }
+        return std::strerror(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return "not a directory";
+    }
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (pw == nullptr) {
+        return "user '" + user + "' does not exist";
+    }
+    if (pw->pw_uid == 0) {
+        return "";
+    }
+    const gid_t primary = pw->pw_gid;
+    std::vector<gid_t> groups(64);
+    for (int n = static_cast<int>(groups.size());
+         ::getgrouplist(pw->pw_name, primary, groups.data(), &n) < 0;) {
+        groups.resize(static_cast<std::size_t>(n));
+    }
+    mode_t need = S_IWOTH | S_IXOTH;
+    if (st.st_uid == pw->pw_uid) {
+        need = S_IWUSR | S_IXUSR;
+    } else if (std::find(groups.begin(), groups.end(), st.st_gid) != groups.end()) {
+        need = S_IWGRP | S_IXGRP;
+    }
+    return (st.st_mode & need) == need ? "" : "not writable by " + user;
+}
+
+} // namespace
+
 bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out) {
     std::fprintf(out, "config:    %s\n", opts.config.c_str());
     if (cfg.settings) {
@@ -90,6 +135,30 @@ bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out)
         for (const auto& p : cfg.hosts.peers) {
             std::fprintf(out, "  %-20s %-15s %s%s\n", p.id.c_str(), p.ip.c_str(),
                          p.hostname.c_str(), p.id == s.host_id ? "  (this host)" : "");
+        }
+    }
+    // Where lonc writes, as --user. Reported, not counted as problems:
+    // lonc may be checked on another machine than it runs on.
+    std::vector<std::string> warnings;
+    if (cfg.settings) {
+        const auto& s = *cfg.settings;
+        struct Dir {
+            const char* what;
+            std::filesystem::path path;
+            bool lonc_creates;
+        };
+        for (const auto& d :
+             {Dir{"log directory", s.log_dir(), false}, Dir{"socket directory", s.sock_dir, false},
+              Dir{"status directory", s.status_dir(), true}}) {
+            if (auto why = unwritable_reason(d.path, opts.user, d.lonc_creates); !why.empty()) {
+                warnings.push_back(std::string(d.what) + " " + d.path.string() + ": " + why);
+            }
+        }
+    }
+    if (!warnings.empty()) {
+        std::fprintf(out, "warnings:  %zu\n", warnings.size());
+        for (const auto& w : warnings) {
+            std::fprintf(out, "  %s\n", w.c_str());
         }
     }
     if (cfg.problems.empty()) {

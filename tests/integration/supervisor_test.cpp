@@ -9,7 +9,9 @@
 #include <regex>
 #include <set>
 #include <signal.h>
+#include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 #include "cluster.hpp"
 
@@ -196,6 +198,39 @@ TEST(Config, CheckConfigListsPeersAndPaths) {
     EXPECT_NE(out.find("configuration OK"), std::string::npos) << out;
     EXPECT_NE(out.find(c.ip(2)), std::string::npos);
     EXPECT_NE(out.find("(this host)"), std::string::npos);
+}
+
+TEST(Config, CheckConfigWarnsWhereTheUserCannotWrite) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto d = c.dir().path();
+    auto report = [&] {
+        auto st = c.run_lonc({"-c", c.conf().string(), "-t", "--user", "www"});
+        EXPECT_TRUE(st.exited(0)); // warnings, not problems
+        return slurp(c.dir() / "run.out");
+    };
+    EXPECT_EQ(report().find("warnings:"), std::string::npos) << report();
+    // The socket directory taken from www, the log directory gone, the
+    // status directory gone too (lonc would create it: fine).
+    ASSERT_EQ(::chown((d / "sockets").c_str(), 0, 0), 0);
+    ASSERT_EQ(::chmod((d / "sockets").c_str(), 0755), 0);
+    std::filesystem::remove_all(d / "logs");
+    std::filesystem::remove_all(d / "html/lon-status");
+    ASSERT_EQ(::chmod((d / "html").c_str(), 0777), 0);
+    const auto out = report();
+    EXPECT_NE(out.find("warnings:  2\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("socket directory " + (d / "sockets").string() + ": not writable by www"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("log directory " + (d / "logs").string() + ": No such file or directory"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("configuration OK"), std::string::npos) << out;
+    // Its parent not writable either: then the status directory is a warning.
+    ASSERT_EQ(::chmod((d / "html").c_str(), 0555), 0);
+    EXPECT_NE(report().find("status directory " + (d / "html/lon-status").string() +
+                            ": missing, and its parent not writable by www"),
+              std::string::npos)
+        << report();
 }
 
 // ----------------------------------------------------------------- peers
