@@ -1,5 +1,5 @@
 // The link cipher: IDEA (Crypto++), one 8-byte block at a time, carried on
-// the wire as "enc:LEN:HEX" (PROTOCOL.md section 3).
+// the wire as "enc:LEN:HEX" (docs/PROTOCOL.md section 2.5).
 #pragma once
 
 #include "lonc/keys.hpp"
@@ -24,7 +24,8 @@ enum class DecodeError {
 [[nodiscard]] const char* to_string(DecodeError e) noexcept;
 
 // True for "enc:" followed by one or more digits and ':'. Only such replies
-// are decrypted; anything else from lond passes through (section 7, bug 9).
+// are decrypted; anything else from lond passes through (docs/PROTOCOL.md
+// section 7, bug 9).
 [[nodiscard]] bool looks_encrypted(std::string_view line) noexcept;
 
 // Number of 8-byte blocks an LEN-byte command is sent in: LEN/8 + 1.
