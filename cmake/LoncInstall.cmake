@@ -23,6 +23,17 @@ endfunction()
 
 install(TARGETS lonc RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(TARGETS lonctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# Stripping (install --strip, cpack) also drops the compiler's .comment and
+# .note sections, as Debian's dh_strip does.
+install(CODE "
+  if(CMAKE_INSTALL_DO_STRIP)
+    foreach(bin ${CMAKE_INSTALL_SBINDIR}/lonc ${CMAKE_INSTALL_BINDIR}/lonctl)
+      execute_process(COMMAND \"${CMAKE_STRIP}\" --remove-section=.comment --remove-section=.note
+                              \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/\${bin}\"
+                      COMMAND_ERROR_IS_FATAL ANY)
+    endforeach()
+  endif()
+")
 
 set(LONC_UNIT_TEMPLATE ${PROJECT_SOURCE_DIR}/systemd/lonc.service.in)
 set(LONC_UNIT_DIR lib/systemd/system)
@@ -88,13 +99,34 @@ install(FILES
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES ${PROJECT_SOURCE_DIR}/conf/logrotate.d/lonc
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/logrotate.d)
-# The copyright file (DEP-5) and the changelog, as Debian policy names
-# them (a native package: changelog.gz).
+
 lonc_gzip(${PROJECT_SOURCE_DIR}/packaging/debian/changelog ${PROJECT_BINARY_DIR}/doc-gz/changelog.gz)
 add_custom_target(lonc-compressed-docs ALL DEPENDS ${lonc_man_gz} ${PROJECT_BINARY_DIR}/doc-gz/changelog.gz)
-install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/LICENSE
-  ${PROJECT_SOURCE_DIR}/packaging/debian/copyright ${PROJECT_BINARY_DIR}/doc-gz/changelog.gz
-  DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# What differs between the packages: packaging/cpack-generator.cmake puts
+# the generator cpack is running into the environment of the installation.
+# The .deb: the DEP-5 copyright file (pointing to Debian's copy of the GPL)
+# and the changelog (a native package: changelog.gz), as Debian policy
+# names them, and the lintian overrides. The RPM: the licence text where
+# RHEL-family systems keep it (its changelog is in the package header).
+# cmake --install: the licence text with the README.
+install(CODE "
+  set(lonc_share \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_DATAROOTDIR}\")
+  set(lonc_perms PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+  if(\"\$ENV{LONC_CPACK_GENERATOR}\" STREQUAL \"DEB\")
+    file(INSTALL DESTINATION \"\${lonc_share}/doc/lonc\" TYPE FILE \${lonc_perms} FILES
+         \"${PROJECT_SOURCE_DIR}/packaging/debian/copyright\"
+         \"${PROJECT_BINARY_DIR}/doc-gz/changelog.gz\")
+    file(INSTALL DESTINATION \"\${lonc_share}/lintian/overrides\" TYPE FILE \${lonc_perms}
+         FILES \"${PROJECT_SOURCE_DIR}/packaging/debian/lintian-overrides\" RENAME lonc)
+  elseif(\"\$ENV{LONC_CPACK_GENERATOR}\" STREQUAL \"RPM\")
+    file(INSTALL DESTINATION \"\${lonc_share}/licenses/lonc\" TYPE FILE \${lonc_perms}
+         FILES \"${PROJECT_SOURCE_DIR}/LICENSE\")
+  else()
+    file(INSTALL DESTINATION \"\${lonc_share}/doc/lonc\" TYPE FILE \${lonc_perms}
+         FILES \"${PROJECT_SOURCE_DIR}/LICENSE\")
+  endif()
+")
 
 # ------------------------------------------------------ Debian and RPM packages
 set(CPACK_PACKAGE_NAME lonc)
@@ -113,6 +145,7 @@ set(CPACK_SET_DESTDIR ON)
 set(CPACK_INSTALL_PREFIX /usr)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
+set(CPACK_PROJECT_CONFIG_FILE ${PROJECT_SOURCE_DIR}/packaging/cpack-generator.cmake)
 
 # The maintainer scripts, copied with the permissions the packages need.
 # Both packages follow one rule: lonc runs under systemd or from loncron,
@@ -158,12 +191,15 @@ set(CPACK_RPM_PACKAGE_RELEASE 1)
 set(CPACK_RPM_PACKAGE_LICENSE "GPL-2.0-or-later")
 set(CPACK_RPM_PACKAGE_GROUP "System Environment/Daemons")
 set(CPACK_RPM_PACKAGE_URL "https://loncapa.org/")
+set(CPACK_RPM_PACKAGE_DESCRIPTION "${CPACK_PACKAGE_DESCRIPTION}")
+set(CPACK_RPM_SPEC_MORE_DEFINE "%define packager ${CPACK_PACKAGE_CONTACT}")
 set(CPACK_RPM_PACKAGE_REQUIRES_PRE "shadow-utils")
 set(CPACK_RPM_PACKAGE_SUGGESTS "logrotate")
-set(CPACK_RPM_USER_FILELIST "%config(noreplace) /etc/lonc/lonc.ini")
+set(CPACK_RPM_USER_FILELIST "%config(noreplace) /etc/lonc/lonc.ini" "%license /usr/share/licenses/lonc/LICENSE")
 # Directories other packages own.
 set(CPACK_RPM_EXCLUDE_FROM_AUTO_FILELIST_ADDITION
-  /usr/lib/systemd /usr/lib/systemd/system /usr/lib/tmpfiles.d /usr/share/man/man1 /usr/share/man/man8)
+  /usr/sbin /usr/lib/systemd /usr/lib/systemd/system /usr/lib/tmpfiles.d /usr/share/licenses
+  /usr/share/man /usr/share/man/man1 /usr/share/man/man8)
 foreach(script pre post preun postun posttrans)
   lonc_package_file(rpm/${script} rpm/${script} 644)
 endforeach()

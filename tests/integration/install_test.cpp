@@ -155,13 +155,11 @@ TEST(Examples, SettingsFileWithAnUnknownKeyIsRefused) {
 // ------------------------------------------------------------ installation
 
 void expect_installed_tree(const std::filesystem::path& prefix) {
-    for (const char* f :
-         {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service", "lib/tmpfiles.d/lonc.conf",
-          "share/man/man8/lonc.8.gz", "share/man/man1/lonctl.1.gz",
-          "share/doc/lonc/copyright", "share/doc/lonc/changelog.gz",
-          "share/doc/lonc/examples/access.conf",
-          "share/doc/lonc/examples/hosts.tab", "share/doc/lonc/examples/lonc.ini",
-          "share/doc/lonc/examples/logrotate.d/lonc", "share/doc/lonc/README.md"}) {
+    for (const char* f : {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service",
+                          "lib/tmpfiles.d/lonc.conf", "share/man/man8/lonc.8.gz",
+                          "share/man/man1/lonctl.1.gz", "share/doc/lonc/examples/access.conf",
+                          "share/doc/lonc/examples/hosts.tab", "share/doc/lonc/examples/lonc.ini",
+                          "share/doc/lonc/examples/logrotate.d/lonc", "share/doc/lonc/README.md"}) {
         EXPECT_TRUE(std::filesystem::is_regular_file(prefix / f)) << prefix / f;
     }
     for (const char* f : {"sbin/lonc", "bin/lonctl"}) {
@@ -176,6 +174,7 @@ TEST(Install, CmakeInstallPutsEveryFileInPlaceAndTheUnitNamesTheInstalledBinary)
                        quote(prefix.string()));
     ASSERT_EQ(r.code, 0) << r.out;
     expect_installed_tree(prefix);
+    EXPECT_TRUE(std::filesystem::is_regular_file(prefix / "share/doc/lonc/LICENSE"));
     // The settings file: <prefix>/etc, as the prefix is not /usr.
     EXPECT_EQ(slurp(prefix / "etc/lonc/lonc.ini"), slurp(source_dir() / "conf/lonc.ini"));
     const auto unit = slurp(prefix / "lib/systemd/system/lonc.service");

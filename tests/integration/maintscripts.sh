@@ -4,13 +4,13 @@
 #
 #   maintscripts.sh WORK STEPS
 #
-# WORK holds tmpfiles.d/lonc.conf (from the package) and receives the
-# scratch /etc. Inside this mount namespace only: /etc is a copy of the
+# WORK holds tmpfiles.d/lonc.conf (from the package); the scratch /etc
+# goes to WORK/etc, the stubs and records to WORK/harness. Inside this mount namespace only: /etc is a copy of the
 # machine's without the www account, /home, /run and /var/lib are empty
 # tmpfs (so the scripts' directories, systemd's runtime directory and
 # rpm-state are scratch), /usr/lib/tmpfiles.d holds only the package's
 # file, and a stub systemctl first on PATH records each call it gets
-# (`is-active` answers "active" while WORK/active exists). The real
+# (`is-active` answers "active" while $H/active exists). The real
 # deb-systemd-invoke and systemd-tmpfiles run; a policy-rc.d that would
 # refuse actions (as in containers) is replaced by one that allows them.
 #
@@ -22,7 +22,9 @@
 set -e
 W=$1
 STEPS=$2
-export W
+H=$W/harness
+export H
+mkdir -p "$H/bin" "$W/etc"
 
 cp -a /etc/. "$W/etc"
 for f in passwd shadow group gshadow; do
@@ -38,8 +40,7 @@ mount -t tmpfs tmpfs /var/lib
 mount -t tmpfs tmpfs /usr/lib/tmpfiles.d
 cp "$W/tmpfiles.d/lonc.conf" /usr/lib/tmpfiles.d/lonc.conf
 
-mkdir -p "$W/bin"
-cat >"$W/bin/systemctl" <<'EOF'
+cat >"$H/bin/systemctl" <<'EOF'
 #!/bin/sh
 verb=
 unit=
@@ -49,32 +50,32 @@ for a in "$@"; do
     *) if [ -z "$verb" ]; then verb=$a; else unit="$unit $a"; fi ;;
     esac
 done
-echo "$verb$unit" >>"$W/calls"
+echo "$verb$unit" >>"$H/calls"
 case $verb in
-is-active) [ -e "$W/active" ] ;;
+is-active) [ -e "$H/active" ] ;;
 is-enabled) echo disabled; exit 1 ;;
 *) exit 0 ;;
 esac
 EOF
-printf '#!/bin/sh\nexit 0\n' >"$W/bin/policy-rc.d"
-chmod 755 "$W/bin/systemctl" "$W/bin/policy-rc.d"
+printf '#!/bin/sh\nexit 0\n' >"$H/bin/policy-rc.d"
+chmod 755 "$H/bin/systemctl" "$H/bin/policy-rc.d"
 if [ -e /usr/sbin/policy-rc.d ]; then
-    mount --bind "$W/bin/policy-rc.d" /usr/sbin/policy-rc.d
+    mount --bind "$H/bin/policy-rc.d" /usr/sbin/policy-rc.d
 fi
-PATH="$W/bin:$PATH"
+PATH="$H/bin:$PATH"
 export PATH
 
 step() {
     name=$1
     shift
-    : >"$W/calls"
-    "$@" >"$W/out" 2>&1 || {
+    : >"$H/calls"
+    "$@" >"$H/out" 2>&1 || {
         echo "STEP $name FAILED: $*"
-        cat "$W/out"
+        cat "$H/out"
         exit 1
     }
     echo "STEP $name"
-    sed 's/^/CALL /' "$W/calls"
+    sed 's/^/CALL /' "$H/calls"
 }
 
 state() {
