@@ -317,8 +317,15 @@ upgrade() {
         sh "$S/POSTTRANS" 0
 }
 remove() { sh "$S/PREUN" 0 && sh "$S/POSTUN" 0; }
-)sh" + common_steps;
-    expect_only_systemd_lonc_is_touched(run_scripts(dir_, steps));
+)sh" + common_steps + R"sh(
+mkdir /run/systemd/system; rm "$H/active"
+mkdir -p /var/lib/rpm-state && touch /var/lib/rpm-state/lonc-restart
+step stale-note install
+)sh";
+    const auto s = run_scripts(dir_, steps);
+    expect_only_systemd_lonc_is_touched(s);
+    // A note left by an interrupted upgrade does not start a stopped lonc.
+    EXPECT_EQ(actions(s.calls.at("stale-note")), Calls{});
 }
 
 // ------------------------------------------------------------ hardening
