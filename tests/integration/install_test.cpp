@@ -155,11 +155,11 @@ TEST(Examples, SettingsFileWithAnUnknownKeyIsRefused) {
 // ------------------------------------------------------------ installation
 
 void expect_installed_tree(const std::filesystem::path& prefix) {
-    for (const char* f :
-         {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service", "share/man/man8/lonc.8",
-          "share/man/man1/lonctl.1", "share/doc/lonc/examples/access.conf",
-          "share/doc/lonc/examples/hosts.tab", "share/doc/lonc/examples/lonc.ini",
-          "share/doc/lonc/examples/logrotate.d/lonc", "share/doc/lonc/README.md"}) {
+    for (const char* f : {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service",
+                          "lib/tmpfiles.d/lonc.conf", "share/man/man8/lonc.8.gz",
+                          "share/man/man1/lonctl.1.gz", "share/doc/lonc/examples/access.conf",
+                          "share/doc/lonc/examples/hosts.tab", "share/doc/lonc/examples/lonc.ini",
+                          "share/doc/lonc/examples/logrotate.d/lonc", "share/doc/lonc/README.md"}) {
         EXPECT_TRUE(std::filesystem::is_regular_file(prefix / f)) << prefix / f;
     }
     for (const char* f : {"sbin/lonc", "bin/lonctl"}) {
@@ -174,6 +174,9 @@ TEST(Install, CmakeInstallPutsEveryFileInPlaceAndTheUnitNamesTheInstalledBinary)
                        quote(prefix.string()));
     ASSERT_EQ(r.code, 0) << r.out;
     expect_installed_tree(prefix);
+    EXPECT_TRUE(std::filesystem::is_regular_file(prefix / "share/doc/lonc/LICENSE"));
+    // The settings file: <prefix>/etc, as the prefix is not /usr.
+    EXPECT_EQ(slurp(prefix / "etc/lonc/lonc.ini"), slurp(source_dir() / "conf/lonc.ini"));
     const auto unit = slurp(prefix / "lib/systemd/system/lonc.service");
     EXPECT_NE(unit.find("\nExecStart=" + (prefix / "sbin/lonc").string() + " --foreground\n"),
               std::string::npos)
@@ -246,6 +249,7 @@ TEST(Package, DebDependsOnWhatLoncLinksCreatesWwwAndRunsFromAScratchRoot) {
     const auto x = run("dpkg -x " + quote(deb.string()) + " " + quote(root.string()));
     ASSERT_EQ(x.code, 0) << x.out;
     expect_installed_tree(root / "usr");
+    EXPECT_TRUE(std::filesystem::is_regular_file(root / "etc/lonc/lonc.ini"));
     EXPECT_NE(slurp(root / "usr/lib/systemd/system/lonc.service")
                   .find("\nExecStart=/usr/sbin/lonc --foreground\n"),
               std::string::npos);

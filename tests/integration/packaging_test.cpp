@@ -1,0 +1,353 @@
+// The Debian and RPM packages (built with cpack from this build): policy
+// checkers (lintian, rpmlint), their contents, the hardening of the
+// binaries, and their maintainer scripts run as dpkg and rpm run them, in a
+// scratch world with a stub systemctl (tests/integration/maintscripts.sh).
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "ops_util.hpp"
+
+namespace lonc::test {
+namespace {
+
+#if !defined(LONC_SANITIZED_BUILD)
+// Packages are made from release builds (an ASan build is not one to ship).
+
+// cpack -G gen into dir/out; the one package file it made (ext: deb, rpm).
+std::filesystem::path build_package(const TempDir& dir, const std::string& gen,
+                                    const std::string& ext) {
+    const auto out = dir / "out";
+    const auto r = run("cd " + quote(build_dir().string()) + " && cpack -G " + gen + " -B " +
+                       quote(out.string()));
+    EXPECT_EQ(r.code, 0) << r.out;
+    for (const auto& e : std::filesystem::directory_iterator(out)) {
+        if (e.path().extension() == "." + ext) {
+            return e.path();
+        }
+    }
+    ADD_FAILURE() << "no ." << ext << " made: " << r.out;
+    return {};
+}
+
+// What maintscripts.sh printed: the systemctl calls of each step, and the
+// STATE lines printed after it.
+struct ScriptRun {
+    std::map<std::string, std::vector<std::string>> calls;
+    std::map<std::string, std::vector<std::string>> state;
+    bool done = false;
+};
+
+// Runs steps (a shell fragment calling `step` and `state`) with the package's
+// scripts and tmpfiles.d file, which the caller put into dir/scripts and
+// dir/tmpfiles.d.
+ScriptRun run_scripts(const TempDir& dir, const std::string& steps) {
+    dir.write("steps.sh", steps);
+    const auto r = run("unshare --mount --propagation private sh " +
+                       quote((source_dir() / "tests/integration/maintscripts.sh").string()) + " " +
+                       quote(dir.path().string()) + " " + quote((dir / "steps.sh").string()));
+    EXPECT_EQ(r.code, 0) << r.out;
+    ScriptRun out;
+    std::string step;
+    for (const auto& line : lines_of(r.out)) {
+        if (line.rfind("STEP ", 0) == 0) {
+            step = line.substr(5);
+            out.calls[step];
+        } else if (line.rfind("CALL ", 0) == 0) {
+            out.calls[step].push_back(line.substr(5));
+        } else if (line.rfind("STATE ", 0) == 0) {
+            out.state[step].push_back(line.substr(6));
+        } else if (line == "DONE") {
+            out.done = true;
+        }
+    }
+    EXPECT_TRUE(out.done) << r.out;
+    return out;
+}
+
+// The calls that change something: every call but the queries and
+// daemon-reload.
+std::vector<std::string> actions(const std::vector<std::string>& calls) {
+    std::vector<std::string> out;
+    for (const auto& c : calls) {
+        if (c.rfind("is-active", 0) != 0 && c.rfind("is-enabled", 0) != 0 && c != "daemon-reload") {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+using Calls = std::vector<std::string>;
+
+// What the package's scripts must do, whichever package: steps named as in
+// both packages' STEPS fragments below.
+void expect_only_systemd_lonc_is_touched(const ScriptRun& s) {
+    ASSERT_TRUE(s.done);
+    // Installing: the account and directories, systemd rereads units, and
+    // nothing is started, even when a lonc.service is already active.
+    EXPECT_EQ(s.calls.at("install"), Calls{"daemon-reload"});
+    EXPECT_EQ(actions(s.calls.at("install-while-active")), Calls{});
+    const auto& st = s.state.at("install");
+    ASSERT_EQ(st.size(), 5U);
+    EXPECT_NE(st[0].find(":/nonexistent:"), std::string::npos) << st[0];
+    EXPECT_EQ(st[1], "dir www:www 755 /home/httpd/perl/logs");
+    EXPECT_EQ(st[2], "dir www:www 750 /home/httpd/sockets") << "an existing mode is kept";
+    EXPECT_EQ(st[3], "dir www:www 755 /home/httpd/html/lon-status");
+    EXPECT_EQ(st[4], "dir root:root 755 /home/httpd/lonTabs");
+    EXPECT_EQ(s.state.at("install-again"), st) << "a second run changes nothing";
+
+    // Upgrading: restart only a lonc that systemd runs; loncron's (not
+    // active under systemd) is not touched.
+    EXPECT_EQ(actions(s.calls.at("upgrade-active")), Calls{"restart lonc.service"});
+    EXPECT_EQ(actions(s.calls.at("upgrade-inactive")), Calls{});
+    // Removing: stop only a lonc that systemd runs.
+    EXPECT_EQ(actions(s.calls.at("remove-active")), Calls{"stop lonc.service"});
+    EXPECT_EQ(actions(s.calls.at("remove-inactive")), Calls{});
+    // Not booted with systemd (loncron runs lonc): no systemctl at all.
+    EXPECT_EQ(s.calls.at("upgrade-no-systemd"), Calls{});
+    EXPECT_EQ(s.calls.at("remove-no-systemd"), Calls{});
+    // The account, logs and spool stay after removal.
+    EXPECT_EQ(s.state.at("removed"), st);
+}
+
+// The steps both packages go through; install, upgrade and remove are
+// shell functions the caller defines with the package manager's sequence.
+const char* const common_steps = R"sh(
+mkdir -p /home/httpd/sockets && chmod 750 /home/httpd/sockets
+step install install; state
+step install-again install; state
+touch "$H/active"; step install-while-active install
+step upgrade-active upgrade
+rm "$H/active"; step upgrade-inactive upgrade
+touch "$H/active"; step remove-active remove
+rm "$H/active"; step remove-inactive remove
+touch "$H/active"; rmdir /run/systemd/system
+step upgrade-no-systemd upgrade
+step remove-no-systemd remove
+echo STEP removed; state
+)sh";
+
+// ------------------------------------------------------------ Debian
+
+class DebPackage : public ::testing::Test {
+protected:
+    void SetUp() override {
+        deb_ = build_package(dir_, "DEB", "deb");
+        ASSERT_FALSE(deb_.empty());
+        const auto x = run("dpkg-deb -R " + quote(deb_.string()) + " " + quote(root().string()));
+        ASSERT_EQ(x.code, 0) << x.out;
+    }
+    // The package unpacked with its control files in DEBIAN/.
+    [[nodiscard]] std::filesystem::path root() const { return dir_ / "root"; }
+
+    TempDir dir_{"lonc-deb"};
+    std::filesystem::path deb_;
+};
+
+TEST_F(DebPackage, LintianReportsNoErrorsNoWarningsAndNoHardeningTags) {
+    const auto r =
+        run("lintian -I --fail-on error,warning --no-tag-display-limit " + quote(deb_.string()));
+    EXPECT_EQ(r.code, 0) << r.out;
+    for (const auto& line : lines_of(r.out)) {
+        EXPECT_NE(line.rfind("E: ", 0), 0U) << line;
+        EXPECT_NE(line.rfind("W: ", 0), 0U) << line;
+        EXPECT_EQ(line.find("hardening"), std::string::npos) << line;
+    }
+}
+
+TEST_F(DebPackage, ShipsCompressedManPagesCopyrightChangelogAndTheSettingsConffile) {
+    // Man pages: exactly gzip -9n of the sources (no name, no time stamp).
+    for (const char* page : {"man8/lonc.8", "man1/lonctl.1"}) {
+        const auto shipped = root() / "usr/share/man" / (std::string(page) + ".gz");
+        const auto src = source_dir() / "man" / std::filesystem::path(page).filename();
+        const auto r =
+            run("gzip -9nc " + quote(src.string()) + " | cmp - " + quote(shipped.string()));
+        EXPECT_EQ(r.code, 0) << page << ": " << r.out;
+        EXPECT_FALSE(std::filesystem::exists(root() / "usr/share/man" / page));
+    }
+    // The DEP-5 copyright file, and the changelog naming this version.
+    const auto copyright = slurp(root() / "usr/share/doc/lonc/copyright");
+    EXPECT_EQ(copyright.rfind("Format: https://www.debian.org/doc/packaging-manuals/"
+                              "copyright-format/1.0/\n",
+                              0),
+              0U);
+    EXPECT_NE(copyright.find("\nLicense: GPL-2+\n"), std::string::npos);
+    const auto changelog =
+        run("zcat " + quote((root() / "usr/share/doc/lonc/changelog.gz").string()));
+    EXPECT_EQ(changelog.out.rfind("lonc (" LONC_VERSION ") ", 0), 0U) << changelog.out;
+
+    // /etc/lonc/lonc.ini is the shipped example, and a conffile.
+    EXPECT_EQ(slurp(root() / "etc/lonc/lonc.ini"), slurp(source_dir() / "conf/lonc.ini"));
+    EXPECT_EQ(slurp(root() / "DEBIAN/conffiles"), "/etc/lonc/lonc.ini\n");
+    // The tmpfiles.d file, the scripts.
+    EXPECT_EQ(slurp(root() / "usr/lib/tmpfiles.d/lonc.conf"),
+              slurp(source_dir() / "systemd/lonc.tmpfiles.conf"));
+    for (const char* s : {"postinst", "prerm", "postrm"}) {
+        EXPECT_EQ(slurp(root() / "DEBIAN" / s), slurp(source_dir() / "packaging/debian" / s)) << s;
+    }
+
+    // Everything root:root; directories 0755, the two binaries 0755, every
+    // other file 0644.
+    const auto list = run("dpkg-deb -c " + quote(deb_.string()));
+    ASSERT_EQ(list.code, 0) << list.out;
+    const std::regex entry(R"(^(\S+) (\S+)\s+\d+ \S+ \S+ \./(\S*)$)");
+    int entries = 0;
+    for (const auto& line : lines_of(list.out)) {
+        std::smatch m;
+        ASSERT_TRUE(std::regex_match(line, m, entry)) << line;
+        ++entries;
+        const auto mode = m[1].str();
+        const auto path = m[3].str();
+        EXPECT_EQ(m[2].str(), "root/root") << line;
+        if (mode[0] == 'd') {
+            EXPECT_EQ(mode, "drwxr-xr-x") << line;
+        } else if (path == "usr/sbin/lonc" || path == "usr/bin/lonctl") {
+            EXPECT_EQ(mode, "-rwxr-xr-x") << line;
+        } else {
+            EXPECT_EQ(mode, "-rw-r--r--") << line;
+        }
+    }
+    EXPECT_GT(entries, 20);
+}
+
+TEST_F(DebPackage, MaintainerScriptsActOnlyOnALoncRunningUnderSystemd) {
+    const auto ctl = root() / "DEBIAN";
+    std::filesystem::create_directories(dir_ / "tmpfiles.d");
+    std::filesystem::copy_file(root() / "usr/lib/tmpfiles.d/lonc.conf",
+                               dir_ / "tmpfiles.d/lonc.conf");
+    // dpkg's sequences (Debian policy, chapter 6): install is configure with
+    // no old version; upgrade is the old prerm, the old postrm, then the new
+    // postinst with the old version; removal is prerm then postrm.
+    const std::string steps = "C=" + quote(ctl.string()) + R"sh(
+install() { sh "$C/postinst" configure ""; }
+upgrade() {
+    sh "$C/prerm" upgrade 0.1.1 && sh "$C/postrm" upgrade 0.1.1 &&
+        sh "$C/postinst" configure 0.1.0
+}
+remove() { sh "$C/prerm" remove && sh "$C/postrm" remove && sh "$C/postrm" purge; }
+)sh" + common_steps;
+    expect_only_systemd_lonc_is_touched(run_scripts(dir_, steps));
+}
+
+// ------------------------------------------------------------ RPM
+
+class RpmPackage : public ::testing::Test {
+protected:
+    void SetUp() override {
+        rpm_ = build_package(dir_, "RPM", "rpm");
+        ASSERT_FALSE(rpm_.empty());
+        std::filesystem::create_directories(root());
+        const auto x = run("cd " + quote(root().string()) + " && rpm2cpio " + quote(rpm_.string()) +
+                           " | cpio -idm --quiet");
+        ASSERT_EQ(x.code, 0) << x.out;
+    }
+    [[nodiscard]] std::filesystem::path root() const { return dir_ / "root"; }
+    // rpm -qp --qf FORMAT on the package.
+    [[nodiscard]] std::string query(const std::string& format) const {
+        const auto r = run("rpm -qp --qf " + quote(format) + " " + quote(rpm_.string()));
+        EXPECT_EQ(r.code, 0) << r.out;
+        return r.out;
+    }
+
+    TempDir dir_{"lonc-rpm"};
+    std::filesystem::path rpm_;
+};
+
+TEST_F(RpmPackage, RpmlintReportsNoErrors) {
+    // With the RHEL-family settings Debian's rpmlint lacks (the file says
+    // which and why).
+    const auto r =
+        run("rpmlint -c " + quote((source_dir() / "packaging/rpm/rpmlint.toml").string()) + " " +
+            quote(rpm_.string()));
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"((\d+) errors?, (\d+) warnings?)")))
+        << r.out;
+    EXPECT_EQ(m[1].str(), "0") << r.out;
+    for (const auto& line : lines_of(r.out)) {
+        EXPECT_EQ(line.find(" E: "), std::string::npos) << line;
+    }
+}
+
+TEST_F(RpmPackage, ShipsBinariesUnitManPagesTmpfilesAndTheSettingsFileAsConfig) {
+    EXPECT_EQ(query("%{NAME} %{VERSION}"), "lonc " LONC_VERSION);
+    const auto files = lines_of(query("[%{FILENAMES} %{FILEFLAGS:fflags}\\n]"));
+    const std::set<std::string> listed(files.begin(), files.end());
+    for (const char* f :
+         {"/usr/sbin/lonc ", "/usr/bin/lonctl ", "/usr/lib/systemd/system/lonc.service ",
+          "/usr/lib/tmpfiles.d/lonc.conf ", "/usr/share/man/man8/lonc.8.gz d",
+          "/usr/share/man/man1/lonctl.1.gz d", "/usr/share/doc/lonc/examples/access.conf ",
+          "/usr/share/doc/lonc/examples/hosts.tab ", "/usr/share/doc/lonc/examples/lonc.ini ",
+          "/usr/share/licenses/lonc/LICENSE l", "/etc/lonc/lonc.ini cn"}) {
+        const std::string want(f);
+        EXPECT_TRUE(listed.count(want) == 1 || listed.count(want + "d") == 1)
+            << want << " not in:\n"
+            << query("[%{FILENAMES} %{FILEFLAGS:fflags}\\n]");
+    }
+    // Directories that belong to the system are not claimed.
+    for (const char* d :
+         {"/usr/lib/systemd ", "/usr/lib/systemd/system ", "/usr/lib/tmpfiles.d ",
+          "/usr/share/man/man8 ", "/etc ", "/usr/sbin ", "/usr/share/doc/lonc/copyright "}) {
+        EXPECT_EQ(listed.count(d), 0U) << d;
+    }
+    EXPECT_NE(slurp(root() / "usr/lib/systemd/system/lonc.service")
+                  .find("\nExecStart=/usr/sbin/lonc --foreground\n"),
+              std::string::npos);
+    EXPECT_EQ(slurp(root() / "etc/lonc/lonc.ini"), slurp(source_dir() / "conf/lonc.ini"));
+    // Installs only where the useradd of its pre-install scriptlet exists.
+    EXPECT_NE(query("[%{REQUIREFLAGS:deptype} %{REQUIRENAME}\\n]").find("pre shadow-utils"),
+              std::string::npos);
+}
+
+TEST_F(RpmPackage, ScriptletsActOnlyOnALoncRunningUnderSystemd) {
+    const auto scripts = dir_ / "scripts";
+    for (const char* tag : {"PREIN", "POSTIN", "PREUN", "POSTUN", "POSTTRANS"}) {
+        dir_.write(std::string("scripts/") + tag, query(std::string("%{") + tag + "}"));
+        EXPECT_NE(slurp(scripts / tag).find("exit 0"), std::string::npos) << tag;
+    }
+    std::filesystem::create_directories(dir_ / "tmpfiles.d");
+    std::filesystem::copy_file(root() / "usr/lib/tmpfiles.d/lonc.conf",
+                               dir_ / "tmpfiles.d/lonc.conf");
+    // rpm's sequences: install is pre 1, post 1, posttrans; upgrade is the
+    // new pre 2 and post 2, the old preun 1 and postun 1, the new
+    // posttrans; removal is preun 0, postun 0.
+    const std::string steps = "S=" + quote(scripts.string()) + R"sh(
+install() { sh "$S/PREIN" 1 && sh "$S/POSTIN" 1 && sh "$S/POSTTRANS" 0; }
+upgrade() {
+    sh "$S/PREIN" 2 && sh "$S/POSTIN" 2 && sh "$S/PREUN" 1 && sh "$S/POSTUN" 1 &&
+        sh "$S/POSTTRANS" 0
+}
+remove() { sh "$S/PREUN" 0 && sh "$S/POSTUN" 0; }
+)sh" + common_steps + R"sh(
+mkdir /run/systemd/system; rm "$H/active"
+mkdir -p /var/lib/rpm-state && touch /var/lib/rpm-state/lonc-restart
+step stale-note install
+)sh";
+    const auto s = run_scripts(dir_, steps);
+    expect_only_systemd_lonc_is_touched(s);
+    // A note left by an interrupted upgrade does not start a stopped lonc.
+    EXPECT_EQ(actions(s.calls.at("stale-note")), Calls{});
+}
+
+// ------------------------------------------------------------ hardening
+#if defined(LONC_HARDENED_BUILD)
+
+// What lintian's hardening tags look for, on the binaries themselves:
+// fortified libc calls, the stack protector, PIE, full RELRO (relro and
+// bind-now).
+TEST(Hardening, LoncAndLonctlAreFortifiedPieFullRelro) {
+    for (const auto& bin : {lonc_binary(), std::string(LONCTL_PATH)}) {
+        const auto dyn = run("readelf -d " + quote(bin));
+        EXPECT_NE(dyn.out.find("BIND_NOW"), std::string::npos) << bin;
+        EXPECT_NE(dyn.out.find("PIE"), std::string::npos) << bin << ": not PIE";
+        const auto seg = run("readelf -lW " + quote(bin));
+        EXPECT_NE(seg.out.find("GNU_RELRO"), std::string::npos) << bin;
+        const auto syms = run("readelf --dyn-syms -W " + quote(bin));
+        EXPECT_TRUE(std::regex_search(syms.out, std::regex(R"(__\w+_chk@)"))) << bin;
+        EXPECT_NE(syms.out.find("__stack_chk_fail"), std::string::npos) << bin;
+    }
+}
+#endif
+#endif
+
+} // namespace
+} // namespace lonc::test
