@@ -126,7 +126,7 @@ void Link::stop(std::string_view reason) {
     stopped_ = true;
     retry_timer_.cancel();
     if (state_ != State::down) {
-        teardown(reason, false);
+        teardown(reason, false, true); // on purpose (shutdown, a removed peer): not CRITICAL
     }
 }
 

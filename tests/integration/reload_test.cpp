@@ -41,14 +41,6 @@ Run lonctl(const Cluster& c, const std::vector<std::string>& args) {
     return r;
 }
 
-json status_json(const Cluster& c) {
-    try {
-        return json::parse(slurp(c.status_json()));
-    } catch (const std::exception&) {
-        return json::object();
-    }
-}
-
 // A fresh status generation, as lonctl status --json gives it.
 json fresh_status(const Cluster& c) {
     const auto r = lonctl(c, {"status", "--json"});
@@ -72,7 +64,7 @@ std::size_t inits(const std::filesystem::path& sim_log) {
     std::ifstream in(sim_log);
     for (std::string line; std::getline(in, line);) {
         const auto tab = line.find('\t');
-        n += tab != std::string::npos && line.compare(tab + 1, 5, "init\t") == 0 ? 1 : 0;
+        n += tab != std::string::npos && line.compare(tab + 1, 5, "init\t") == 0 ? 1U : 0U;
     }
     return n;
 }
@@ -154,7 +146,7 @@ TEST(Reload, HupTwiceWithNothingChangedTouchesNoLinkUnderLoad) {
     {
         Background load(c, {0, 1, 2});
         load.wait_more(50);
-        for (int i = 1; i <= 2; ++i) {
+        for (std::size_t i = 1; i <= 2; ++i) {
             ::kill(parent, SIGHUP);
             ASSERT_TRUE(wait_count(c, "INFO: HUP: configuration reloaded: nothing changed", i))
                 << c.log();
@@ -184,7 +176,7 @@ TEST(Reload, PeerAddedAndRemovedOthersUntouched) {
         c.dir().write("hosts.tab", t);
     };
     tab({0, 1, 2});
-    c.start_lonc({"--metrics-file", (c.dir() / "metrics.prom").string()});
+    c.start_lonc({"--metrics-file", (c.dir() / "logs/metrics.prom").string()});
     ASSERT_TRUE(c.wait_socket(0) && c.wait_socket(1) && c.wait_socket(2));
     // Two delayed messages for h2 that cannot be delivered before it goes:
     // the first one holds its link (lond-sim answers after a minute).
@@ -249,11 +241,11 @@ TEST(Reload, PeerAddedAndRemovedOthersUntouched) {
               std::string::npos);
     EXPECT_TRUE(wait_until(
         [&] {
-            return slurp(c.dir() / "metrics.prom")
+            return slurp(c.dir() / "logs/metrics.prom")
                        .find("lonc_spool_undeliverable{peer=\"h2\"} 2") != std::string::npos;
         },
         20s))
-        << slurp(c.dir() / "metrics.prom");
+        << slurp(c.dir() / "logs/metrics.prom");
     EXPECT_TRUE(std::filesystem::exists(c.spool() / (now + ".sleep60000a.h2"))); // never lost
 }
 
@@ -310,7 +302,7 @@ TEST(Reload, BrokenSettingsThenBrokenHostsLineChangeNothing) {
     const auto ini = c.dir() / "lonc.ini";
     c.dir().write("lonc.ini", "# settings\nrequest-timeout = 300\n");
     c.start_lonc({"--settings", ini.string(), "--metrics-file",
-                  (c.dir() / "metrics.prom").string(), "--metrics-interval", "0.2"});
+                  (c.dir() / "logs/metrics.prom").string(), "--metrics-interval", "0.2"});
     ASSERT_TRUE(c.wait_all_sockets());
     const pid_t parent = c.lonc_pid();
     const auto pids = child_pids(fresh_status(c));
@@ -318,7 +310,7 @@ TEST(Reload, BrokenSettingsThenBrokenHostsLineChangeNothing) {
     for (int h = 0; h < 3; ++h) {
         before.push_back(inits(c.sim_log(h)));
     }
-    const auto metrics = [&] { return slurp(c.dir() / "metrics.prom"); };
+    const auto metrics = [&] { return slurp(c.dir() / "logs/metrics.prom"); };
     ASSERT_TRUE(wait_until(
         [&] { return metrics().find("lonc_config_last_reload_successful 1") != std::string::npos; },
         10s));
