@@ -1117,7 +1117,8 @@ void Supervisor::on_spool_event() {
                 continue;
             }
             const auto it = slots_.find(std::string(parsed->host));
-            if (it != slots_.end() && it->second.channel) {
+            if (it != slots_.end() && it->second.channel &&
+                it->second.state != SlotState::draining) {
                 it->second.channel->send(ipc::Type::spool_hint, name);
             }
         }
