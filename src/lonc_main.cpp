@@ -108,6 +108,6 @@ int main(int argc, char** argv) {
         launcher.report(lonc::exit_config, error);
         return lonc::exit_config;
     }
-    return lonc::run_supervisor({std::move(opts), std::move(cfg), args, cwd, std::move(*pid_file),
-                                 std::move(launcher)});
+    return lonc::run_supervisor(
+        {std::move(opts), std::move(cfg), args, cwd, std::move(*pid_file), std::move(launcher)});
 }

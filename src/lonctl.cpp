@@ -355,12 +355,10 @@ int reload(const Context& ctx) {
                          static_cast<int>(pid), path.c_str());
             return failed;
         }
-        std::fprintf(ctx.err, "lonctl: lonc is not running (no control socket %s)\n",
-                     path.c_str());
+        std::fprintf(ctx.err, "lonctl: lonc is not running (no control socket %s)\n", path.c_str());
         return absent;
     case Reach::no_answer:
-        std::fprintf(ctx.err, "lonctl: lonc did not answer 'reload' within %.0f s\n",
-                     ctx.timeout);
+        std::fprintf(ctx.err, "lonctl: lonc did not answer 'reload' within %.0f s\n", ctx.timeout);
         return failed;
     }
     const auto nl = reply.find('\n');

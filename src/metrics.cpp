@@ -114,9 +114,8 @@ std::string format_metrics(const MetricsInput& in) {
     fam.add("lonc_status_generation", MetricType::Counter,
             "Status generations collected from the children", {},
             static_cast<double>(r.generation));
-    std::map<std::string, double> states = {
-        {"running", 0},  {"unreachable", 0}, {"restarting", 0},
-        {"skipped", 0}, {"probing", 0},     {"draining", 0}};
+    std::map<std::string, double> states = {{"running", 0}, {"unreachable", 0}, {"restarting", 0},
+                                            {"skipped", 0}, {"probing", 0},     {"draining", 0}};
     for (const auto& p : r.peers) {
         ++states[p.state];
     }

@@ -78,8 +78,7 @@ std::vector<std::string> Loaded::problems() const {
     return out;
 }
 
-Loaded load_configuration(const std::vector<std::string>& args,
-                          const std::filesystem::path& base) {
+Loaded load_configuration(const std::vector<std::string>& args, const std::filesystem::path& base) {
     Loaded r;
     CLI::App app{"lonc - LON-CAPA connection daemon"};
     add_options(app, r.opts);

@@ -107,9 +107,9 @@ private:
         std::unique_ptr<ipc::Channel> channel;
         std::deque<EventLoop::TimePoint> deaths;
         std::unique_ptr<Timer> restart_timer;
-        std::optional<Peer> successor;       // draining: the entry that replaces it
-        std::unique_ptr<Timer> kill_timer;   // draining: not done in time
-        std::uint64_t starts = 0; // children forked for this peer
+        std::optional<Peer> successor;     // draining: the entry that replaces it
+        std::unique_ptr<Timer> kill_timer; // draining: not done in time
+        std::uint64_t starts = 0;          // children forked for this peer
         bool link_up = false;
         bool unreachable_logged = false;
         // The last status generation this child answered, and its fields.
@@ -315,8 +315,8 @@ void Supervisor::on_probe(const std::string& id, bool reachable, const std::stri
             const auto out = reload(waiting.front().first);
             for (const auto& [source, waiter] : waiting) {
                 if (waiter) {
-                    control_.answer(*waiter, (out.applied ? "applied\n" : "rejected\n") +
-                                                 out.text + "\n");
+                    control_.answer(*waiter,
+                                    (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
                 }
             }
         }
@@ -800,9 +800,8 @@ std::string Supervisor::apply(Loaded next) {
     auto list = [](const std::vector<std::string>& v) {
         return std::to_string(v.size()) + (v.empty() ? "" : " (" + joined(v) + ")");
     };
-    std::string text = "peers added " + list(added) + ", removed " + list(removed) +
-                       ", changed " + list(changed) + ", unchanged " +
-                       std::to_string(unchanged);
+    std::string text = "peers added " + list(added) + ", removed " + list(removed) + ", changed " +
+                       list(changed) + ", unchanged " + std::to_string(unchanged);
     text += options.empty() ? "; options unchanged" : "; options: " + joined(options);
     return text;
 }

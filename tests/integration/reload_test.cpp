@@ -215,11 +215,11 @@ TEST(Reload, PeerAddedAndRemovedOthersUntouched) {
         expect_clean(load.stop());
     }
     const auto log = c.log();
-    EXPECT_TRUE(std::regex_search(log, std::regex("WARNING: h2 was removed from hosts.tab; 2 "
-                                                  "delayed messages for it can no longer be "
-                                                  "delivered: " +
-                                                  now + ".sleep60000a.h2 " + now +
-                                                  ".sleep60000b.h2")))
+    EXPECT_TRUE(
+        std::regex_search(log, std::regex("WARNING: h2 was removed from hosts.tab; 2 "
+                                          "delayed messages for it can no longer be "
+                                          "delivered: " +
+                                          now + ".sleep60000a.h2 " + now + ".sleep60000b.h2")))
         << log;
     EXPECT_EQ(log.find("CRITICAL", log_before), std::string::npos) << log.substr(log_before);
     // The others kept their child and their TCP connection.
@@ -236,9 +236,10 @@ TEST(Reload, PeerAddedAndRemovedOthersUntouched) {
     EXPECT_EQ(names[0], now + ".sleep60000a.h2");
     EXPECT_TRUE(after["reload"]["success"].get<bool>());
     EXPECT_NE(slurp(c.status_txt()).find("-\th2\t"), std::string::npos) << slurp(c.status_txt());
-    EXPECT_NE(slurp(c.status_txt()).find("2 delayed messages can no longer be delivered\t" + now +
-                                         ".sleep60000a.h2"),
-              std::string::npos);
+    EXPECT_NE(
+        slurp(c.status_txt())
+            .find("2 delayed messages can no longer be delivered\t" + now + ".sleep60000a.h2"),
+        std::string::npos);
     EXPECT_TRUE(wait_until(
         [&] {
             return slurp(c.dir() / "logs/metrics.prom")

@@ -218,8 +218,8 @@ TEST(Sandbox, LoncServesReloadsRestartsAndStopsInsideTheUnitsSandbox) {
     lonc.signal(SIGUSR1);
     EXPECT_TRUE(wait_until([&] { return std::filesystem::exists(c.log_file()); }, 5s));
     // HUP: a reload inside the filter (a peer added), same pid.
-    c.dir().write("hosts.tab", slurp(c.hosts_tab()) + "h9:testdom:library:h9.example.invalid:" +
-                                   c.ip(0) + "\n");
+    c.dir().write("hosts.tab",
+                  slurp(c.hosts_tab()) + "h9:testdom:library:h9.example.invalid:" + c.ip(0) + "\n");
     lonc.signal(SIGHUP);
     EXPECT_TRUE(c.wait_log("INFO: HUP: configuration reloaded: peers added 1 \\(h9\\)", 10s))
         << c.log();

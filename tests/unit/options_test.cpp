@@ -84,7 +84,8 @@ TEST(Loader, CommandLineProblemsAndHelp) {
     const auto help = load_configuration({"lonc", "--help"}, "/");
     EXPECT_EQ(help.code(), exit_ok);
     EXPECT_NE(help.info.find("--request-timeout"), std::string::npos);
-    const auto relations = load_configuration({"lonc", "--retry-min", "9", "--retry-max", "1"}, "/");
+    const auto relations =
+        load_configuration({"lonc", "--retry-min", "9", "--retry-max", "1"}, "/");
     EXPECT_EQ(relations.code(), exit_usage);
 }
 
