@@ -38,18 +38,21 @@ install(CODE "
 set(LONC_UNIT_TEMPLATE ${PROJECT_SOURCE_DIR}/systemd/lonc.service.in)
 set(LONC_UNIT_DIR lib/systemd/system)
 
-# The unit for tests: ExecStart is the binary just built.
+# The unit for tests: ExecStart and ExecReload are the binaries just built.
 set(LONC_EXEC "$<TARGET_FILE:lonc>")
+set(LONCTL_EXEC "$<TARGET_FILE:lonctl>")
 configure_file(${LONC_UNIT_TEMPLATE} ${PROJECT_BINARY_DIR}/systemd/lonc.service.genex @ONLY)
 file(GENERATE OUTPUT ${PROJECT_BINARY_DIR}/systemd/lonc.service
      INPUT ${PROJECT_BINARY_DIR}/systemd/lonc.service.genex)
 unset(LONC_EXEC)
+unset(LONCTL_EXEC)
 
-# The installed unit: ExecStart is <prefix>/sbin/lonc for the prefix of this
-# installation.
+# The installed unit: ExecStart is <prefix>/sbin/lonc (ExecReload
+# <prefix>/bin/lonctl) for the prefix of this installation.
 # (One staging file per destination: installations may run concurrently.)
 install(CODE "
   set(LONC_EXEC \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SBINDIR}/lonc\")
+  set(LONCTL_EXEC \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_BINDIR}/lonctl\")
   string(MD5 lonc_dest \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}\")
   set(lonc_unit \"${PROJECT_BINARY_DIR}/systemd/install-\${lonc_dest}/lonc.service\")
   configure_file(\"${LONC_UNIT_TEMPLATE}\" \"\${lonc_unit}\" @ONLY)

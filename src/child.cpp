@@ -111,6 +111,18 @@ int run_child(const ChildSetup& setup) {
                         drain();
                     }
                     break;
+                case ipc::Type::options: {
+                    Options next = worker.options();
+                    std::string error;
+                    if (!apply_options_text(next, m.payload, error)) {
+                        lg.warn("Reload: options from the supervisor not taken: {}", error);
+                        break;
+                    }
+                    worker.set_options(next);
+                    log::set_level(spdlog::level::from_str(next.log_level));
+                    lg.debug("Reload: new option values in effect");
+                    break;
+                }
                 default:
                     break;
                 }

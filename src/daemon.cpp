@@ -96,17 +96,6 @@ std::optional<PidFile> PidFile::acquire(const std::filesystem::path& path, std::
     return PidFile(std::move(fd), path);
 }
 
-std::optional<PidFile> PidFile::adopt(int fd, const std::filesystem::path& path,
-                                      std::string& error) {
-    UniqueFd owned(fd);
-    if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 || ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        error = "inherited pid file descriptor " + std::to_string(fd) +
-                " is not usable: " + std::strerror(errno);
-        return std::nullopt;
-    }
-    return PidFile(std::move(owned), path);
-}
-
 bool PidFile::write(pid_t pid) {
     const auto text = std::to_string(pid) + "\n";
     return ::ftruncate(fd_.get(), 0) == 0 &&
@@ -118,11 +107,6 @@ void PidFile::remove() {
         ::unlink(path_.c_str());
         fd_.reset();
     }
-}
-
-void PidFile::keep_across_exec() {
-    const int flags = ::fcntl(fd_.get(), F_GETFD);
-    ::fcntl(fd_.get(), F_SETFD, flags & ~FD_CLOEXEC);
 }
 
 void Launcher::report(int code, std::string_view message) {

@@ -53,6 +53,12 @@ std::optional<Message> parse(std::string_view datagram, std::string& error) {
             return std::nullopt;
         }
         return m;
+    case Type::options:
+        if (m.payload.empty()) {
+            error = "options without values";
+            return std::nullopt;
+        }
+        return m;
     case Type::status_reply:
         if (!decode_fields(m.payload)) {
             error = "malformed status fields";

@@ -92,6 +92,15 @@ void Link::connect() {
     want_out_ = true;
 }
 
+void Link::set_limits(const LinkConfig& cfg) {
+    cfg_.handshake_timeout = cfg.handshake_timeout;
+    cfg_.retry_min = cfg.retry_min;
+    cfg_.retry_max = cfg.retry_max;
+    cfg_.pipeline = cfg.pipeline;
+    cfg_.max_reply = cfg.max_reply;
+    in_.set_max_line(cfg.max_reply);
+}
+
 void Link::retry_now() {
     if (state_ == State::down && !stopped_) {
         connect();
@@ -117,7 +126,7 @@ void Link::stop(std::string_view reason) {
     stopped_ = true;
     retry_timer_.cancel();
     if (state_ != State::down) {
-        teardown(reason, false);
+        teardown(reason, false, true); // on purpose (shutdown, a removed peer): not CRITICAL
     }
 }
 

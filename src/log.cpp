@@ -32,20 +32,22 @@ State& state() {
     return s;
 }
 
-std::string_view level_word(spdlog::level::level_enum l) {
-    switch (l) {
+std::string_view payload(const spdlog::details::log_msg& msg) {
+    return {msg.payload.data(), msg.payload.size()};
+}
+
+// An error that says "ERROR: " itself keeps that word: loncron counts
+// CRITICAL lines as trouble with links, and a rejected reload is not one.
+std::string_view level_word(const spdlog::details::log_msg& msg) {
+    switch (msg.level) {
     case spdlog::level::warn:
         return "WARNING: ";
     case spdlog::level::err:
     case spdlog::level::critical:
-        return "CRITICAL: ";
+        return payload(msg).substr(0, 7) == "ERROR: " ? "" : "CRITICAL: ";
     default:
         return "";
     }
-}
-
-std::string_view payload(const spdlog::details::log_msg& msg) {
-    return {msg.payload.data(), msg.payload.size()};
 }
 
 // lonc.log, reopened when loncron or logrotate renamed it away, written with
@@ -79,7 +81,7 @@ protected:
         line += "] [";
         line += st.status;
         line += "]: ";
-        const auto text = std::string(level_word(msg.level)) + std::string(payload(msg));
+        const auto text = std::string(level_word(msg)) + std::string(payload(msg));
         line += text;
         line += '\n';
         st.last_log = when + ": " + text;
@@ -144,7 +146,7 @@ class StderrSink final : public spdlog::sinks::base_sink<spdlog::details::null_m
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
         std::string line = "[" + state().role + "] ";
-        line += level_word(msg.level);
+        line += level_word(msg);
         line += payload(msg);
         line += '\n';
         (void)!::write(2, line.data(), line.size());
@@ -168,6 +170,14 @@ void init(const Setup& setup) {
     for (auto& [name, logger] : st.loggers) {
         logger->sinks() = st.sinks;
         logger->set_level(st.level);
+    }
+}
+
+void set_level(spdlog::level::level_enum level) {
+    auto& st = state();
+    st.level = level;
+    for (auto& [name, logger] : st.loggers) {
+        logger->set_level(level);
     }
 }
 

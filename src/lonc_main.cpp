@@ -11,25 +11,13 @@
 #include "lonc/startup.hpp"
 #include "lonc/supervisor.hpp"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-namespace {
-
-std::string self_exe() {
-    std::error_code ec;
-    auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string() : p.string();
-}
-
-} // namespace
 
 int main(int argc, char** argv) {
     // No fastbins. Every child is a fork of the supervisor, whose heap is
@@ -39,38 +27,28 @@ int main(int argc, char** argv) {
     // 190 KiB, page faults 181 -> 108, CPU to its socket 21.7 -> 9.9 ms.
     ::mallopt(M_MXFAST, 0);
     // Nothing inherited from whoever started us stays open (a stray
-    // descriptor could hold a lock of ours), except the pid file's across
-    // our own re-exec.
-    if (const char* keep = std::getenv("LONC_PIDFILE_FD"); keep != nullptr) {
-        const int fd = std::atoi(keep);
-        if (fd > 3) {
-            ::close_range(3, static_cast<unsigned>(fd - 1), 0);
-        }
-        ::close_range(static_cast<unsigned>(fd + 1), ~0U, 0);
-    } else {
-        ::close_range(3, ~0U, 0);
-    }
+    // descriptor could hold a lock of ours).
+    ::close_range(3, ~0U, 0);
     lonc::block_handled_signals();
     ::umask(022);
     const std::vector<std::string> args(argv, argv + argc);
     std::error_code ec;
     const auto cwd = std::filesystem::current_path(ec);
 
-    CLI::App app{"lonc - LON-CAPA connection daemon"};
-    lonc::Options opts;
-    lonc::add_options(app, opts);
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        return app.exit(e) == 0 ? lonc::exit_ok : lonc::exit_usage;
+    auto loaded = lonc::load_configuration(args, cwd);
+    if (!loaded.info.empty()) {
+        std::fputs(loaded.info.c_str(), stdout);
+        return lonc::exit_ok;
     }
-    if (const auto err = lonc::validate(opts); !err.empty()) {
-        std::fprintf(stderr, "lonc: %s\n", err.c_str());
+    if (!loaded.usage.empty()) {
+        for (const auto& p : loaded.usage) {
+            std::fprintf(stderr, "lonc: %s\n", p.to_string().c_str());
+        }
+        std::fprintf(stderr, "Run with --help for more information.\n");
         return lonc::exit_usage;
     }
-    opts.config = std::filesystem::absolute(opts.config, ec);
-
-    auto cfg = lonc::load_config(opts.config);
+    auto& opts = loaded.opts;
+    auto& cfg = loaded.config;
     if (opts.check_config) {
         return lonc::print_config_report(cfg, opts, stdout) ? lonc::exit_ok : lonc::exit_config;
     }
@@ -113,15 +91,7 @@ int main(int argc, char** argv) {
         lg.debug("command line: {}", lonc::log::printable(command_line, 1000));
     }
 
-    // After a HUP the pid file (and its lock) comes with us across exec.
-    std::optional<lonc::PidFile> pid_file;
-    const char* inherited = std::getenv("LONC_PIDFILE_FD");
-    if (inherited != nullptr) {
-        pid_file = lonc::PidFile::adopt(std::atoi(inherited), settings.pid_file(), error);
-        ::unsetenv("LONC_PIDFILE_FD");
-    } else {
-        pid_file = lonc::PidFile::acquire(settings.pid_file(), error);
-    }
+    auto pid_file = lonc::PidFile::acquire(settings.pid_file(), error);
     if (!pid_file) {
         std::fprintf(stderr, "lonc: %s\n", error.c_str());
         lg.error("{}", error);
@@ -129,7 +99,7 @@ int main(int argc, char** argv) {
     }
 
     lonc::Launcher launcher;
-    if (!opts.foreground && inherited == nullptr) {
+    if (!opts.foreground) {
         launcher = lonc::daemonize();
     }
     if (!pid_file->write(::getpid())) {
@@ -139,5 +109,5 @@ int main(int argc, char** argv) {
         return lonc::exit_config;
     }
     return lonc::run_supervisor(
-        {opts, std::move(cfg), self_exe(), args, cwd, std::move(*pid_file), std::move(launcher)});
+        {std::move(opts), std::move(cfg), args, cwd, std::move(*pid_file), std::move(launcher)});
 }

@@ -340,6 +340,51 @@ int reconnect(const Context& ctx, const std::string& host) {
     return ok;
 }
 
+int reload(const Context& ctx) {
+    std::string reply;
+    const auto path = settings(ctx).control_path();
+    switch (exchange(path, "reload", ms(ctx.timeout), false, reply)) {
+    case Reach::answered:
+        break;
+    case Reach::unreachable:
+        if (const pid_t pid = running_pid(ctx); pid > 0) {
+            std::fprintf(ctx.err,
+                         "lonctl: reload rejected: lonc (pid %d) runs, but not with the control "
+                         "socket %s this configuration names; a changed lonSockDir needs a "
+                         "restart of lonc\n",
+                         static_cast<int>(pid), path.c_str());
+            return failed;
+        }
+        std::fprintf(ctx.err, "lonctl: lonc is not running (no control socket %s)\n", path.c_str());
+        return absent;
+    case Reach::no_answer:
+        std::fprintf(ctx.err, "lonctl: lonc did not answer 'reload' within %.0f s\n", ctx.timeout);
+        return failed;
+    }
+    const auto nl = reply.find('\n');
+    const auto verdict = reply.substr(0, nl);
+    auto rest = nl == std::string::npos ? std::string() : reply.substr(nl + 1);
+    while (!rest.empty() && rest.back() == '\n') {
+        rest.pop_back();
+    }
+    if (verdict == "applied") {
+        std::fprintf(ctx.out, "applied: %s\n", rest.c_str());
+        return ok;
+    }
+    if (verdict == "rejected") {
+        std::fprintf(ctx.err, "lonctl: reload rejected; lonc runs on unchanged:\n");
+        std::size_t start = 0;
+        while (start < rest.size()) {
+            const auto end = rest.find('\n', start);
+            std::fprintf(ctx.err, "  %s\n", rest.substr(start, end - start).c_str());
+            start = end == std::string::npos ? rest.size() : end + 1;
+        }
+        return failed;
+    }
+    std::fprintf(ctx.err, "lonctl: lonc answered %s\n", verdict.c_str());
+    return failed;
+}
+
 int spool_list(const Context& ctx, const std::string& host) {
     if (!host_arg_ok(ctx, host)) {
         return absent;

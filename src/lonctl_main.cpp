@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
     CLI::App app{"lonctl - look at and talk through a running lonc"};
     app.require_subcommand(1);
     std::string config = "/etc/httpd/conf/access.conf";
-    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), else 10 s
+    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), 60 s for
+                        // reload (one waits for the first probes), else 10 s
     app.fallthrough();  // -c and --timeout also after the subcommand
     app.add_option("-c,--config", config, "LON-CAPA access.conf")->capture_default_str();
     app.add_option("--timeout", timeout, "Seconds to wait for lonc (send: for the reply)")
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
         "check", "Check the configuration, the daemon, every socket and every peer's ping");
     auto* reconnect = app.add_subcommand("reconnect", "Drop and re-make HOST's link now");
     reconnect->add_option("HOST", host, "Host id")->required();
+    auto* reload = app.add_subcommand(
+        "reload", "Reload lonc's configuration (as HUP), wait for the outcome and print it");
     auto* spool = app.add_subcommand("spool", "Delayed messages in lonSockDir/delayed/");
     spool->require_subcommand(1);
     auto* list = spool->add_subcommand("list", "List pending and set-aside (.bad) files");
@@ -50,7 +53,7 @@ int main(int argc, char** argv) {
     }
     const bool sending = send->parsed();
     if (timeout == 0) {
-        timeout = sending ? 310 : 10;
+        timeout = sending ? 310 : reload->parsed() ? 60 : 10;
     }
 
     const auto cfg = lonc::load_config(config);
@@ -72,6 +75,9 @@ int main(int argc, char** argv) {
     }
     if (reconnect->parsed()) {
         return ctl::reconnect(ctx, host);
+    }
+    if (reload->parsed()) {
+        return ctl::reload(ctx);
     }
     if (list->parsed()) {
         return ctl::spool_list(ctx, host);

@@ -114,8 +114,8 @@ std::string format_metrics(const MetricsInput& in) {
     fam.add("lonc_status_generation", MetricType::Counter,
             "Status generations collected from the children", {},
             static_cast<double>(r.generation));
-    std::map<std::string, double> states = {
-        {"running", 0}, {"unreachable", 0}, {"restarting", 0}, {"skipped", 0}, {"probing", 0}};
+    std::map<std::string, double> states = {{"running", 0}, {"unreachable", 0}, {"restarting", 0},
+                                            {"skipped", 0}, {"probing", 0},     {"draining", 0}};
     for (const auto& p : r.peers) {
         ++states[p.state];
     }
@@ -124,6 +124,23 @@ std::string format_metrics(const MetricsInput& in) {
                 {{"state", state}}, n);
     }
     add_process(fam, "PARENT", in.parent);
+    // As Prometheus reports its own configuration reloads.
+    fam.add("lonc_config_last_reload_successful", MetricType::Gauge,
+            "1 if the last reload attempt (or the start) took the configuration", {},
+            r.reload.success ? 1 : 0);
+    fam.add("lonc_config_last_reload_success_timestamp_seconds", MetricType::Gauge,
+            "When a configuration was last taken (a reload, or the start)", {},
+            static_cast<double>(r.reload.last_success));
+    fam.add("lonc_config_last_reload_attempt_timestamp_seconds", MetricType::Gauge,
+            "When the last reload was attempted (the start before any)", {},
+            static_cast<double>(r.reload.time));
+    fam.add("lonc_config_last_reload_info", MetricType::Gauge,
+            "The last reload attempt's result, with its reason", {{"result", r.reload.result}}, 1);
+    for (const auto& [host, files] : r.reload.undeliverable) {
+        fam.add("lonc_spool_undeliverable", MetricType::Gauge,
+                "Delayed messages of a peer a reload removed: they can no longer be delivered",
+                {{"peer", host}}, static_cast<double>(files.size()));
+    }
 
     for (const auto& p : r.peers) {
         const std::vector<ClientMetric::Label> l = {{"peer", p.id}};

@@ -1,6 +1,9 @@
 #include "lonc/options.hpp"
 
 #include <CLI/CLI.hpp>
+#include <spdlog/fmt/fmt.h>
+
+#include <sstream>
 
 namespace lonc {
 
@@ -104,6 +107,72 @@ std::string validate(const Options& o) {
         return "--retry-max must not be less than --retry-min";
     }
     return {};
+}
+
+} // namespace lonc
+
+namespace lonc {
+
+std::vector<OptionValue> option_values(const Options& o) {
+    auto text = [](const auto& v) { return fmt::format("{}", v); };
+    using L = Live;
+    return {
+        {"config", o.config.string(), L::parent},
+        {"foreground", o.foreground ? "true" : "false", L::restart},
+        {"user", o.user, L::restart},
+        {"log-level", o.log_level, L::children},
+        {"handshake-timeout", text(o.handshake_timeout), L::children},
+        {"handshake-pause", text(o.handshake_pause), L::children},
+        {"request-timeout", text(o.request_timeout), L::children},
+        {"requeue-grace", text(o.requeue_grace), L::children},
+        {"retry-min", text(o.retry_min), L::children},
+        {"retry-max", text(o.retry_max), L::children},
+        {"max-reply", text(o.max_reply), L::children},
+        // More or fewer links means new links: not a live change.
+        {"connections", text(o.connections), L::restart},
+        {"pipeline", text(o.pipeline), L::children},
+        {"max-line", text(o.max_line), L::children},
+        {"max-queue", text(o.max_queue), L::children},
+        {"client-idle-timeout", text(o.client_idle_timeout), L::children},
+        {"reprobe-interval", text(o.reprobe_interval), L::parent},
+        {"probe-timeout", text(o.probe_timeout), L::parent},
+        {"max-attempts", text(o.max_attempts), L::parent},
+        {"mail-command", o.mail_command, L::parent},
+        {"spool-rescan", text(o.spool_rescan), L::children},
+        {"spool-bad-age", text(o.spool_bad_age), L::children},
+        {"metrics-interval", text(o.metrics_interval), L::parent},
+        {"metrics-file", o.metrics_file.string(), L::parent},
+        {"peer", o.peer, L::restart},
+    };
+}
+
+std::string child_options_text(const Options& opts) {
+    std::string out;
+    for (const auto& v : option_values(opts)) {
+        if (v.live == Live::children) {
+            out += v.name + " = " + v.value + "\n";
+        }
+    }
+    return out;
+}
+
+bool apply_options_text(Options& opts, const std::string& text, std::string& error) {
+    Options copy = opts;
+    CLI::App app;
+    add_options(app, copy);
+    std::istringstream in(text);
+    try {
+        app.parse_from_stream(in);
+    } catch (const CLI::ParseError& e) {
+        error = e.what();
+        return false;
+    }
+    if (auto why = validate(copy); !why.empty()) {
+        error = why;
+        return false;
+    }
+    opts = std::move(copy);
+    return true;
 }
 
 } // namespace lonc

@@ -116,6 +116,22 @@ void PeerWorker::start() {
     }
 }
 
+void PeerWorker::set_options(const Options& opts) {
+    const auto connections = opts_.connections;
+    opts_ = opts; // the spooler reads them through its reference
+    opts_.connections = connections;
+    LinkConfig lc;
+    lc.handshake_timeout = opts_.handshake_timeout;
+    lc.retry_min = opts_.retry_min;
+    lc.retry_max = opts_.retry_max;
+    lc.pipeline = opts_.pipeline;
+    lc.max_reply = opts_.max_reply;
+    for (auto& l : links_) {
+        l->set_limits(lc);
+    }
+    dispatch(); // a longer pipeline may take more now
+}
+
 void PeerWorker::retry_now() {
     for (auto& l : links_) {
         l->retry_now();
@@ -276,6 +292,7 @@ void PeerWorker::accept_clients() {
         } else {
             clients_.splice(clients_.end(), spare_, spare_.begin());
             clients_.back().reuse(UniqueFd(fd));
+            clients_.back().in.set_max_line(opts_.max_line);
         }
         auto& c = clients_.back();
         c.self = std::prev(clients_.end());

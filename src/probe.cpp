@@ -90,6 +90,26 @@ void Prober::finish(const std::string& id, bool reachable, const std::string& wh
     done_(peer_id, reachable, reason);
 }
 
+void Prober::cancel(const std::string& id) {
+    const auto it = probes_.find(id);
+    if (it == probes_.end()) {
+        return;
+    }
+    if (it->second->fd) {
+        loop_.remove(it->second->fd.get(), *it->second);
+        it->second->fd.reset();
+    }
+    it->second->timer.cancel();
+    finished_.push_back(std::move(it->second));
+    probes_.erase(it);
+    reaper_.arm_in(EventLoop::Clock::duration::zero());
+}
+
+void Prober::configure(std::uint16_t port, double timeout) {
+    port_ = port;
+    timeout_ = timeout;
+}
+
 void Prober::cancel_all() {
     for (auto& [id, p] : probes_) {
         p->timer.cancel();

@@ -23,9 +23,6 @@ void reset_signals() noexcept {
         }
     }
     ::signal(SIGPIPE, SIG_IGN);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
 SignalReader::SignalReader(EventLoop& loop, std::initializer_list<int> signals, Handler handler)

@@ -2,18 +2,119 @@
 
 #include "lonc/net.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <grp.h>
 #include <pwd.h>
+#include <sstream>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
 namespace lonc {
+
+namespace {
+
+std::filesystem::path from(const std::filesystem::path& base, const std::filesystem::path& p) {
+    return p.empty() || p.is_absolute() ? p : base / p;
+}
+
+// The settings file's lines checked one at a time, each as a settings file
+// of its own, so every problem gets its line number.
+std::vector<Problem> settings_problems(const std::string& path) {
+    std::vector<Problem> out;
+    const auto text = read_file(path);
+    if (!text) {
+        out.push_back({path, 0, std::string("cannot read: ") + std::strerror(errno)});
+        return out;
+    }
+    std::istringstream lines(*text);
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number) {
+        CLI::App app;
+        Options scratch;
+        add_options(app, scratch);
+        std::istringstream one(line);
+        try {
+            app.parse_from_stream(one);
+        } catch (const CLI::ParseError& e) {
+            std::string why = e.what();
+            std::istringstream again(line);
+            const auto items = CLI::ConfigINI().from_config(again);
+            if (!items.empty() && app.get_option_no_throw("--" + items.front().name) == nullptr) {
+                why = "unknown setting '" + items.front().name + "' (lonc --help lists them)";
+            }
+            out.push_back({path, number, why});
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+int Loaded::code() const {
+    if (!usage.empty()) {
+        return exit_usage;
+    }
+    return info.empty() && !config.ok() ? exit_config : exit_ok;
+}
+
+std::vector<std::string> Loaded::problems() const {
+    std::vector<std::string> out;
+    for (const auto& p : usage) {
+        out.push_back(p.to_string());
+    }
+    for (const auto& p : config.problems) {
+        out.push_back(p.to_string());
+    }
+    if (out.empty() && !info.empty()) {
+        out.emplace_back("the command line asks for --help or --version");
+    }
+    return out;
+}
+
+Loaded load_configuration(const std::vector<std::string>& args, const std::filesystem::path& base) {
+    Loaded r;
+    CLI::App app{"lonc - LON-CAPA connection daemon"};
+    add_options(app, r.opts);
+    app.get_config_ptr()->transform(
+        [&base](const std::string& p) { return from(base, p).string(); });
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    if (!reversed.empty()) {
+        reversed.pop_back(); // the program
+    }
+    try {
+        app.parse(reversed);
+    } catch (const CLI::ParseError& e) {
+        std::ostringstream out;
+        std::ostringstream err;
+        if (app.exit(e, out, err) == 0) {
+            r.info = out.str();
+            return r;
+        }
+        const auto* settings = app.get_config_ptr();
+        const auto path = settings->count() > 0 ? settings->as<std::string>() : std::string();
+        if (!path.empty()) {
+            r.usage = settings_problems(path);
+        }
+        if (r.usage.empty()) {
+            r.usage.push_back({"command line", 0, e.what()});
+        }
+        return r;
+    }
+    if (auto why = validate(r.opts); !why.empty()) {
+        r.usage.push_back({"options", 0, why});
+        return r;
+    }
+    r.opts.config = from(base, r.opts.config);
+    r.config = load_config(r.opts.config);
+    return r;
+}
 
 int become_user(const std::string& user, std::string& error) {
     errno = 0;

@@ -53,6 +53,15 @@ std::string format_status_txt(const StatusReport& r) {
         out += std::to_string(p.pid) + "\t" + p.id + "\t" + one_field(status) + "\t" +
                one_field(field(p.fields, "last_log")) + "\n";
     }
+    for (const auto& [host, files] : r.reload.undeliverable) {
+        std::string names;
+        for (const auto& f : files) {
+            names += (names.empty() ? "" : " ") + f;
+        }
+        out += "-\t" + host + "\t" + perl_localtime(r.time) + ": removed from hosts.tab; " +
+               std::to_string(files.size()) + " delayed message" + (files.size() == 1 ? "" : "s") +
+               " can no longer be delivered\t" + one_field(names) + "\n";
+    }
     return out;
 }
 
@@ -79,12 +88,22 @@ std::string format_status_json(const StatusReport& r) {
         }
         peers.push_back(std::move(j));
     }
+    json undeliverable = json::object();
+    for (const auto& [host, files] : r.reload.undeliverable) {
+        undeliverable[host] = files;
+    }
     const json doc = {
         {"generation", r.generation},
         {"time", static_cast<std::int64_t>(r.time)},
         {"parent",
          {{"pid", r.parent_pid}, {"status", r.parent_status}, {"last_log", r.parent_last_log}}},
-        {"peers", std::move(peers)}};
+        {"peers", std::move(peers)},
+        {"reload",
+         {{"time", static_cast<std::int64_t>(r.reload.time)},
+          {"success", r.reload.success},
+          {"last_success", static_cast<std::int64_t>(r.reload.last_success)},
+          {"result", r.reload.result},
+          {"undeliverable", std::move(undeliverable)}}}};
     // Replace invalid UTF-8 (peer data can hold anything) rather than throw.
     return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }

@@ -8,6 +8,7 @@
 #include "lonc/log.hpp"
 #include "lonc/metrics.hpp"
 #include "lonc/notify.hpp"
+#include "lonc/options.hpp"
 #include "lonc/probe.hpp"
 #include "lonc/signals.hpp"
 #include "lonc/spool.hpp"
@@ -23,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -39,8 +41,8 @@ spdlog::logger& lg() {
 // Deaths of one peer's child counted for the skip rule, and how long a
 // skipped peer waits before it is tried again.
 constexpr auto death_window = std::chrono::minutes(10);
-// In-flight requests get this long at TERM/HUP; children still alive after
-// drain_grace + kill_margin are killed.
+// In-flight requests get this long at TERM (and a child a reload retires);
+// children still alive after drain_grace + kill_margin are killed.
 constexpr double drain_grace = 5.0;
 constexpr double kill_margin = 2.0;
 // Status: how long to wait for the children's answers.
@@ -61,13 +63,42 @@ std::string describe(int status) {
     return "status " + std::to_string(status);
 }
 
+std::string joined(const std::vector<std::string>& items, const char* sep = ", ") {
+    std::string out;
+    for (const auto& i : items) {
+        out += (out.empty() ? "" : sep) + i;
+    }
+    return out;
+}
+
+// Pending delayed/ files of these hosts (".bad" ones are set aside already).
+std::map<std::string, std::vector<std::string>> spool_files_of(const std::filesystem::path& dir,
+                                                               const std::set<std::string>& hosts) {
+    std::map<std::string, std::vector<std::string>> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const auto name = e.path().filename().string();
+        if (const auto parsed = parse_spool_name(name)) {
+            if (const auto it = hosts.find(std::string(parsed->host)); it != hosts.end()) {
+                out[*it].push_back(name);
+            }
+        }
+    }
+    for (auto& [host, names] : out) {
+        std::sort(names.begin(), names.end());
+    }
+    return out;
+}
+
 class Supervisor {
 public:
     explicit Supervisor(SupervisorSetup setup);
     int run();
 
 private:
-    enum class SlotState { probing, unreachable, running, restarting, skipped };
+    // draining: a reload retired its child (peer removed, or its address
+    // changed: then successor is what comes next, once the child is gone).
+    enum class SlotState { probing, unreachable, running, restarting, skipped, draining };
 
     struct Slot {
         Peer peer;
@@ -76,7 +107,9 @@ private:
         std::unique_ptr<ipc::Channel> channel;
         std::deque<EventLoop::TimePoint> deaths;
         std::unique_ptr<Timer> restart_timer;
-        std::uint64_t starts = 0; // children forked for this peer
+        std::optional<Peer> successor;     // draining: the entry that replaces it
+        std::unique_ptr<Timer> kill_timer; // draining: not done in time
+        std::uint64_t starts = 0;          // children forked for this peer
         bool link_up = false;
         bool unreachable_logged = false;
         // The last status generation this child answered, and its fields.
@@ -97,11 +130,24 @@ private:
     void log_skipped();
     void on_signal(const signalfd_siginfo& si);
     void on_usr1();
-    void on_hup();
-    void begin_shutdown(bool reexec);
+    // Reloads now, or once the first probes are done; answers waiter (a
+    // lonctl reload) with the outcome.
+    void request_reload(const std::string& source,
+                        std::optional<ControlServer::ConnId> waiter = std::nullopt);
+    struct ReloadOutcome {
+        bool applied = false;
+        std::string text; // what was done, or why not (one reason a line)
+    };
+    ReloadOutcome reload(const std::string& source);
+    [[nodiscard]] std::vector<std::string> restart_needed(const Loaded& next) const;
+    std::string apply(Loaded next);
+    void retire(Slot& slot);
+    void replace(Slot& slot, const Peer& peer);
+    void drain_child(Slot& slot);
+    void warn_undeliverable(const std::vector<std::string>& removed);
+    void begin_shutdown();
     void maybe_finish_shutdown();
     void finish_shutdown();
-    void reexec();
     // What a status generation is collected for; overlapping requests share one.
     enum Want : unsigned { want_files = 1, want_metrics = 2 };
     void start_status(unsigned want);
@@ -130,7 +176,10 @@ private:
     bool ready_ = false;
 
     bool shutting_down_ = false;
-    bool reexec_ = false;
+
+    ReloadStatus reload_;
+    std::set<std::string> removed_hosts_; // their delayed files are listed in status
+    std::vector<std::pair<std::string, std::optional<ControlServer::ConnId>>> pending_reloads_;
 
     std::uint64_t status_gen_ = 0;
     bool status_collecting_ = false;
@@ -162,6 +211,8 @@ const char* Supervisor::to_string(SlotState s) {
         return "restarting";
     case SlotState::skipped:
         return "skipped";
+    case SlotState::draining:
+        return "draining";
     }
     return "?";
 }
@@ -171,7 +222,7 @@ Supervisor::Supervisor(SupervisorSetup setup)
                                     [this](const std::string& id, bool up, const std::string& why) {
                                         on_probe(id, up, why);
                                     }),
-      signals_(loop_, {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGCHLD},
+      signals_(loop_, {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD},
                [this](const signalfd_siginfo& si) { on_signal(si); }),
       reprobe_timer_(loop_, [this] { on_reprobe(); }),
       kill_timer_(loop_,
@@ -191,6 +242,8 @@ Supervisor::Supervisor(SupervisorSetup setup)
                [this](ControlServer::ConnId id, std::string_view line) { on_control(id, line); }) {}
 
 int Supervisor::run() {
+    reload_.time = reload_.last_success = start_time_;
+    reload_.result = "loaded at start";
     log::set_status("Starting");
     for (const auto& p : s_.config.problems) {
         lg().warn("{}", p.to_string());
@@ -256,6 +309,16 @@ void Supervisor::on_probe(const std::string& id, bool reachable, const std::stri
         update_notify();
         if (!s_.opts.metrics_file.empty()) {
             metrics_timer_.arm_in(EventLoop::Clock::duration::zero());
+        }
+        // Reloads asked for while starting: one now, for all of them.
+        if (const auto waiting = std::exchange(pending_reloads_, {}); !waiting.empty()) {
+            const auto out = reload(waiting.front().first);
+            for (const auto& [source, waiter] : waiting) {
+                if (waiter) {
+                    control_.answer(*waiter,
+                                    (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
+                }
+            }
         }
     }
 }
@@ -408,6 +471,27 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
         maybe_finish_shutdown();
         return;
     }
+    if (slot.state == SlotState::draining) {
+        // Retired by a reload: not a death, nothing to restart.
+        slot.kill_timer.reset();
+        if (!clean) {
+            lg().warn("Child {} for server {} ended: {}", pid, id, describe(status));
+        }
+        if (!slot.successor) {
+            lg().info("INFO: Child {} for removed server {} has finished", pid, id);
+            slots_.erase(id);
+            update_notify();
+            return;
+        }
+        slot.peer = *std::exchange(slot.successor, std::nullopt);
+        slot.deaths.clear();
+        slot.unreachable_logged = false;
+        slot.state = SlotState::probing;
+        lg().info("INFO: Child {} for {} has finished; its new address {} comes next", pid, id,
+                  slot.peer.ip);
+        prober_.probe(slot.peer);
+        return;
+    }
     const auto now = loop_.now();
     slot.deaths.push_back(now);
     while (!slot.deaths.empty() && slot.deaths.front() + death_window <= now) {
@@ -478,11 +562,12 @@ void Supervisor::on_signal(const signalfd_siginfo& si) {
         on_usr1();
         break;
     case SIGHUP:
-        on_hup();
+    case SIGUSR2:
+        request_reload(si.ssi_signo == SIGHUP ? "HUP" : "USR2");
         break;
     case SIGINT:
     case SIGTERM:
-        if (shutting_down_ && !reexec_) {
+        if (shutting_down_) {
             lg().error("Second {}: exiting now", ::strsignal(static_cast<int>(si.ssi_signo)));
             for (const auto& [pid, id] : pids_) {
                 ::kill(pid, SIGKILL);
@@ -497,7 +582,7 @@ void Supervisor::on_signal(const signalfd_siginfo& si) {
             }
             finish_shutdown();
         } else {
-            begin_shutdown(false);
+            begin_shutdown();
         }
         break;
     default:
@@ -519,35 +604,280 @@ void Supervisor::on_usr1() {
     start_status(want_files);
 }
 
-void Supervisor::on_hup() {
+// ----------------------------------------------------------------- reload
+//
+// A reload reads the whole configuration again (load_configuration: the
+// command line, the settings file, access.conf, hosts.tab) and takes it
+// only if --check-config would call it OK and nothing in it needs a
+// restart. Then only the difference is applied: a peer whose address and
+// londPort are unchanged keeps its child, link and socket; an added peer is
+// probed and gets a child; a removed peer's child drains and exits (its
+// socket goes with it); a peer whose address changed gets a new child once
+// the old one has drained. New timeouts and limits reach running children
+// over their socketpair.
+
+void Supervisor::request_reload(const std::string& source,
+                                std::optional<ControlServer::ConnId> waiter) {
     if (shutting_down_) {
-        return;
-    }
-    auto cfg = load_config(s_.opts.config);
-    if (!cfg.ok()) {
-        std::string why;
-        for (const auto& p : cfg.problems) {
-            why += (why.empty() ? "" : "; ") + p.to_string();
+        if (waiter) {
+            control_.answer(*waiter, "error:shutting_down\n");
         }
-        lg().error("HUP: the new configuration is broken, keeping the running one: {}", why);
         return;
     }
-    lg().error("Restarting");
-    notifier_.reloading();
-    s_.config = std::move(cfg);
-    begin_shutdown(true);
+    if (!ready_) {
+        lg().info("INFO: {}: reload as soon as the first probes are done", source);
+        pending_reloads_.emplace_back(source, waiter);
+        return;
+    }
+    const auto out = reload(source);
+    if (waiter) {
+        control_.answer(*waiter, (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
+    }
 }
 
+Supervisor::ReloadOutcome Supervisor::reload(const std::string& source) {
+    notifier_.reloading();
+    log::set_status("Reloading");
+    auto next = load_configuration(s_.argv, s_.cwd);
+    auto reasons = next.problems();
+    if (reasons.empty()) {
+        reasons = restart_needed(next);
+    }
+    ReloadOutcome out;
+    reload_.time = std::time(nullptr);
+    if (!reasons.empty()) {
+        for (const auto& r : reasons) {
+            lg().error("ERROR: {}: configuration not reloaded: {}", source, r);
+        }
+        lg().error("ERROR: {}: reload rejected; lonc runs on with its configuration unchanged",
+                   source);
+        out.text = joined(reasons, "\n");
+        reload_.success = false;
+        reload_.result = "rejected: " + joined(reasons, "; ");
+    } else {
+        out.applied = true;
+        out.text = apply(std::move(next));
+        lg().info("INFO: {}: configuration reloaded: {}", source, out.text);
+        reload_.success = true;
+        reload_.last_success = reload_.time;
+        reload_.result = "applied: " + out.text;
+    }
+    log::set_status("Sleeping");
+    notifier_.ready();
+    update_notify();
+    start_status(want_files); // the outcome shows in the status files now
+    return out;
+}
+
+// What a running lonc cannot take: its own identity, the directories of its
+// pid file, log and sockets, and options marked Live::restart.
+std::vector<std::string> Supervisor::restart_needed(const Loaded& next) const {
+    std::vector<std::string> out;
+    const auto& now = settings();
+    const auto& then = *next.config.settings;
+    auto need = [&](const std::string& where, const std::string& what, const std::string& from,
+                    const std::string& to) {
+        if (from != to) {
+            out.push_back(where + ": " + what + " changed from '" + from + "' to '" + to +
+                          "': that needs a restart of lonc");
+        }
+    };
+    const auto conf = next.opts.config.string();
+    need(conf, "lonHostID", now.host_id, then.host_id);
+    need(conf, "lonDaemons", now.daemons.string(), then.daemons.string());
+    need(conf, "lonSockDir", now.sock_dir.string(), then.sock_dir.string());
+    need(then.hosts_tab().string(), "this host's address", s_.config.own_host()->ip,
+         next.config.own_host()->ip);
+    const auto before = option_values(s_.opts);
+    const auto after = option_values(next.opts);
+    for (std::size_t i = 0; i < before.size() && i < after.size(); ++i) {
+        if (before[i].live == Live::restart) {
+            need("options", "--" + before[i].name, before[i].value, after[i].value);
+        }
+    }
+    return out;
+}
+
+// Takes next (already checked) and applies the difference; returns what was done.
+std::string Supervisor::apply(Loaded next) {
+    const auto before = option_values(s_.opts);
+    const auto after = option_values(next.opts);
+    std::vector<std::string> options;
+    bool for_children = false;
+    for (std::size_t i = 0; i < before.size() && i < after.size(); ++i) {
+        if (before[i].value != after[i].value) {
+            options.push_back(before[i].name + " " + before[i].value + " -> " + after[i].value);
+            for_children = for_children || before[i].live == Live::children;
+        }
+    }
+    const bool port_changed = settings().lond_port != next.config.settings->lond_port;
+    const bool metrics_changed =
+        s_.opts.metrics_file != next.opts.metrics_file ||
+        s_.opts.metrics_interval != next.opts.metrics_interval; // NOLINT(*-float-equal)
+    const bool reprobe_changed = s_.opts.reprobe_interval != next.opts.reprobe_interval;
+    s_.opts = std::move(next.opts);
+    s_.config = std::move(next.config);
+    log::set_level(spdlog::level::from_str(s_.opts.log_level));
+    prober_.configure(settings().lond_port, s_.opts.probe_timeout);
+    if (reprobe_changed) {
+        reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
+    }
+    if (s_.opts.metrics_file.empty()) {
+        metrics_timer_.cancel();
+    } else if (metrics_changed || !metrics_timer_.armed()) {
+        metrics_timer_.arm_in(EventLoop::Clock::duration::zero());
+    }
+
+    std::map<std::string, const Peer*> wanted;
+    for (const auto& p : s_.config.hosts.peers) {
+        wanted[p.id] = &p;
+    }
+    std::vector<std::string> added;
+    std::vector<std::string> removed;
+    std::vector<std::string> changed;
+    std::size_t unchanged = 0;
+    for (auto it = slots_.begin(); it != slots_.end();) {
+        auto& slot = it->second;
+        const std::string id = it->first;
+        ++it; // retire() may erase this slot
+        const auto w = wanted.find(id);
+        if (slot.state == SlotState::draining) {
+            // Its child is on the way out; what follows it is decided again.
+            const Peer* coming = slot.successor ? &*slot.successor : nullptr;
+            if (w == wanted.end()) {
+                if (coming != nullptr) {
+                    removed.push_back(id);
+                }
+                slot.successor.reset();
+            } else {
+                if (coming == nullptr) {
+                    added.push_back(id);
+                } else if (coming->ip != w->second->ip || port_changed) {
+                    changed.push_back(id + " (" + coming->ip + " -> " + w->second->ip + ")");
+                } else {
+                    ++unchanged;
+                }
+                slot.successor = *w->second;
+            }
+            continue;
+        }
+        if (w == wanted.end()) {
+            removed.push_back(id);
+            retire(slot);
+        } else if (slot.peer.ip != w->second->ip || port_changed) {
+            changed.push_back(id + " (" + slot.peer.ip + " -> " + w->second->ip + ")");
+            replace(slot, *w->second);
+        } else {
+            slot.peer = *w->second; // domain, role, hostname: the child has no use for them
+            ++unchanged;
+        }
+    }
+    for (const auto& p : s_.config.hosts.peers) {
+        if (slots_.count(p.id) == 0) {
+            added.push_back(p.id);
+            auto& slot = slots_[p.id];
+            slot.peer = p;
+            slot.state = SlotState::probing;
+            prober_.probe(p);
+        }
+    }
+    if (for_children) {
+        const auto text = child_options_text(s_.opts);
+        for (auto& [id, slot] : slots_) {
+            if (slot.state == SlotState::running && slot.channel &&
+                !slot.channel->send(ipc::Type::options, text)) {
+                lg().warn("Could not pass the new options to child {} for {}", slot.pid, id);
+            }
+        }
+    }
+    warn_undeliverable(removed);
+    for (const auto& id : added) {
+        removed_hosts_.erase(id);
+    }
+    if (added.empty() && removed.empty() && changed.empty() && options.empty()) {
+        return "nothing changed (" + std::to_string(unchanged) + " peers unchanged)";
+    }
+    auto list = [](const std::vector<std::string>& v) {
+        return std::to_string(v.size()) + (v.empty() ? "" : " (" + joined(v) + ")");
+    };
+    std::string text = "peers added " + list(added) + ", removed " + list(removed) + ", changed " +
+                       list(changed) + ", unchanged " + std::to_string(unchanged);
+    text += options.empty() ? "; options unchanged" : "; options: " + joined(options);
+    return text;
+}
+
+// A peer gone from hosts.tab: its child drains and exits (the slot goes
+// with it); a peer without a child goes now.
+void Supervisor::retire(Slot& slot) {
+    slot.successor.reset();
+    prober_.cancel(slot.peer.id);
+    if (slot.restart_timer) {
+        slot.restart_timer->cancel();
+    }
+    if (slot.pid > 0) {
+        drain_child(slot);
+        return;
+    }
+    const std::string id = slot.peer.id;
+    slots_.erase(id); // slot is gone
+}
+
+// A peer with a new address or port: a new child, after the old one.
+void Supervisor::replace(Slot& slot, const Peer& peer) {
+    prober_.cancel(slot.peer.id);
+    if (slot.restart_timer) {
+        slot.restart_timer->cancel();
+    }
+    if (slot.pid > 0) {
+        slot.successor = peer;
+        drain_child(slot);
+        return;
+    }
+    slot.peer = peer;
+    slot.deaths.clear();
+    slot.unreachable_logged = false;
+    slot.state = SlotState::probing;
+    prober_.probe(peer);
+}
+
+void Supervisor::drain_child(Slot& slot) {
+    slot.state = SlotState::draining;
+    slot.link_up = false;
+    if (!slot.channel || !slot.channel->send(ipc::Type::drain)) {
+        ::kill(slot.pid, SIGTERM);
+    }
+    Slot* sp = &slot;
+    slot.kill_timer = std::make_unique<Timer>(loop_, [sp] {
+        if (sp->pid > 0) {
+            lg().warn("Child {} for {} did not finish in time: killing it", sp->pid, sp->peer.id);
+            ::kill(sp->pid, SIGKILL);
+        }
+    });
+    slot.kill_timer->arm_in(seconds(drain_grace + kill_margin));
+    update_notify();
+}
+
+// Delayed files of removed peers cannot be delivered any more: named here,
+// and in the status files for as long as they are there.
+void Supervisor::warn_undeliverable(const std::vector<std::string>& removed) {
+    if (removed.empty()) {
+        return;
+    }
+    const std::set<std::string> hosts(removed.begin(), removed.end());
+    for (const auto& [host, names] : spool_files_of(settings().spool_dir(), hosts)) {
+        lg().warn("{} was removed from hosts.tab; {} delayed message{} for it can no longer be "
+                  "delivered: {}",
+                  host, names.size(), names.size() == 1 ? "" : "s", joined(names, " "));
+        removed_hosts_.insert(host);
+    }
+}
 // --------------------------------------------------------------- shutdown
 
-void Supervisor::begin_shutdown(bool reexec) {
+void Supervisor::begin_shutdown() {
     shutting_down_ = true;
-    reexec_ = reexec;
-    if (!reexec) {
-        lg().error("Shutting down");
-        notifier_.stopping();
-    }
-    log::set_status(reexec ? "Restarting" : "Shutting down");
+    lg().error("Shutting down");
+    notifier_.stopping();
+    log::set_status("Shutting down");
     prober_.cancel_all();
     reprobe_timer_.cancel();
     metrics_timer_.cancel();
@@ -556,12 +886,14 @@ void Supervisor::begin_shutdown(bool reexec) {
         if (slot.restart_timer) {
             slot.restart_timer->cancel();
         }
+        slot.kill_timer.reset(); // kill_timer_ covers every child now
         if (slot.pid > 0) {
             if (!slot.channel || !slot.channel->send(ipc::Type::drain)) {
                 ::kill(slot.pid, SIGTERM);
             }
         }
     }
+    pending_reloads_.clear(); // their lonctl sees the control socket close
     kill_timer_.arm_in(seconds(drain_grace + kill_margin));
     maybe_finish_shutdown();
 }
@@ -577,42 +909,9 @@ void Supervisor::finish_shutdown() {
     for (const auto& [id, slot] : slots_) {
         ::unlink(settings().socket_path(id).c_str());
     }
-    if (reexec_) {
-        reexec();
-        return;
-    }
     s_.pid_file.remove();
     lg().info("Exiting");
     loop_.stop(exit_ok);
-}
-
-// Replaces this process with a fresh copy of the binary: same pid, the
-// pid file's descriptor (and its lock) carried across in LONC_PIDFILE_FD.
-void Supervisor::reexec() {
-    s_.pid_file.keep_across_exec();
-    ::setenv("LONC_PIDFILE_FD", std::to_string(s_.pid_file.fd()).c_str(), 1);
-    if (!s_.cwd.empty() && ::chdir(s_.cwd.c_str()) != 0) {
-        lg().warn("HUP: cannot return to {}: {}", s_.cwd.string(), std::strerror(errno));
-    }
-    std::vector<char*> argv;
-    for (auto& a : s_.argv) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    ::execv(s_.exe.c_str(), argv.data());
-    const int err = errno;
-    ::unsetenv("LONC_PIDFILE_FD");
-    lg().error("HUP: cannot re-execute {}: {}; continuing with the new configuration in place",
-               s_.exe, std::strerror(err));
-    shutting_down_ = false;
-    reexec_ = false;
-    slots_.clear();
-    if (std::string error; !control_.open(error)) {
-        lg().warn("No control socket: {}", error);
-    }
-    start_peers();
-    reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
-    notifier_.ready();
 }
 
 // ----------------------------------------------------------------- status
@@ -680,6 +979,13 @@ void Supervisor::finish_status() {
         }
         r.peers.push_back(std::move(p));
     }
+    reload_.undeliverable.clear();
+    if (!removed_hosts_.empty()) {
+        reload_.undeliverable = spool_files_of(settings().spool_dir(), removed_hosts_);
+        std::erase_if(removed_hosts_,
+                      [&](const std::string& h) { return reload_.undeliverable.count(h) == 0; });
+    }
+    r.reload = reload_;
     std::string error;
     const auto dir = settings().status_dir();
     const auto json = format_status_json(r);
@@ -712,6 +1018,10 @@ void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
         }
         status_waiters_.push_back(id);
         start_status(want_files);
+        return;
+    }
+    if (line == "reload") {
+        request_reload("lonctl reload", id);
         return;
     }
     if (line.substr(0, 10) == "reconnect ") {
@@ -755,6 +1065,7 @@ bool Supervisor::wake(Slot& slot, ipc::Type running) {
         prober_.probe(slot.peer);
         return true;
     case SlotState::probing:
+    case SlotState::draining:
         return true;
     }
     return true;
@@ -805,7 +1116,8 @@ void Supervisor::on_spool_event() {
                 continue;
             }
             const auto it = slots_.find(std::string(parsed->host));
-            if (it != slots_.end() && it->second.channel) {
+            if (it != slots_.end() && it->second.channel &&
+                it->second.state != SlotState::draining) {
                 it->second.channel->send(ipc::Type::spool_hint, name);
             }
         }

@@ -7,6 +7,9 @@
 //   status            the JSON of a fresh status generation (also written
 //                     to loncstatus.json/.txt)
 //   reconnect HOST    "ok", or "error:<why>"
+//   reload            a reload (as HUP), answered once it is decided:
+//                     "applied\n<what was done>\n" or "rejected\n<a reason a
+//                     line>\n" (or "error:shutting_down")
 //
 // A connection that sends no complete line within 10 s, or a line longer
 // than 4096 bytes, is closed. At most 64 connections at a time.

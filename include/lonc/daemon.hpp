@@ -19,16 +19,10 @@ public:
     // process holds the lock, or when the file names a live lonc or Perl
     // lonc process other than this one. A stale file is taken over.
     static std::optional<PidFile> acquire(const std::filesystem::path& path, std::string& error);
-    // Takes over a pid file this process inherited across exec (HUP).
-    static std::optional<PidFile> adopt(int fd, const std::filesystem::path& path,
-                                        std::string& error);
 
     bool write(pid_t pid);
     // Removes the file (at exit).
     void remove();
-    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
-    // Keeps the descriptor (and so the lock) open across exec.
-    void keep_across_exec();
 
 private:
     PidFile(UniqueFd fd, std::filesystem::path path) : fd_(std::move(fd)), path_(std::move(path)) {}

@@ -23,6 +23,7 @@ enum class Type : char {
     reconnect = 'C',      // every link: close (if up) and connect again now
     spool_hint = 'F',     // payload: a delayed/ file name for this child's host
     drain = 'D',          // finish what is in flight, then exit
+    options = 'O',        // payload: new option values, "name = value" lines (a reload)
     // child -> parent
     status_reply = 's', // payload: fields (below)
     link_state = 'l',   // payload: "up" or "down"

@@ -33,6 +33,8 @@ public:
     [[nodiscard]] std::size_t buffered() const noexcept { return end_ - begin_; }
     [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
     [[nodiscard]] std::size_t max_line() const noexcept { return max_line_; }
+    // A new limit (a reload); a tail already longer than it overflows.
+    void set_max_line(std::size_t max_line) noexcept { max_line_ = max_line; }
 
     // Forget everything, keep the limit; frees the storage.
     void reset() noexcept;

@@ -82,6 +82,9 @@ public:
     void reset(std::string_view reason);
     // Closes for good (shutdown): no reconnect.
     void stop(std::string_view reason);
+    // New timeouts and limits from a reload (handshake_timeout, retry_min,
+    // retry_max, pipeline, max_reply); the connection is left as it is.
+    void set_limits(const LinkConfig& cfg);
 
     [[nodiscard]] bool ready() const noexcept { return state_ == State::ready; }
     [[nodiscard]] bool can_send() const noexcept {

@@ -6,7 +6,8 @@
 // role is the peer's host id in a child and PARENT in the supervisor;
 // status is "<localtime>: <what the process is doing>". Warnings and errors
 // get the original's level words (WARNING:, CRITICAL:) in front of the
-// message; loncron counts them. Messages that need INFO: say so themselves.
+// message; loncron counts them. Messages that need INFO: say so themselves;
+// an error message beginning "ERROR: " (a rejected reload) is not CRITICAL.
 //
 // Everything is synchronous and single-threaded (spdlog with null mutexes,
 // no async logger, no flush thread): a process may fork at any time. Each
@@ -31,6 +32,9 @@ struct Setup {
 
 // (Re)builds the sinks of every module logger.
 void init(const Setup& setup);
+
+// Changes the level of every module logger (a reload's --log-level).
+void set_level(spdlog::level::level_enum level);
 
 // The logger of one module ("link", "client", "spool", ...); all share the
 // process's sinks. Valid for the life of the process.

@@ -1,8 +1,9 @@
 // lonctl's commands, for operators and scripts. Each prints to out/err and
 // returns the process exit code:
-//   0  done (send: a reply was received, whatever its text)
+//   0  done (send: a reply was received, whatever its text; reload: applied)
 //   1  bad usage or an unreadable configuration
-//   2  send: con_lost; check: a check failed; reconnect: lonc refused
+//   2  send: con_lost; check: a check failed; reconnect: lonc refused;
+//      reload: rejected (lonc runs on unchanged)
 //   3  no such host, no socket for it, or lonc is not running
 #pragma once
 
@@ -30,6 +31,8 @@ int status(const Context& ctx, bool json);
 int check(const Context& ctx);
 // Asks lonc to drop and re-make HOST's link now.
 int reconnect(const Context& ctx, const std::string& host);
+// Asks lonc to reload its configuration, waits for the outcome, prints it.
+int reload(const Context& ctx);
 // delayed/: list files (HOST or all), put .bad files back, delete .bad files.
 int spool_list(const Context& ctx, const std::string& host);
 int spool_retry(const Context& ctx, const std::string& host);

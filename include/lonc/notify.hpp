@@ -13,7 +13,7 @@ namespace lonc {
 class Notifier {
 public:
     Notifier() = default;
-    // READY=1 (start done, or a HUP's re-exec done).
+    // READY=1 (start done, or a reload decided).
     void ready();
     void reloading();
     void stopping();

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -60,5 +61,26 @@ void add_options(CLI::App& app, Options& opts);
 
 // Checks relations between values; returns an error text or "".
 [[nodiscard]] std::string validate(const Options& opts);
+
+// How a running lonc takes a new value of an option at a reload.
+enum class Live {
+    parent,   // the supervisor uses it (probes, restarts, metrics, mail)
+    children, // the supervisor passes it to every running child (timeouts, limits)
+    restart,  // only a restart can change it
+};
+
+struct OptionValue {
+    std::string name; // the long name without "--"
+    std::string value;
+    Live live;
+};
+
+// Every option a running lonc has, its value as text.
+[[nodiscard]] std::vector<OptionValue> option_values(const Options& opts);
+
+// The options children take, as "name = value" lines of a settings file,
+// and back: applies such text to opts (false, and why, if it does not parse).
+[[nodiscard]] std::string child_options_text(const Options& opts);
+bool apply_options_text(Options& opts, const std::string& text, std::string& error);
 
 } // namespace lonc

@@ -79,6 +79,11 @@ public:
     void retry_now();
     // Every link closes (if up) and connects again now (lonctl reconnect).
     void reconnect();
+    // New timeouts and limits (a reload): links, new requests, new clients
+    // and the spooler use them from now on. --connections stays as it was:
+    // every link is kept.
+    void set_options(const Options& opts);
+    [[nodiscard]] const Options& options() const noexcept { return opts_; }
     // A file appeared in delayed/ (its name; "*": look at everything).
     void spool_hint(std::string_view name);
     // Stop taking requests: remove the socket, let what is queued or on the

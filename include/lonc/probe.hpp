@@ -28,6 +28,10 @@ public:
     // later from the loop, never from inside probe().
     void probe(const Peer& peer);
     void cancel_all();
+    // Drops id's probe, if any: its done() is never called.
+    void cancel(const std::string& id);
+    // londPort and the timeout for probes started from now on (a reload).
+    void configure(std::uint16_t port, double timeout);
     [[nodiscard]] bool probing(const std::string& id) const { return probes_.count(id) != 0; }
     [[nodiscard]] std::size_t active() const noexcept { return probes_.size(); }
 

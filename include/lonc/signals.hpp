@@ -15,8 +15,10 @@ namespace lonc {
 // process and ignores SIGPIPE. Call first thing in main, before any fork.
 void block_handled_signals() noexcept;
 
-// For a freshly forked child before it sets up its own: default dispositions
-// and an empty mask (what it needs is blocked again by its SignalReader).
+// For a freshly forked child before it sets up its own: default
+// dispositions. The mask is kept: a signal that arrives before the child's
+// SignalReader exists waits, blocked, and is read then (it must not kill
+// a child that has not finished starting).
 void reset_signals() noexcept;
 
 class SignalReader final : public EventLoop::Watcher {

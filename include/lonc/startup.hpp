@@ -5,7 +5,9 @@
 #include "lonc/config.hpp"
 #include "lonc/options.hpp"
 
+#include <filesystem>
 #include <string>
+#include <vector>
 
 namespace lonc {
 
@@ -17,6 +19,30 @@ enum ExitCode : int {
     exit_running = 3,    // another lonc is running
     exit_wrong_user = 4, // not root and not --user
 };
+
+// lonc's whole configuration, read and checked in one go: the command line,
+// the --settings file, access.conf and hosts.tab. Start, --check-config and
+// every reload use it, so all three judge a configuration alike.
+struct Loaded {
+    Options opts;
+    Config config; // empty when usage is not
+    // What is wrong with the command line or the settings file, with
+    // file:line where there is one (a settings file line is checked alone).
+    std::vector<Problem> usage;
+    std::string info; // --help or --version: the text to print, nothing loaded
+
+    // exit_usage, exit_config (config not usable), or exit_ok.
+    [[nodiscard]] int code() const;
+    // Every problem, usage first: the reasons a reload is refused (a reload
+    // takes only what --check-config calls OK).
+    [[nodiscard]] std::vector<std::string> problems() const;
+};
+
+// args: the command line as given (args[0] the program). Relative paths of
+// --config and --settings are taken from base (where lonc was started), so
+// a reload finds the same files after lonc changed its directory.
+[[nodiscard]] Loaded load_configuration(const std::vector<std::string>& args,
+                                        const std::filesystem::path& base);
 
 // Started as root: become `user` (its uid, gid and groups) for good.
 // Started as that user: nothing to do. Anyone else: exit_wrong_user.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -23,6 +24,17 @@ struct PeerStatus {
     ipc::Fields fields;         // the child's report (see status_fields in child.cpp)
 };
 
+// The last reload attempt; before any, the start counts as one that worked.
+struct ReloadStatus {
+    std::time_t time = 0;         // of the last attempt
+    std::time_t last_success = 0; // of the last one applied (or the start)
+    bool success = true;
+    std::string result; // "applied: ...", "rejected: <file:line: why>", "loaded at start"
+    // Peers a reload removed whose delayed files are still in delayed/:
+    // they can no longer be delivered. Host id -> file names.
+    std::map<std::string, std::vector<std::string>> undeliverable;
+};
+
 struct StatusReport {
     std::uint64_t generation = 0;
     std::time_t time = 0;
@@ -30,10 +42,13 @@ struct StatusReport {
     std::string parent_status;   // "<localtime>: <what>"
     std::string parent_last_log; // "<localtime>: <message>"
     std::vector<PeerStatus> peers;
+    ReloadStatus reload;
 };
 
 // LONC status <localtime> - parent <pid>, a blank line, the parent's line,
-// then <pid>\t<hostid>\t<status>\t<lastlog> for every live child.
+// then <pid>\t<hostid>\t<status>\t<lastlog> for every live child, then
+// -\t<hostid>\t<localtime>: removed ... cannot be delivered\t<files> for
+// every removed peer that left delayed files.
 [[nodiscard]] std::string format_status_txt(const StatusReport& report);
 [[nodiscard]] std::string format_status_json(const StatusReport& report);
 

@@ -5,8 +5,10 @@
 // Signals (all read from a signalfd; see README "Signals"):
 //   INT, TERM  drain children (bounded), remove sockets and pid file, exit 0;
 //              a second one exits at once
-//   HUP        parse the config; if good, drain and re-exec the binary
-//              (same pid); if broken, log why and keep running
+//   HUP, USR2  reload: read and check the whole configuration again; if it
+//              is broken or needs a restart, log why (ERROR, file:line) and
+//              change nothing; else apply only the difference (see reload()
+//              in supervisor.cpp). lonctl reload does the same and waits.
 //   USR1       reset restart counters, let down links retry now, probe
 //              unreachable peers, write loncstatus.txt/.json
 //   CHLD       reap, remove the dead child's socket, restart per policy
@@ -25,15 +27,13 @@ namespace lonc {
 struct SupervisorSetup {
     Options opts;
     Config config;                 // already checked: config.ok()
-    std::string exe;               // the binary to re-exec on HUP
-    std::vector<std::string> argv; // its arguments (argv[0] included)
+    std::vector<std::string> argv; // the command line, read again at each reload
     std::filesystem::path cwd;     // where it was started (for relative paths)
     PidFile pid_file;
     Launcher launcher; // tells a waiting launcher we are up
 };
 
-// Runs the supervisor until it exits (or re-execs itself). Returns the
-// process exit code.
+// Runs the supervisor until it exits. Returns the process exit code.
 int run_supervisor(SupervisorSetup setup);
 
 } // namespace lonc

@@ -149,7 +149,9 @@ TEST(Examples, SettingsFileWithAnUnknownKeyIsRefused) {
     const auto r = run(quote(lonc_binary()) + " --settings " + quote((dir / "bad.ini").string()) +
                        " --check-config -c " + quote(conf.string()));
     EXPECT_EQ(r.code, 2) << r.out;
-    EXPECT_NE(r.out.find("request-timout"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find((dir / "bad.ini").string() + ":1: unknown setting 'request-timout'"),
+              std::string::npos)
+        << r.out;
 }
 
 // ------------------------------------------------------------ installation

@@ -332,6 +332,9 @@ void run_load(const Cluster& c, const LoadOptions& opts, LoadResult& result,
         if (opts.duration.count() > 0 ? Clock::now() - t0 >= opts.duration : tickets.load() == 0) {
             break;
         }
+        if (opts.stop != nullptr && *opts.stop) {
+            break;
+        }
         if (Clock::now() >= next_change) {
             active = level(rng);
             next_change = Clock::now() + std::chrono::milliseconds(hold_ms(rng));

@@ -32,6 +32,7 @@ struct LoadOptions {
     std::chrono::milliseconds late_after{0};        // slower than this counts late (0: off)
     std::chrono::milliseconds duration{0};          // run this long instead of `requests`
     std::uint64_t seed = 0;                         // 0: random
+    const std::atomic<bool>* stop = nullptr;        // set: stop now (with duration)
 };
 
 struct LoadResult {
