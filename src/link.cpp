@@ -16,7 +16,7 @@ namespace {
 
 constexpr std::size_t read_chunk = 65536;
 // Keep at most this much buffer capacity on an idle link.
-constexpr std::size_t idle_capacity = 256 * 1024;
+constexpr std::size_t idle_capacity = std::size_t{256} * 1024;
 
 spdlog::logger& lg() {
     return log::get("link");

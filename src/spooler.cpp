@@ -25,7 +25,7 @@ spdlog::logger& lg() {
 constexpr std::string_view sent_suffix = ".sent";
 // How far back in lonnet.perm.log to look for a record a crash may have
 // written already.
-constexpr off_t perm_log_window = 8 * 1024 * 1024;
+constexpr off_t perm_log_window = off_t{8} * 1024 * 1024;
 // Waits shorter than this are no wait (the loop's timers round up to 1 ms).
 constexpr double no_wait = 0.001;
 
