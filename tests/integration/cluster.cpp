@@ -420,7 +420,7 @@ void Cluster::perm_log_append(const std::string& message) const {
     tm local{};
     ::localtime_r(&now, &local);
     char when[64];
-    std::strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &local);
+    (void)std::strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &local);
     const auto line = std::to_string(now) + ":" + message + ":" + when + "\n";
     const int fd = ::open(perm_log().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0) {
@@ -477,7 +477,7 @@ DropRule::~DropRule() {
 SmallTmpfs::SmallTmpfs(std::filesystem::path dir, const std::string& size, unsigned mode)
     : dir_(std::move(dir)) {
     char octal[8];
-    std::snprintf(octal, sizeof octal, "%04o", mode);
+    (void)std::snprintf(octal, sizeof octal, "%04o", mode);
     const auto cmd =
         "mount -t tmpfs -o size=" + size + ",mode=" + octal + " tmpfs " + dir_.string();
     if (shell(cmd) != 0) {

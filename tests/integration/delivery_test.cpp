@@ -324,6 +324,7 @@ TEST(Lonnet, ReadsBackEveryFileItSpoolsAndEachDLineGetsOneSLine) {
     std::mutex mutex;
     auto spool_all = [&](const std::vector<std::string>& batch) {
         std::vector<std::thread> workers;
+        workers.reserve(batch.size());
         for (const auto& cmd : batch) {
             workers.emplace_back([&, cmd] {
                 auto r = c.lonnet_spool(1, cmd);
@@ -336,20 +337,21 @@ TEST(Lonnet, ReadsBackEveryFileItSpoolsAndEachDLineGetsOneSLine) {
         }
         cmds.insert(cmds.end(), batch.begin(), batch.end());
     };
+    // Commands with distinct first 16 characters: distinct file names.
+    auto commands = [&](const std::string& prefix, int n) {
+        std::vector<std::string> out;
+        out.reserve(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) {
+            out.push_back("echo:" + prefix + std::to_string(i) + "-" + token);
+        }
+        return out;
+    };
     // Six web workers spool at once while the link is up...
-    std::vector<std::string> up;
-    for (int i = 0; i < 6; ++i) {
-        up.push_back("echo:u" + std::to_string(i) + "-" + token); // distinct <middle>s
-    }
-    spool_all(up);
+    spool_all(commands("u", 6));
     // ...and three while it is down.
     c.kill_sim(1);
     ASSERT_TRUE(c.wait_no_socket(1));
-    std::vector<std::string> down;
-    for (int i = 0; i < 3; ++i) {
-        down.push_back("echo:d" + std::to_string(i) + "-" + token);
-    }
-    spool_all(down);
+    spool_all(commands("d", 3));
     c.start_sim(1);
     std::set<std::string> names;
     for (const auto& r : results) {
@@ -470,7 +472,7 @@ TEST(Lonnet, DeliveredMessageIsNotSentAgainWhileDelayedIsReadOnly) {
     SmallTmpfs fs(c.spool(), "1m", 0777);
     c.start_lonc({"--spool-rescan", "0.3"});
     ASSERT_TRUE(c.wait_all_sockets());
-    const auto cmd = "sleep:1500:" + unique_token("ro");
+    const auto cmd = "sleep:3000:" + unique_token("ro");
     c.spool_file("300.ro.h1", cmd + "\n");
     ASSERT_TRUE(wait_until([&] { return times_received(c, 1, cmd) > 0; }, 20s));
     fs.set_read_only(true); // before lond's answer arrives
