@@ -464,6 +464,28 @@ TEST(Lonnet, PoisonMessageIsSetAsideAndThePeerKeepsServing) {
     EXPECT_EQ(log.find('\x1b'), std::string::npos) << "a raw control character in lonc.log";
 }
 
+// A TCP reset and a malformed enc: reply count against the message the
+// same way; a timeout does not (lond is slow, the message may be fine).
+TEST(Lonnet, ResetsAndMalformedRepliesCountAgainstAMessageTimeoutsDoNot) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.spool_file("100.reset.h1", "reset\n");
+    c.spool_file("101.badenc.h1", "badenc\n");
+    c.spool_file("102.slow.h1", "sleep:5000:slow\n");
+    c.start_lonc({"--request-timeout", "0.5"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return std::filesystem::exists(c.spool() / "100.reset.h1.bad") &&
+                   std::filesystem::exists(c.spool() / "101.badenc.h1.bad");
+        },
+        20s));
+    EXPECT_EQ(times_received(c, 1, "reset"), 3);
+    EXPECT_EQ(times_received(c, 1, "badenc"), 3);
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, "sleep:5000:slow") >= 4; }, 20s));
+    EXPECT_TRUE(std::filesystem::exists(c.spool() / "102.slow.h1"));
+    EXPECT_FALSE(std::filesystem::exists(c.spool() / "102.slow.h1.bad"));
+}
+
 // lond answered; then delayed/ turns read-only, so the file can be neither
 // renamed nor removed. It is not sent again (rescans, a new link), one
 // CRITICAL line says so, and once delayed/ is writable the S line follows.
