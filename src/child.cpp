@@ -98,7 +98,7 @@ int run_child(const ChildSetup& setup) {
                                  ipc::encode_fields(status_fields(worker, m.payload)));
                     break;
                 case ipc::Type::retry:
-                    worker.retry_now();
+                    (void)worker.retry_now();
                     break;
                 case ipc::Type::reconnect:
                     worker.reconnect();
@@ -145,8 +145,10 @@ int run_child(const ChildSetup& setup) {
             drain();
             break;
         case SIGUSR1:
-            worker.retry_now();
-            lg.info("USR1: {}", worker.summary());
+            // lonnet sends one for every critical con_lost: log only what it did.
+            if (worker.retry_now()) {
+                lg.info("USR1: retrying now; {}", worker.summary());
+            }
             break;
         default:
             break;

@@ -103,11 +103,20 @@ AccessConf parse_access_conf(std::string_view text, std::string file) {
     return conf;
 }
 
+bool spool_suffix(std::string_view id) noexcept {
+    for (const std::string_view suffix : {".bad", ".sent"}) {
+        if (id.size() >= suffix.size() && id.substr(id.size() - suffix.size()) == suffix) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool valid_host_id(std::string_view id) noexcept {
     // Not empty, and no leading dot: that also rules out "." and "..", and
     // keeps lonc's own hidden files in lonSockDir (.lonc-control,
     // .lonc-spool/, sockets being created) apart from every peer's socket.
-    if (id.empty() || id.front() == '.') {
+    if (id.empty() || id.front() == '.' || spool_suffix(id)) {
         return false;
     }
     for (const char c : id) {
@@ -217,6 +226,12 @@ HostTable parse_hosts_tab(std::string_view text, std::string file) {
         peer.hostname = std::string(fields[3]);
         peer.ip = std::string(fields[4]);
         peer.line = number;
+        if (spool_suffix(peer.id)) {
+            bad("host id '" + peer.id +
+                "' ends in .bad or .sent, which lonc gives its own files in delayed/ (messages "
+                "set aside or being recorded as delivered)");
+            return;
+        }
         if (!valid_host_id(peer.id)) {
             bad("unsafe host id '" + peer.id +
                 "' (letters, digits, '.', '_', '-' only; no leading '.')");

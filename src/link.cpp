@@ -16,7 +16,7 @@ namespace {
 
 constexpr std::size_t read_chunk = 65536;
 // Keep at most this much buffer capacity on an idle link.
-constexpr std::size_t idle_capacity = 256 * 1024;
+constexpr std::size_t idle_capacity = std::size_t{256} * 1024;
 
 spdlog::logger& lg() {
     return log::get("link");
@@ -78,12 +78,13 @@ void Link::connect() {
         return;
     }
     retry_timer_.cancel();
+    attempted_ = loop_.now();
     fd_ = tcp_connect(cfg_.addr, cfg_.port, cfg_.source);
     if (!fd_) {
         const int e = errno;
         teardown(std::string("connect to ") + to_string(cfg_.addr) + ":" +
                      std::to_string(cfg_.port) + " failed: " + std::strerror(e),
-                 true);
+                 true, Lost::fault);
         return;
     }
     set_state(State::connecting);
@@ -101,14 +102,27 @@ void Link::set_limits(const LinkConfig& cfg) {
     in_.set_max_line(cfg.max_reply);
 }
 
-void Link::retry_now() {
-    if (state_ == State::down && !stopped_) {
-        connect();
+bool Link::retry_now() {
+    if (state_ != State::down || stopped_) {
+        return false;
     }
+    const auto earliest = attempted_ + seconds(cfg_.retry_min);
+    if (loop_.now() >= earliest) {
+        connect();
+        return true;
+    }
+    if (!retry_timer_.armed() || retry_timer_.deadline() > earliest) {
+        retry_timer_.arm_at(earliest);
+    }
+    return false;
 }
 
 void Link::fail(std::string_view reason) {
-    teardown(reason, true);
+    teardown(reason, true, Lost::fault);
+}
+
+void Link::time_out(std::string_view reason) {
+    teardown(reason, true, Lost::timeout);
 }
 
 void Link::reset(std::string_view reason) {
@@ -116,7 +130,7 @@ void Link::reset(std::string_view reason) {
         return;
     }
     if (state_ != State::down) {
-        teardown(reason, true, true);
+        teardown(reason, true, Lost::closed);
     }
     failures_ = 0;
     connect();
@@ -126,11 +140,12 @@ void Link::stop(std::string_view reason) {
     stopped_ = true;
     retry_timer_.cancel();
     if (state_ != State::down) {
-        teardown(reason, false, true); // on purpose (shutdown, a removed peer): not CRITICAL
+        teardown(reason, false, Lost::closed); // on purpose (shutdown, a removed peer): not CRITICAL
     }
 }
 
-void Link::teardown(std::string_view reason, bool reconnect, bool requested) {
+void Link::teardown(std::string_view reason, bool reconnect, Lost cause) {
+    const bool requested = cause == Lost::closed; // a reset, a shutdown, a removed peer
     const bool was_up = state_ == State::ready;
     const auto step_name = std::string(step());
     if (fd_) {
@@ -175,8 +190,10 @@ void Link::teardown(std::string_view reason, bool reconnect, bool requested) {
             }
         }
     }
-    for (auto* req : lost) {
-        events_.link_lost(*this, *req);
+    for (std::size_t i = 0; i < lost.size(); ++i) {
+        // lond answers in order: it was on the oldest when the link broke.
+        const auto why = cause == Lost::fault && i > 0 ? Lost::bystander : cause;
+        events_.link_lost(*this, *lost[i], why);
     }
     events_.link_down(*this, was_up);
 }

@@ -225,8 +225,30 @@ bool perm(const std::filesystem::path& file, std::string_view message) {
         return false;
     }
     const auto n = ::write(fd, line.data(), line.size());
+    const bool whole = n == static_cast<ssize_t>(line.size());
+    int err = n < 0 ? errno : ENOSPC; // a short write: the disk is full
+    if (n > 0 && !whole) {
+        // A full disk took the start of the line: a fragment such as
+        // "1700000000:S:h1" would count as a record for loncron. Its bytes
+        // are on disk already, so overwriting them needs no space: spaces
+        // and a newline leave a blank line.
+        const off_t end = ::lseek(fd, 0, SEEK_CUR);
+        const int over = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+        if (end >= n && over >= 0) {
+            std::string blank(static_cast<std::size_t>(n) - 1, ' ');
+            blank += '\n';
+            (void)!::pwrite(over, blank.data(), blank.size(), end - n);
+        }
+        if (over >= 0) {
+            ::close(over);
+        }
+    }
     const int closed = ::close(fd);
-    return n == static_cast<ssize_t>(line.size()) && closed == 0;
+    if (whole && closed == 0) {
+        return true;
+    }
+    errno = whole ? errno : err;
+    return false;
 }
 
 std::string printable(std::string_view text, std::size_t max) {

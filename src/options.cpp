@@ -91,6 +91,18 @@ void add_options(CLI::App& app, Options& o) {
                    "Seconds a malformed spool file must be unchanged before it is set aside")
         ->check(nonneg)
         ->capture_default_str();
+    app.add_option("--spool-min-age", o.spool_min_age,
+                   "Seconds a delayed file must be unchanged before it is read or sent "
+                   "(lonnet reads it back 2 s after writing)")
+        ->check(nonneg)
+        ->capture_default_str();
+    app.add_option("--spool-max-attempts", o.spool_max_attempts,
+                   "Link deaths with a delayed message on the wire before it is set aside")
+        ->check(CLI::Range(1U, 1000U))
+        ->capture_default_str();
+    app.add_option("--spool-max-line", o.spool_max_line, "Longest delayed message, bytes")
+        ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 31U))
+        ->capture_default_str();
 
     app.add_option("--metrics-interval", o.metrics_interval, "Seconds between metrics writes")
         ->check(CLI::PositiveNumber)
@@ -140,6 +152,9 @@ std::vector<OptionValue> option_values(const Options& o) {
         {"mail-command", o.mail_command, L::parent},
         {"spool-rescan", text(o.spool_rescan), L::children},
         {"spool-bad-age", text(o.spool_bad_age), L::children},
+        {"spool-min-age", text(o.spool_min_age), L::children},
+        {"spool-max-attempts", text(o.spool_max_attempts), L::children},
+        {"spool-max-line", text(o.spool_max_line), L::children},
         {"metrics-interval", text(o.metrics_interval), L::parent},
         {"metrics-file", o.metrics_file.string(), L::parent},
         {"peer", o.peer, L::restart},

@@ -132,10 +132,12 @@ void PeerWorker::set_options(const Options& opts) {
     dispatch(); // a longer pipeline may take more now
 }
 
-void PeerWorker::retry_now() {
+bool PeerWorker::retry_now() {
+    bool any = false;
     for (auto& l : links_) {
-        l->retry_now();
+        any = l->retry_now() || any;
     }
+    return any;
 }
 
 void PeerWorker::reconnect() {
@@ -209,8 +211,12 @@ void PeerWorker::link_reply(Link& link, Request& req, std::string_view reply) {
     complete(req, reply, true);
 }
 
-void PeerWorker::link_lost(Link& link, Request& req) {
-    (void)link;
+void PeerWorker::link_lost(Link& link, Request& req, Lost why) {
+    if (req.kind == Request::Kind::spool && why == Lost::fault) {
+        spooler_.died(link.last_error()); // the message may be what kills lond
+        maybe_finish_drain();
+        return;
+    }
     complete(req, con_lost, false);
 }
 
@@ -373,11 +379,10 @@ void PeerWorker::client_lines(Client& c) {
     }
     if (c.in.overflowed()) {
         ++stats_.rejected;
-        lg().warn("Client line longer than --max-line ({} bytes): answered error:line_too_long "
-                  "and closed",
+        lg().warn("Client line longer than --max-line ({} bytes): answered con_lost and closed",
                   opts_.max_line);
         c.in.reset();
-        (void)client_reply(c, "error:line_too_long");
+        (void)client_reply(c, con_lost);
         client_close(c);
         return;
     }
@@ -408,11 +413,11 @@ bool PeerWorker::client_line(Client& c, std::string_view line) {
     if (queued_clients_ >= opts_.max_queue) {
         ++stats_.rejected;
         if (!queue_full_logged_) {
-            lg().warn("Queue full ({} requests waiting for {}): answering error:queue_full",
+            lg().warn("Queue full ({} requests waiting for {}): answering con_lost",
                       queued_clients_, peer_.id);
             queue_full_logged_ = true;
         }
-        return client_reply(c, "error:queue_full");
+        return client_reply(c, con_lost);
     }
     c.req.kind = Request::Kind::client;
     c.req.line.assign(line);
@@ -679,7 +684,7 @@ void PeerWorker::on_request_timer() {
             lg().error("Timeout: {}", log::redact(r->line));
             // The reply may still come: only a new connection guarantees
             // it never reaches the next request.
-            l->fail("request timed out after " + std::to_string(opts_.request_timeout) + " s");
+            l->time_out("request timed out after " + std::to_string(opts_.request_timeout) + " s");
         }
     }
     arm_request_timer();

@@ -37,17 +37,10 @@ std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept {
     }
     out.middle = name.substr(d1 + 1, d2 - d1 - 1);
     out.host = name.substr(d2 + 1);
+    // "<name>.bad" (set aside) and "<name>.sent" (delivered, record being
+    // written) parse with host "<host>.bad": no valid host id ends so.
     if (!valid_host_id(out.host)) {
         return std::nullopt;
-    }
-    // "<name>.bad" (set aside) and "<name>.sent" (delivered, record being
-    // written) would parse with host "<host>.bad": such host ids are legal,
-    // so these files are told apart by their suffix instead.
-    for (const std::string_view suffix : {".bad", ".sent"}) {
-        if (out.host.size() > suffix.size() &&
-            out.host.substr(out.host.size() - suffix.size()) == suffix) {
-            return std::nullopt;
-        }
     }
     return out;
 }
@@ -70,6 +63,23 @@ std::vector<SpoolEntry> scan_spool(const std::filesystem::path& dir, std::string
     return out;
 }
 
+bool SpoolStamp::same_content(const SpoolStamp& o) const noexcept {
+    return dev == o.dev && ino == o.ino && size == o.size && mtime.tv_sec == o.mtime.tv_sec &&
+           mtime.tv_nsec == o.mtime.tv_nsec;
+}
+
+SpoolStamp stamp_of(const struct stat& st) noexcept {
+    return SpoolStamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim, st.st_ctim};
+}
+
+double spool_age(const SpoolStamp& s, timespec now) noexcept {
+    auto secs = [](const timespec& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+    };
+    const double changed = std::max(secs(s.mtime), secs(s.ctime));
+    return std::max(0.0, secs(now) - changed);
+}
+
 const char* to_string(SpoolRead r) noexcept {
     switch (r) {
     case SpoolRead::ok:
@@ -81,7 +91,7 @@ const char* to_string(SpoolRead r) noexcept {
     case SpoolRead::no_newline:
         return "no newline-terminated first line";
     case SpoolRead::too_long:
-        return "first line longer than --max-line";
+        return "first line longer than --spool-max-line";
     case SpoolRead::unreadable:
         return "unreadable";
     }
@@ -109,6 +119,7 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
         return f;
     }
     f.mtime = st.st_mtime;
+    f.stamp = stamp_of(st);
     std::string data;
     char chunk[8192];
     bool eof = false;

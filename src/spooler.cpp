@@ -4,8 +4,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -22,7 +25,9 @@ spdlog::logger& lg() {
 constexpr std::string_view sent_suffix = ".sent";
 // How far back in lonnet.perm.log to look for a record a crash may have
 // written already.
-constexpr off_t perm_log_window = 8 * 1024 * 1024;
+constexpr off_t perm_log_window = off_t{8} * 1024 * 1024;
+// Waits shorter than this are no wait (the loop's timers round up to 1 ms).
+constexpr double no_wait = 0.001;
 
 // Failures that say nothing about the file: this process is out of
 // descriptors or memory for a moment. Such a file is never set aside.
@@ -32,6 +37,16 @@ bool transient_error(int e) {
 
 bool starts_with(std::string_view s, std::string_view p) {
     return s.substr(0, p.size()) == p;
+}
+
+timespec wall_now() {
+    timespec t{};
+    ::clock_gettime(CLOCK_REALTIME, &t);
+    return t;
+}
+
+std::string name_text(std::string_view name) {
+    return log::printable(name);
 }
 
 // True when lonnet.perm.log has an S line for host:cmd written at or after
@@ -68,16 +83,28 @@ bool perm_log_has(const std::filesystem::path& file, const std::string& host,
 Spooler::Spooler(EventLoop& loop, const Settings& settings, std::string host, const Options& opts,
                  Enqueue enqueue)
     : loop_(loop), settings_(settings), host_(std::move(host)), opts_(opts),
-      enqueue_(std::move(enqueue)), rescan_(loop, [this] {
+      enqueue_(std::move(enqueue)), later_timer_(loop, [this] { on_later(); }),
+      rescan_(loop, [this] {
           if (active_) {
               scan();
+          } else if (!answered_.empty()) {
+              settle_all(); // bookkeeping goes on while the link is down
+              rescan_.arm_in(seconds(opts_.spool_rescan));
           }
       }) {}
 
 std::uint64_t Spooler::oldest() const noexcept {
     std::uint64_t oldest = files_.empty() ? 0 : files_.begin()->epoch;
-    if (const auto n = parse_spool_name(inflight_); n && (oldest == 0 || n->epoch < oldest)) {
-        oldest = n->epoch;
+    auto consider = [&](std::uint64_t epoch) {
+        if (oldest == 0 || epoch < oldest) {
+            oldest = epoch;
+        }
+    };
+    for (const auto& [entry, due] : later_) {
+        consider(entry.epoch);
+    }
+    if (const auto n = parse_spool_name(inflight_)) {
+        consider(n->epoch);
     }
     return oldest;
 }
@@ -89,8 +116,13 @@ void Spooler::start() {
 
 void Spooler::stop() {
     active_ = false;
-    rescan_.cancel();
     files_.clear();
+    later_.clear();
+    later_timer_.cancel();
+    seen_.clear();
+    if (answered_.empty()) {
+        rescan_.cancel();
+    }
 }
 
 void Spooler::hint(std::string_view name) {
@@ -105,7 +137,11 @@ void Spooler::hint(std::string_view name) {
     if (!parsed || parsed->host != host_ || name == inflight_) {
         return;
     }
-    files_.insert(SpoolEntry{std::string(name), parsed->epoch});
+    SpoolEntry entry{std::string(name), parsed->epoch};
+    if (later_.count(entry) != 0) {
+        return; // looked at again when it is due
+    }
+    files_.insert(std::move(entry));
     next();
 }
 
@@ -144,6 +180,7 @@ bool Spooler::take_lock() {
 
 void Spooler::scan() {
     rescan_.arm_in(seconds(opts_.spool_rescan));
+    settle_all();
     if (!take_lock()) {
         return;
     }
@@ -164,7 +201,10 @@ void Spooler::scan() {
             continue;
         }
         if (const auto p = parse_spool_name(name); p && p->host == host_ && name != inflight_) {
-            files_.insert(SpoolEntry{std::string(name), p->epoch});
+            SpoolEntry entry{std::string(name), p->epoch};
+            if (later_.count(entry) == 0) {
+                files_.insert(std::move(entry));
+            }
         }
     }
     ::closedir(d);
@@ -181,9 +221,22 @@ void Spooler::next() {
     while (!files_.empty()) {
         const auto entry = *files_.begin();
         files_.erase(files_.begin());
-        auto file = read_spool_file(path(entry.name), opts_.max_line);
+        if (held(entry.name)) {
+            continue; // lond answered it: never sent again
+        }
+        if (const double wait = wait_for(entry.name, nullptr); wait > no_wait) {
+            later(entry, wait);
+            continue;
+        }
+        auto file = read_spool_file(path(entry.name), opts_.spool_max_line);
         if (file.result == SpoolRead::ok) {
+            if (const double wait = wait_for(entry.name, &file.stamp); wait > no_wait) {
+                later(entry, wait); // changed as it was opened
+                continue;
+            }
+            seen_.erase(entry.name);
             inflight_ = entry.name;
+            inflight_stamp_ = file.stamp;
             req_.kind = Request::Kind::spool;
             req_.line = std::move(file.line);
             req_.arrived = loop_.now();
@@ -193,6 +246,8 @@ void Spooler::next() {
             return;
         }
         if (file.result == SpoolRead::missing) {
+            seen_.erase(entry.name);
+            strikes_.erase(entry.name);
             continue; // gone meanwhile
         }
         if (file.result == SpoolRead::unreadable && transient_error(file.error)) {
@@ -203,29 +258,107 @@ void Spooler::next() {
         if (file.mtime != 0 && age < opts_.spool_bad_age) {
             continue; // a hint or the next scan brings it back
         }
-        set_aside(entry.name, file);
+        const std::string why =
+            std::string("is ") + to_string(file.result) +
+            (file.error != 0 ? std::string(" (") + std::strerror(file.error) + ")" : "");
+        (void)set_aside(entry.name, why, false);
     }
 }
 
-bool Spooler::set_aside(const std::string& name, const SpoolFile& file) {
+// Seconds until name may be opened (0: now): --spool-min-age after its
+// last change (by its times, or by our own clock since we first saw this
+// version), and the backoff of a message the link died on. opened: the
+// version just opened (else the file is looked up).
+double Spooler::wait_for(const std::string& name, const SpoolStamp* opened) {
+    const auto now = loop_.now();
+    double wait = 0;
+    if (const auto it = strikes_.find(name); it != strikes_.end() && it->second.not_before > now) {
+        wait = std::chrono::duration<double>(it->second.not_before - now).count();
+    }
+    if (opts_.spool_min_age <= 0) {
+        return wait;
+    }
+    SpoolStamp stamp;
+    if (opened != nullptr) {
+        stamp = *opened;
+    } else {
+        struct stat st {};
+        if (::lstat(path(name).c_str(), &st) != 0) {
+            return wait; // reading it says what is wrong
+        }
+        stamp = stamp_of(st);
+    }
+    double age = spool_age(stamp, wall_now());
+    auto& [seen, since] = seen_[name];
+    if (seen == stamp && since != EventLoop::TimePoint{}) {
+        age = std::max(age, std::chrono::duration<double>(now - since).count());
+    } else {
+        seen = stamp;
+        since = now;
+    }
+    return std::max(wait, opts_.spool_min_age - age);
+}
+
+void Spooler::later(const SpoolEntry& entry, double wait) {
+    if (!active_) {
+        return; // the next start() scans everything
+    }
+    const auto due = loop_.now() + seconds(wait);
+    later_[entry] = due;
+    if (!later_timer_.armed() || due < later_timer_.deadline()) {
+        later_timer_.arm_at(due);
+    }
+}
+
+void Spooler::on_later() {
+    const auto now = loop_.now();
+    auto next_due = EventLoop::TimePoint::max();
+    for (auto it = later_.begin(); it != later_.end();) {
+        if (it->second <= now) {
+            files_.insert(it->first);
+            it = later_.erase(it);
+        } else {
+            next_due = std::min(next_due, it->second);
+            ++it;
+        }
+    }
+    if (next_due != EventLoop::TimePoint::max()) {
+        later_timer_.arm_at(next_due);
+    }
+    next();
+}
+
+bool Spooler::held(const std::string& name) const {
+    return std::any_of(answered_.begin(), answered_.end(),
+                       [&](const Answered& a) { return !a.file_done && a.name == name; });
+}
+
+bool Spooler::set_aside(const std::string& name, const std::string& why, bool critical) {
     const auto from = path(name);
     const auto to = from.string() + ".bad";
-    const std::string why =
-        std::string(to_string(file.result)) +
-        (file.error != 0 ? std::string(" (") + std::strerror(file.error) + ")" : "");
+    seen_.erase(name);
     if (::rename(from.c_str(), to.c_str()) != 0) {
-        lg().warn("Delayed message {} is {} and cannot be set aside: {}", name, why,
-                  std::strerror(errno));
+        if (warned_.insert(name).second) {
+            lg().error("Delayed message {} {} and cannot be set aside: {}", name_text(name), why,
+                       std::strerror(errno));
+        }
         return false;
     }
+    warned_.erase(name);
+    strikes_.erase(name);
     ++stats_.bad;
-    lg().warn("Delayed message {} is {}: set aside as {}", name, why, to);
+    if (critical) {
+        lg().error("Delayed message {} {}: set aside as {}.bad", name_text(name), why,
+                   name_text(name));
+    } else {
+        lg().warn("Delayed message {} {}: set aside as {}.bad", name_text(name), why,
+                  name_text(name));
+    }
     return true;
 }
 
 void Spooler::done(std::optional<std::string_view> reply) {
-    const auto name = std::move(inflight_);
-    inflight_.clear();
+    const auto name = std::exchange(inflight_, std::string());
     if (!reply) {
         // con_lost or timeout: the file stays and goes out again first.
         if (const auto p = parse_spool_name(name); p && active_) {
@@ -236,35 +369,153 @@ void Spooler::done(std::optional<std::string_view> reply) {
     }
     if (reply->empty()) {
         // Not delivered either; the next scan tries it again (no hot loop).
-        lg().warn("Delayed message {} got an empty answer; it stays", name);
-        next();
-        return;
-    }
-    const auto marker = path(name).string() + std::string(sent_suffix);
-    if (::rename(path(name).c_str(), marker.c_str()) != 0) {
-        lg().warn("Delayed message {} was delivered but cannot be marked: {}", name,
-                  std::strerror(errno));
+        if (warned_.insert(name).second) {
+            lg().warn("Delayed message {} got an empty answer; it stays", name_text(name));
+        }
         next();
         return;
     }
     ++stats_.delivered;
+    strikes_.erase(name);
+    warned_.erase(name);
     const auto text = *reply;
     const bool refused = starts_with(text, "refused") || starts_with(text, "rejected") ||
                          starts_with(text, "error") || starts_with(text, "unknown_cmd");
     if (refused) {
         ++stats_.refused;
-        lg().warn("Delayed message {} was answered >{}< (counted as delivered)", name,
+        lg().warn("Delayed message {} was answered >{}< (counted as delivered)", name_text(name),
                   log::printable(text));
     } else {
         lg().info("Delayed {}: >{}<", log::redact(req_.line), log::printable(text));
     }
-    if (log::perm(settings_.perm_log_file(), "S:" + host_ + ":" + req_.line)) {
-        ::unlink(marker.c_str());
-    } else {
-        lg().error("Cannot append to {}: {}; the record is written at the next pass",
-                   settings_.perm_log_file().string(), std::strerror(errno));
+    Answered a{name, req_.line, inflight_stamp_};
+    if (!settle(a)) {
+        answered_.push_back(std::move(a));
+        if (!rescan_.armed()) {
+            rescan_.arm_in(seconds(opts_.spool_rescan));
+        }
     }
     next();
+}
+
+void Spooler::died(std::string_view why) {
+    const auto name = std::exchange(inflight_, std::string());
+    auto& s = strikes_[name];
+    ++s.deaths;
+    if (s.deaths >= opts_.spool_max_attempts) {
+        const auto reason = "was on the wire each time the link to " + host_ + " died (" +
+                            std::to_string(s.deaths) + " times; last: " + log::printable(why) + ")";
+        if (!set_aside(name, reason, true)) {
+            s.not_before = loop_.now() + seconds(opts_.retry_max);
+        }
+    } else {
+        const double wait = std::min(
+            opts_.retry_max, opts_.retry_min * std::pow(2.0, static_cast<double>(s.deaths)));
+        s.not_before = loop_.now() + seconds(wait);
+        if (s.deaths == 1) {
+            lg().warn("The link to {} died with delayed message {} on it ({}): it waits; after {} "
+                      "such deaths it is set aside",
+                      host_, name_text(name), log::printable(why), opts_.spool_max_attempts);
+        }
+        if (const auto p = parse_spool_name(name)) {
+            later(SpoolEntry{name, p->epoch}, wait);
+        }
+    }
+    next();
+}
+
+void Spooler::settle_all() {
+    std::erase_if(answered_, [this](Answered& a) { return settle(a); });
+}
+
+// The bookkeeping of a delivered message, as far as it goes now; false:
+// more is to be done later (the record stays in answered_).
+bool Spooler::settle(Answered& a) {
+    if (!a.file_done) {
+        const auto c = claim(a);
+        if (c == Claim::failed) {
+            return false;
+        }
+        a.file_done = true;
+        if (c == Claim::marked) {
+            // From here the marker carries it: a step that fails now is
+            // finished by finish_record() at the next scan.
+            const auto marker = path(a.name).string() + std::string(sent_suffix);
+            if (record(a.line)) {
+                if (::unlink(marker.c_str()) != 0 && errno != ENOENT) {
+                    trouble("unlink", "Cannot remove " + name_text(a.name) + ".sent: " +
+                                          std::strerror(errno) + "; retried at the next scan");
+                } else {
+                    untrouble("unlink");
+                }
+            }
+            return true;
+        }
+    }
+    return record(a.line);
+}
+
+// Moves a delivered file out of the way (to <name>.sent), unless it no
+// longer holds what was sent: then it stays for its own delivery.
+Spooler::Claim Spooler::claim(const Answered& a) {
+    const auto file = path(a.name);
+    struct stat st {};
+    if (::lstat(file.c_str(), &st) != 0) {
+        if (errno == ENOENT) {
+            return Claim::left; // removed by someone else
+        }
+        trouble("rename", "Cannot look at delivered message " + name_text(a.name) + ": " +
+                              std::strerror(errno) + "; it is not sent again");
+        return Claim::failed;
+    }
+    const auto marker = file.string() + std::string(sent_suffix);
+    if (!(stamp_of(st) == a.stamp) || !holds(file, a.line)) {
+        lg().info("INFO: Delayed message {} was rewritten while it was delivered; the new "
+                  "content is delivered in its turn",
+                  name_text(a.name));
+        if (const auto p = parse_spool_name(a.name); p && active_) {
+            files_.insert(SpoolEntry{a.name, p->epoch});
+        }
+        return Claim::left;
+    }
+    if (::rename(file.c_str(), marker.c_str()) != 0) {
+        trouble("rename",
+                "Delayed message " + name_text(a.name) +
+                    " was delivered, but renaming it to .sent failed: " + std::strerror(errno) +
+                    "; it is not sent again, and its bookkeeping is retried");
+        return Claim::failed;
+    }
+    untrouble("rename");
+    // lonnet may have rewritten it between the look and the rename: then
+    // the marker holds a message never sent. Put it back.
+    struct stat mst {};
+    if (::lstat(marker.c_str(), &mst) != 0 ||
+        (stamp_of(mst).same_content(a.stamp) && holds(marker, a.line))) {
+        return Claim::marked;
+    }
+    if (::renameat2(AT_FDCWD, marker.c_str(), AT_FDCWD, file.c_str(), RENAME_NOREPLACE) != 0) {
+        (void)::rename(marker.c_str(), (file.string() + ".bad").c_str());
+        lg().error("Delayed message {} was rewritten as it was delivered and cannot be put back: "
+                   "set aside as {}.bad",
+                   name_text(a.name), name_text(a.name));
+    }
+    return Claim::left;
+}
+
+bool Spooler::holds(const std::filesystem::path& file, const std::string& line) const {
+    const auto f = read_spool_file(file, opts_.spool_max_line);
+    return f.result == SpoolRead::ok && f.line == line;
+}
+
+bool Spooler::record(const std::string& line) {
+    if (!log::perm(settings_.perm_log_file(), "S:" + host_ + ":" + line)) {
+        trouble("perm", "Cannot append to " + settings_.perm_log_file().string() + ": " +
+                            std::strerror(errno) +
+                            "; delivered messages are recorded once it works again");
+        return false;
+    }
+    untrouble("perm");
+    return true;
 }
 
 // A delivery whose record a crash (or a full disk) interrupted: write the
@@ -275,18 +526,37 @@ void Spooler::finish_record(const std::string& marker) {
     if (::stat(p.c_str(), &st) != 0) {
         return;
     }
-    const auto file = read_spool_file(p, opts_.max_line);
+    const auto file = read_spool_file(p, opts_.spool_max_line);
     if (file.result != SpoolRead::ok) {
         ::unlink(p.c_str());
         return;
     }
     if (!perm_log_has(settings_.perm_log_file(), host_, file.line, st.st_ctime)) {
-        if (!log::perm(settings_.perm_log_file(), "S:" + host_ + ":" + file.line)) {
+        if (!record(file.line)) {
             return; // still no room: next pass
         }
-        lg().info("INFO: completed the delivery record of {}", marker);
+        lg().info("INFO: completed the delivery record of {}", name_text(marker));
     }
-    ::unlink(p.c_str());
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+        trouble("unlink", "Cannot remove " + name_text(marker) + ": " + std::strerror(errno) +
+                              "; retried at the next scan");
+        return;
+    }
+    untrouble("unlink");
+}
+
+// One CRITICAL line when a bookkeeping step starts failing, one INFO line
+// when it works again: never one per attempt (loncron counts CRITICAL lines).
+void Spooler::trouble(const std::string& step, const std::string& text) {
+    if (troubles_.insert(step).second) {
+        lg().error("{}", text);
+    }
+}
+
+void Spooler::untrouble(const std::string& step) {
+    if (troubles_.erase(step) > 0) {
+        lg().info("INFO: delayed messages of {}: the {} step works again", host_, step);
+    }
 }
 
 } // namespace lonc

@@ -76,8 +76,11 @@ struct Settings {
                                                     std::vector<Problem>& problems);
 
 // A host id is used as a file name: [A-Za-z0-9._-]+ not starting with "."
-// (so never "." or "..", nor one of lonc's own hidden files).
+// (so never "." or "..", nor one of lonc's own hidden files), and not
+// ending in .bad or .sent (spool_suffix: the names of lonc's own files in
+// delayed/, <name>.bad and <name>.sent, would read as another host's).
 [[nodiscard]] bool valid_host_id(std::string_view id) noexcept;
+[[nodiscard]] bool spool_suffix(std::string_view id) noexcept;
 
 // One hosts.tab entry with an address.
 struct Peer {

@@ -47,6 +47,14 @@ struct LinkConfig {
 
 class Link;
 
+// Why a request written to lond will never be answered.
+enum class Lost {
+    fault,     // the connection failed (EOF, reset, malformed reply) while lond was on it
+    bystander, // the connection failed while lond was on an earlier request
+    timeout,   // the oldest request on the link ran past --request-timeout
+    closed,    // closed on purpose: an operator's reconnect, a shutdown
+};
+
 // What a link tells its owner (the peer worker). Calls come from the loop.
 class LinkEvents {
 public:
@@ -55,7 +63,7 @@ public:
     virtual void link_down(Link& link, bool was_up) = 0;
     virtual void link_reply(Link& link, Request& req, std::string_view reply) = 0;
     // req was written but its answer will never come: answer con_lost.
-    virtual void link_lost(Link& link, Request& req) = 0;
+    virtual void link_lost(Link& link, Request& req, Lost why) = 0;
 
 protected:
     ~LinkEvents() = default;
@@ -72,11 +80,16 @@ public:
 
     // Connects now if down (also cancels a scheduled retry).
     void connect();
-    // A retry is scheduled: do it now. A link that is up or connecting is
-    // left alone (lond sends USR1 on every init; this must be cheap).
-    void retry_now();
+    // A retry is scheduled: do it now, or --retry-min after the last
+    // attempt if that was sooner (USR1 comes from lond on every init and
+    // from lonnet on every critical con_lost). A link that is up or
+    // connecting is left alone. True if it connects now.
+    bool retry_now();
     // Tears down with a reason; reconnects later unless stop() was called.
     void fail(std::string_view reason);
+    // fail() because the oldest request ran past its deadline (lond is
+    // slow, not broken: the request is not blamed for it).
+    void time_out(std::string_view reason);
     // Closes the connection, whatever its state, and connects again at once:
     // an operator's request (logged as information, not as a failure).
     void reset(std::string_view reason);
@@ -107,7 +120,7 @@ public:
     void on_events(std::uint32_t events) override;
 
 private:
-    void teardown(std::string_view reason, bool reconnect, bool requested = false);
+    void teardown(std::string_view reason, bool reconnect, Lost cause);
     void set_state(State s);
     void on_connected();
     void on_readable();
@@ -137,7 +150,8 @@ private:
     std::string scratch_;
     Timer handshake_timer_;
     Timer retry_timer_;
-    unsigned failures_ = 0; // attempts since the link was last up
+    unsigned failures_ = 0;            // attempts since the link was last up
+    EventLoop::TimePoint attempted_{}; // the last connect()
     bool stopped_ = false;
     std::uint16_t local_port_ = 0;
     std::string last_error_;

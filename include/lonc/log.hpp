@@ -49,7 +49,9 @@ void set_status(std::string_view what);
 [[nodiscard]] std::uint64_t lost_lines();
 
 // Appends "<epoch>:<message>:<localtime>" to lonnet.perm.log (opened per
-// line, as lonnet does: the file is shared). False if it could not.
+// line, as lonnet does: the file is shared). False (errno set) if it could
+// not; a line a full disk cut short is blanked, so that no fragment of it
+// reads as a record.
 bool perm(const std::filesystem::path& file, std::string_view message);
 
 // Text from the outside world made safe for one log line: control bytes

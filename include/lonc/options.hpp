@@ -47,6 +47,9 @@ struct Options {
     // The spool of delayed messages.
     double spool_rescan = 30;
     double spool_bad_age = 60;
+    double spool_min_age = 5;        // lonnet reads its file back after 2 s
+    unsigned spool_max_attempts = 3; // link deaths before a message is set aside
+    std::size_t spool_max_line = 134217728;
 
     // Operations.
     double metrics_interval = 15;

@@ -6,7 +6,8 @@
 // I/O: reads and writes are non-blocking, a client is read only while it
 // has no request outstanding and no reply unsent (so a slow or silent
 // client holds only its own connection), and each request gets exactly one
-// reply line: lond's answer, con_lost, or an error: line.
+// reply line: lond's answer, or con_lost (the only other answer lonnet
+// understands: its critical() then retries and spools the request).
 #pragma once
 
 #include "lonc/config.hpp"
@@ -59,7 +60,7 @@ struct Client final : EventLoop::Watcher {
 struct PeerStats {
     std::uint64_t requests = 0;   // client requests answered by lond
     std::uint64_t con_lost = 0;   // client requests answered con_lost
-    std::uint64_t rejected = 0;   // error:queue_full, error:line_too_long
+    std::uint64_t rejected = 0;   // answered con_lost: queue full, line too long
     std::uint64_t timeouts = 0;   // requests that ran past --request-timeout
     std::uint64_t link_ups = 0;   // handshakes completed
     std::uint64_t link_downs = 0; // links that were up and went down
@@ -75,8 +76,9 @@ public:
 
     // Connects the links. The socket appears once one is up.
     void start();
-    // Links that are down and waiting retry now; links that are up are untouched.
-    void retry_now();
+    // Links that are down and waiting retry now (at most once per
+    // --retry-min); links that are up are untouched. True if one connects now.
+    bool retry_now();
     // Every link closes (if up) and connects again now (lonctl reconnect).
     void reconnect();
     // New timeouts and limits (a reload): links, new requests, new clients
@@ -112,7 +114,7 @@ public:
     void link_up(Link& link) override;
     void link_down(Link& link, bool was_up) override;
     void link_reply(Link& link, Request& req, std::string_view reply) override;
-    void link_lost(Link& link, Request& req) override;
+    void link_lost(Link& link, Request& req, Lost why) override;
 
     // The listening socket.
     void on_events(std::uint32_t events) override;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 #include <vector>
 
 namespace lonc {
@@ -19,8 +20,9 @@ struct SpoolName {
 };
 
 // Parses <epoch>.<middle>.<hostid>: epoch all digits, middle without dots
-// (lonnet strips non-word characters), host a valid host id. Anything else
-// (lonnet's temp and lock files, our own .bad files) is not a spool entry.
+// (lonnet strips non-word characters), host a valid host id (which never
+// ends in .bad or .sent). Anything else (lonnet's temp and lock files, our
+// own <name>.bad and <name>.sent files) is not a spool entry.
 [[nodiscard]] std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept;
 
 struct SpoolEntry {
@@ -36,6 +38,27 @@ struct SpoolEntry {
 [[nodiscard]] std::vector<SpoolEntry> scan_spool(const std::filesystem::path& dir,
                                                  std::string_view host);
 
+// One version of a spool file. lonnet rewrites a name with a truncating
+// open, which changes mtime and ctime; a rename changes ctime only.
+struct SpoolStamp {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    timespec mtime{};
+    timespec ctime{};
+    // The same file with the same bytes, whatever happened to its name.
+    [[nodiscard]] bool same_content(const SpoolStamp& o) const noexcept;
+    friend bool operator==(const SpoolStamp& a, const SpoolStamp& b) noexcept {
+        return a.same_content(b) && a.ctime.tv_sec == b.ctime.tv_sec &&
+               a.ctime.tv_nsec == b.ctime.tv_nsec;
+    }
+};
+[[nodiscard]] SpoolStamp stamp_of(const struct stat& st) noexcept;
+
+// Seconds since the file last changed, by its newest of mtime and ctime
+// (a time in the future counts as now, so the result is never negative).
+[[nodiscard]] double spool_age(const SpoolStamp& s, timespec now) noexcept;
+
 enum class SpoolRead {
     ok,
     missing,    // gone (delivered by someone else, or removed)
@@ -50,6 +73,7 @@ struct SpoolFile {
     SpoolRead result = SpoolRead::unreadable;
     std::string line;      // the first line, without '\n'
     std::time_t mtime = 0; // last change, to tell a half-written file from a bad one
+    SpoolStamp stamp;      // of the file as opened (result ok)
     int error = 0;         // errno for unreadable
 };
 

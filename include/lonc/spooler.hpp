@@ -3,13 +3,29 @@
 //
 // Oldest first (epoch as a number, then name), one message on the wire at a
 // time, each queued behind the live requests already waiting, so a backlog
-// shares the link fairly and keeps moving. A file is delivered when lond
-// answers with a non-empty line; then, in this order, it is renamed to
+// shares the link fairly and keeps moving.
+//
+// A file is not opened until it has been unchanged for --spool-min-age
+// seconds: lonnet writes it with a truncating open, reads it back 2 s later
+// and logs F (failure) if it is gone. A younger file is looked at again when
+// it comes of age (a timer).
+//
+// A file is delivered when lond answers with a non-empty line. Then, if the
+// file still holds what was sent (same content and ctime), it is renamed to
 // <name>.sent, the S:<host>:<cmd> line is appended to lonnet.perm.log, and
-// the marker is removed. A process killed between those steps leaves a
-// marker, and the next delivery pass completes its record: exactly one S
-// line per delivered file. Only the process holding the host's lock file
-// delivers (lonSockDir/.lonc-spool/<host>.lock).
+// the marker is removed; a process killed between those steps leaves a
+// marker, and the next pass completes its record: exactly one S line per
+// delivered file. A file rewritten meanwhile stays, and goes out later with
+// its own S line. Once lond answered, this process never sends that version
+// again: a rename, unlink or perm-log append that fails is retried (one
+// CRITICAL line per failing step until it works again).
+//
+// A message on the wire when the link dies (not a timeout) counts against
+// it: it waits with its own backoff while the rest flows, and after
+// --spool-max-attempts deaths it is set aside as <name>.bad.
+//
+// Only the process holding the host's lock file delivers
+// (lonSockDir/.lonc-spool/<host>.lock).
 #pragma once
 
 #include "lonc/config.hpp"
@@ -21,10 +37,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace lonc {
 
@@ -45,27 +64,49 @@ public:
     // The link is up: take the lock, finish interrupted records, scan, send.
     void start();
     // The link is down, or the child drains: send nothing new (a message on
-    // the wire still completes through done()).
+    // the wire still completes through done() or died()).
     void stop();
     // A file appeared in delayed/ ("*": look at everything again).
     void hint(std::string_view name);
     // The message on the wire was answered (reply), or not (nullopt:
-    // con_lost, timeout).
+    // con_lost, timeout, link closed on purpose).
     void done(std::optional<std::string_view> reply);
+    // The link died while lond was on the message (why: the link's error).
+    void died(std::string_view why);
 
     [[nodiscard]] std::size_t pending() const noexcept {
-        return files_.size() + (inflight_.empty() ? 0 : 1);
+        return files_.size() + later_.size() + (inflight_.empty() ? 0 : 1);
     }
     // Epoch of the oldest message known to be waiting, 0 if none.
     [[nodiscard]] std::uint64_t oldest() const noexcept;
     [[nodiscard]] const SpoolStats& stats() const noexcept { return stats_; }
 
 private:
+    // A delivered message whose bookkeeping is not done yet.
+    struct Answered {
+        std::string name;
+        std::string line;
+        SpoolStamp stamp;       // the version that was sent
+        bool file_done = false; // renamed away, or found gone or rewritten
+    };
+    enum class Claim { marked, left, failed };
+
     bool take_lock();
     void scan();
     void next();
+    [[nodiscard]] double wait_for(const std::string& name, const SpoolStamp* opened);
+    void later(const SpoolEntry& entry, double wait);
+    void on_later();
+    [[nodiscard]] bool held(const std::string& name) const;
+    void settle_all();
+    [[nodiscard]] bool settle(Answered& a);
+    [[nodiscard]] Claim claim(const Answered& a);
+    [[nodiscard]] bool holds(const std::filesystem::path& file, const std::string& line) const;
+    [[nodiscard]] bool record(const std::string& line);
     void finish_record(const std::string& marker);
-    bool set_aside(const std::string& name, const SpoolFile& file);
+    bool set_aside(const std::string& name, const std::string& why, bool critical);
+    void trouble(const std::string& step, const std::string& text);
+    void untrouble(const std::string& step);
     [[nodiscard]] std::filesystem::path path(std::string_view name) const {
         return settings_.spool_dir() / std::string(name);
     }
@@ -79,9 +120,24 @@ private:
     bool unlocked_ = false; // the lock file cannot be had at all: deliver anyway
     bool lock_warned_ = false;
     bool active_ = false;
-    std::set<SpoolEntry> files_;
+    std::set<SpoolEntry> files_; // to look at now
+    // Young, or backing off after a link died on it: when to look again.
+    std::map<SpoolEntry, EventLoop::TimePoint> later_;
+    Timer later_timer_;
+    // Versions seen too young, and since when (steady): a file with a time
+    // in the future comes of age by this clock.
+    std::map<std::string, std::pair<SpoolStamp, EventLoop::TimePoint>> seen_;
+    struct Strikes {
+        unsigned deaths = 0;
+        EventLoop::TimePoint not_before{};
+    };
+    std::map<std::string, Strikes> strikes_; // messages the link died on
+    std::vector<Answered> answered_;
+    std::set<std::string> troubles_; // failing steps already logged
+    std::set<std::string> warned_;   // names already warned about
     Request req_;
     std::string inflight_; // the file req_ carries, "" if none
+    SpoolStamp inflight_stamp_;
     Timer rescan_;
     SpoolStats stats_;
 };

@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
+#include <ctime>
 #include <dirent.h>
+#include <fcntl.h>
 #include <fstream>
 #include <pwd.h>
 #include <signal.h>
@@ -213,23 +216,14 @@ void Cluster::kill_sim(int host) {
 
 Process& Cluster::start_lonc(const std::vector<std::string>& extra, bool foreground) {
     std::vector<std::string> argv = opts_.lonc_wrapper;
-    const std::vector<std::string> args = {lonc_binary(),
-                                           "-c",
-                                           conf().string(),
-                                           "--user",
-                                           "www",
-                                           "--mail-command",
-                                           "",
-                                           "--handshake-pause",
-                                           "0.1",
-                                           "--retry-min",
-                                           "0.05",
-                                           "--retry-max",
-                                           "0.5",
-                                           "--probe-timeout",
-                                           "2",
-                                           "--reprobe-interval",
-                                           "1"};
+    const std::vector<std::string> args = {lonc_binary(), "-c", conf().string(), "--user", "www",
+                                           "--mail-command", "", "--handshake-pause", "0.1",
+                                           "--retry-min", "0.05", "--retry-max", "0.5",
+                                           "--probe-timeout", "2", "--reprobe-interval", "1",
+                                           // Spool files are delivered at once, not after
+                                           // lonnet's read-back window: the tests that play
+                                           // lonnet set it back to its default.
+                                           "--spool-min-age", "0"};
     argv.insert(argv.end(), args.begin(), args.end());
     if (foreground) {
         argv.emplace_back("-f");
@@ -410,6 +404,52 @@ std::filesystem::path Cluster::spool_file(const std::string& name,
     return dst;
 }
 
+std::string Cluster::lonnet_spool_name(int host, const std::string& cmd, std::time_t now) const {
+    // lonnet: the first 16 characters of cmd, then non-word characters out.
+    std::string middle;
+    for (const char ch : cmd.substr(0, 16)) {
+        if (std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_') {
+            middle += ch;
+        }
+    }
+    return std::to_string(now) + "." + middle + "." + id(host);
+}
+
+void Cluster::perm_log_append(const std::string& message) const {
+    const auto now = std::time(nullptr);
+    tm local{};
+    ::localtime_r(&now, &local);
+    char when[64];
+    (void)std::strftime(when, sizeof when, "%a %b %e %H:%M:%S %Y", &local);
+    const auto line = std::to_string(now) + ":" + message + ":" + when + "\n";
+    const int fd = ::open(perm_log().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        (void)!::write(fd, line.data(), line.size());
+        ::close(fd);
+    }
+}
+
+Cluster::LonnetSpool Cluster::lonnet_spool(int host, const std::string& cmd,
+                                           std::string name) const {
+    if (name.empty()) {
+        name = lonnet_spool_name(host, cmd, std::time(nullptr));
+    }
+    const auto path = spool() / name;
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc); // open(">$file")
+        out << cmd << "\n";
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    std::string back;
+    {
+        std::ifstream in(path, std::ios::binary);
+        std::getline(in, back);
+    }
+    const bool delayed = back == cmd;
+    perm_log_append(std::string(delayed ? "D:" : "F:") + id(host) + ":" + cmd);
+    return {name, delayed};
+}
+
 } // namespace lonc::test
 
 namespace lonc::test {
@@ -432,6 +472,36 @@ DropRule::DropRule(const std::string& ip) : table_(unique_token("lonc_drop_")) {
 
 DropRule::~DropRule() {
     (void)shell("nft delete table inet " + table_ + " 2>/dev/null");
+}
+
+SmallTmpfs::SmallTmpfs(std::filesystem::path dir, const std::string& size, unsigned mode)
+    : dir_(std::move(dir)) {
+    char octal[8];
+    (void)std::snprintf(octal, sizeof octal, "%04o", mode);
+    const auto cmd =
+        "mount -t tmpfs -o size=" + size + ",mode=" + octal + " tmpfs " + dir_.string();
+    if (shell(cmd) != 0) {
+        throw std::runtime_error("cannot " + cmd);
+    }
+    if (::chown(dir_.c_str(), Cluster::www_uid(), static_cast<gid_t>(-1)) != 0) {
+        throw std::runtime_error("cannot chown " + dir_.string());
+    }
+}
+
+SmallTmpfs::~SmallTmpfs() {
+    (void)shell("umount -l " + dir_.string());
+}
+
+void SmallTmpfs::set_read_only(bool ro) const {
+    const auto cmd = std::string("mount -o remount,") + (ro ? "ro " : "rw ") + dir_.string();
+    if (shell(cmd) != 0) {
+        throw std::runtime_error("cannot " + cmd);
+    }
+}
+
+void fill_up(const std::filesystem::path& dir) {
+    // tmpfs counts whole pages: when a page no longer fits, nothing does.
+    (void)shell("dd if=/dev/zero of=" + (dir / "filler").string() + " bs=4096 2>/dev/null");
 }
 
 long process_uid(pid_t pid) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -104,8 +105,25 @@ public:
     // Lines of lond-sim's --log for a host: client id, raw line, decrypted.
     [[nodiscard]] std::vector<std::vector<std::string>> sim_requests(int host) const;
 
-    // Drops a file into delayed/ as lonnet would (written, then renamed in).
+    // Drops a file into delayed/ at once (written, then renamed in): for
+    // tests of the spool's reading, with lonc's --spool-min-age 0.
     std::filesystem::path spool_file(const std::string& name, const std::string& content) const;
+
+    // What lonnet's critical() does when it spools cmd for host (PROTOCOL.md
+    // section 4): a truncating open of delayed/<epoch>.<middle>.<host> (or
+    // of name, when given), "cmd\n", close; 2 s later the first line is read
+    // back, and "D:<host>:<cmd>" (it was cmd) or "F:<host>:<cmd>" (it was
+    // not) is appended to lonnet.perm.log. Blocks for those 2 s.
+    struct LonnetSpool {
+        std::string name;
+        bool delayed = false; // D (con_delayed); false: F (con_failed)
+    };
+    LonnetSpool lonnet_spool(int host, const std::string& cmd, std::string name = {}) const;
+    // lonnet's file name for cmd to host at epoch now.
+    [[nodiscard]] std::string lonnet_spool_name(int host, const std::string& cmd,
+                                                std::time_t now) const;
+    // Appends "<epoch>:<message>:<localtime>" to lonnet.perm.log, as lonnet.
+    void perm_log_append(const std::string& message) const;
 
     // Stops lonc (TERM, then KILL) and the lond-sims.
     void stop_everything();
@@ -150,6 +168,25 @@ public:
 private:
     std::string table_;
 };
+
+// A tmpfs mounted over a directory for one test (owned by www, with mode),
+// unmounted lazily however the test ends, even while lonc holds files there.
+// Declare it after the Cluster, so that it goes first.
+class SmallTmpfs {
+public:
+    SmallTmpfs(std::filesystem::path dir, const std::string& size, unsigned mode = 0755);
+    ~SmallTmpfs();
+    SmallTmpfs(const SmallTmpfs&) = delete;
+    SmallTmpfs& operator=(const SmallTmpfs&) = delete;
+    // mount -o remount,ro / rw
+    void set_read_only(bool ro) const;
+
+private:
+    std::filesystem::path dir_;
+};
+
+// Fills the file system holding dir to the last block (a file "filler").
+void fill_up(const std::filesystem::path& dir);
 
 // The uid a process runs as (from /proc), or -1.
 [[nodiscard]] long process_uid(pid_t pid);

@@ -5,12 +5,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
+#include <regex>
 #include <set>
 #include <signal.h>
+#include <sstream>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
@@ -172,7 +176,7 @@ TEST(Spool, BadFilesAreSetAsideOnlyOnceTheyStoppedChangingAndNeverBlockTheRest) 
     for (const char* old : {"1.empty.h1", "2.nonewline.h1", "3.toolong.h1", "4.unreadable.h1"}) {
         make_old(c.spool() / old, 120);
     }
-    c.start_lonc({"--max-line", "100", "--spool-bad-age", "60"});
+    c.start_lonc({"--spool-max-line", "100", "--spool-bad-age", "60"});
     ASSERT_TRUE(c.wait_all_sockets());
     ASSERT_TRUE(wait_delivered(c, "9.good.h1"));
     const auto got = received(c, 1);
@@ -185,9 +189,9 @@ TEST(Spool, BadFilesAreSetAsideOnlyOnceTheyStoppedChangingAndNeverBlockTheRest) 
         },
         5s))
         << ::testing::PrintToString(spool_names(c));
-    for (const char* why :
-         {"1.empty.h1 is empty", "2.nonewline.h1 is no newline-terminated",
-          "3.toolong.h1 is first line longer than --max-line", "4.unreadable.h1 is unreadable"}) {
+    for (const char* why : {"1.empty.h1 is empty", "2.nonewline.h1 is no newline-terminated",
+                            "3.toolong.h1 is first line longer than --spool-max-line",
+                            "4.unreadable.h1 is unreadable"}) {
         EXPECT_TRUE(c.log_contains(std::string("WARNING: Delayed message ") + why)) << why;
     }
     EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:"), 1U);
@@ -255,6 +259,326 @@ TEST(Spool, InterruptedRecordIsCompletedExactlyOnce) {
     // A marker means lond already answered: it is never sent again.
     const auto got = received(c, 1);
     EXPECT_EQ(std::count(got.begin(), got.end(), "echo:not-recorded"), 0);
+}
+
+// ------------------------------------------------- lonnet's point of view
+
+// How many times lond-sim for host got cmd.
+long times_received(const Cluster& c, int host, const std::string& cmd) {
+    const auto got = received(c, host);
+    return std::count(got.begin(), got.end(), cmd);
+}
+
+// Lines of text holding both a and b.
+std::size_t lines_with(const std::string& text, const std::string& a, const std::string& b) {
+    std::size_t n = 0;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (line.find(a) != std::string::npos && line.find(b) != std::string::npos) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+// TCP connections lonc made to host's lond-sim (its "init" lines).
+long connects(const Cluster& c, int host) {
+    long n = 0;
+    for (const auto& row : c.sim_requests(host)) {
+        n += row.size() >= 2 && row[1] == "init" ? 1 : 0;
+    }
+    return n;
+}
+
+// Every line of lonnet.perm.log is whole: "<epoch>:<D|S|F>:<host>:<cmd>:<localtime>",
+// with a recent epoch and a known host. A line of spaces is what lonc
+// leaves of a record the disk cut short.
+void expect_whole_perm_lines(const Cluster& c, const std::set<std::string>& hosts) {
+    static const std::regex whole(
+        R"(^([0-9]+):[DSF]:([^:]+):.*:[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}$)");
+    const auto now = static_cast<long long>(std::time(nullptr));
+    std::istringstream in(slurp(c.perm_log()));
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.find_first_not_of(' ') == std::string::npos) {
+            continue;
+        }
+        std::smatch m;
+        const bool ok = std::regex_match(line, m, whole) && m[1].length() < 12 &&
+                        std::abs(std::stoll(m[1].str()) - now) < 86400 &&
+                        hosts.count(m[2].str()) == 1;
+        EXPECT_TRUE(ok) << "broken lonnet.perm.log line: " << line;
+    }
+}
+
+// lonnet's own bookkeeping stays true: every file it spooled reads back
+// (D, never F), and each D line is matched by exactly one S line.
+// The Cluster's tests run with --spool-min-age 0; these play lonnet.
+const std::vector<std::string> lonnet_window = {"--spool-min-age", "5"}; // the default
+
+TEST(Lonnet, ReadsBackEveryFileItSpoolsAndEachDLineGetsOneSLine) {
+    Cluster c({.hosts = 2, .lonc_args = lonnet_window});
+    const auto token = unique_token("ln");
+    std::vector<std::string> cmds;
+    std::vector<Cluster::LonnetSpool> results;
+    std::mutex mutex;
+    auto spool_all = [&](const std::vector<std::string>& batch) {
+        std::vector<std::thread> workers;
+        workers.reserve(batch.size());
+        for (const auto& cmd : batch) {
+            workers.emplace_back([&, cmd] {
+                auto r = c.lonnet_spool(1, cmd);
+                const std::lock_guard lock(mutex);
+                results.push_back(r);
+            });
+        }
+        for (auto& w : workers) {
+            w.join();
+        }
+        cmds.insert(cmds.end(), batch.begin(), batch.end());
+    };
+    // Commands with distinct first 16 characters: distinct file names.
+    auto commands = [&](const std::string& prefix, int n) {
+        std::vector<std::string> out;
+        out.reserve(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) {
+            out.push_back("echo:" + prefix + std::to_string(i) + "-" + token);
+        }
+        return out;
+    };
+    // Six web workers spool at once while the link is up...
+    spool_all(commands("u", 6));
+    // ...and three while it is down.
+    c.kill_sim(1);
+    ASSERT_TRUE(c.wait_no_socket(1));
+    spool_all(commands("d", 3));
+    c.start_sim(1);
+    std::set<std::string> names;
+    for (const auto& r : results) {
+        names.insert(r.name);
+        EXPECT_TRUE(r.delayed) << "lonnet could not read back " << r.name
+                               << ": it logged F and told its caller con_failed";
+    }
+    ASSERT_EQ(names.size(), cmds.size()) << "the test needs distinct file names";
+    for (const auto& name : names) {
+        EXPECT_TRUE(wait_delivered(c, name, 30s)) << name;
+    }
+    const auto perm = slurp(c.perm_log());
+    EXPECT_EQ(count_lines_with(perm, ":F:"), 0U) << perm;
+    EXPECT_EQ(count_lines_with(perm, ":D:h1:"), cmds.size()) << perm;
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:"), cmds.size()) << perm;
+    for (const auto& cmd : cmds) {
+        EXPECT_EQ(count_lines_with(perm, ":S:h1:" + cmd + ":"), 1U) << cmd;
+        EXPECT_EQ(times_received(c, 1, cmd), 1) << cmd;
+    }
+    expect_whole_perm_lines(c, {"h0", "h1"});
+}
+
+// A second worker rewrites the same file name (same second, same first 16
+// characters) while lonc waits for lond's answer to the first message:
+// both messages are delivered, each with its own S line.
+TEST(Lonnet, FileRewrittenWhileItsAnswerIsAwaitedIsDeliveredToo) {
+    Cluster c({.hosts = 2, .lonc_args = lonnet_window});
+    const auto token = unique_token("rw");
+    const auto first = "sleep:4000:" + token + "-first"; // lond answers slowly
+    const auto second = "echo:" + token + "-second";
+    const auto name = c.lonnet_spool_name(1, first, std::time(nullptr));
+    Cluster::LonnetSpool r1;
+    std::thread worker1([&] { r1 = c.lonnet_spool(1, first, name); });
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, first) > 0; }, 30s));
+    const auto r2 = c.lonnet_spool(1, second, name); // while lond sleeps on the first
+    worker1.join();
+    EXPECT_TRUE(r1.delayed);
+    EXPECT_TRUE(r2.delayed);
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, second) > 0; }, 30s))
+        << "the rewritten message was never sent";
+    ASSERT_TRUE(wait_delivered(c, name, 10s));
+    const auto perm = slurp(c.perm_log());
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:" + first + ":"), 1U) << perm;
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:" + second + ":"), 1U) << perm;
+    EXPECT_EQ(count_lines_with(perm, ":D:h1:"), count_lines_with(perm, ":S:h1:")) << perm;
+    EXPECT_EQ(times_received(c, 1, first), 1);
+    EXPECT_EQ(times_received(c, 1, second), 1);
+}
+
+// A delayed message that makes lond drop the link (a handler that dies)
+// is set aside after --spool-max-attempts (3) such deaths; meanwhile the
+// link comes back for everyone else and the backlog behind it flows. The
+// live client plays lonnet: one retry on con_lost, then USR1 (reconlonc).
+TEST(Lonnet, PoisonMessageIsSetAsideAndThePeerKeepsServing) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const std::string poison = "100.clo\x1bse.h1"; // a control character in its name
+    c.spool_file(poison, "close\n");
+    for (int i = 0; i < 5; ++i) {
+        c.spool_file(std::to_string(200 + i) + ".after.h1",
+                     "echo:after" + std::to_string(i) + "\n");
+    }
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets());
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0};
+    std::atomic<int> failed{0};
+    std::atomic<int> ok_after_set_aside{0};
+    std::thread live([&] {
+        for (int i = 0; !stop; ++i) {
+            const auto token = "live" + std::to_string(i);
+            auto r = c.request(1, "echo:" + token, 5s);
+            if (r != token) {
+                r = c.request(1, "echo:" + token, 5s); // lonnet's reply(): once more
+            }
+            if (r == token) {
+                ++ok;
+                if (std::filesystem::exists(c.spool() / (poison + ".bad"))) {
+                    ++ok_after_set_aside;
+                }
+            } else {
+                ++failed;
+                ::kill(c.lonc_pid(), SIGUSR1); // reconlonc
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    const auto t0 = Clock::now();
+    const bool set_aside =
+        wait_until([&] { return std::filesystem::exists(c.spool() / (poison + ".bad")); }, 20s);
+    while (since(t0) < 20) { // the issue's window: a dozen connects at most in 20 s
+        std::this_thread::sleep_for(100ms);
+    }
+    stop = true;
+    live.join();
+    EXPECT_TRUE(set_aside);
+    EXPECT_LE(connects(c, 1), 12);
+    EXPECT_EQ(times_received(c, 1, "close"), 3);
+    std::printf("poison: %ld connects, %ld sends; live requests: %d answered (%d after it was "
+                "set aside), %d failed\n",
+                connects(c, 1), times_received(c, 1, "close"), ok.load(), ok_after_set_aside.load(),
+                failed.load());
+    EXPECT_LE(failed.load(), 6);
+    EXPECT_GT(ok_after_set_aside.load(), 0);
+    const auto perm = slurp(c.perm_log());
+    for (int i = 0; i < 5; ++i) {
+        EXPECT_EQ(count_lines_with(perm, ":S:h1:echo:after" + std::to_string(i) + ":"), 1U);
+    }
+    const auto log = c.log();
+    EXPECT_EQ(count_lines_with(log, R"(CRITICAL: Delayed message 100.clo\x1bse.h1)"), 1U) << log;
+    EXPECT_EQ(log.find('\x1b'), std::string::npos) << "a raw control character in lonc.log";
+}
+
+// A TCP reset and a malformed enc: reply count against the message the
+// same way; a timeout does not (lond is slow, the message may be fine).
+TEST(Lonnet, ResetsAndMalformedRepliesCountAgainstAMessageTimeoutsDoNot) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.spool_file("100.reset.h1", "reset\n");
+    c.spool_file("101.badenc.h1", "badenc\n");
+    c.spool_file("102.slow.h1", "sleep:5000:slow\n");
+    c.start_lonc({"--request-timeout", "0.5"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return std::filesystem::exists(c.spool() / "100.reset.h1.bad") &&
+                   std::filesystem::exists(c.spool() / "101.badenc.h1.bad");
+        },
+        20s));
+    EXPECT_EQ(times_received(c, 1, "reset"), 3);
+    EXPECT_EQ(times_received(c, 1, "badenc"), 3);
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, "sleep:5000:slow") >= 4; }, 20s));
+    EXPECT_TRUE(std::filesystem::exists(c.spool() / "102.slow.h1"));
+    EXPECT_FALSE(std::filesystem::exists(c.spool() / "102.slow.h1.bad"));
+}
+
+// lond answered; then delayed/ turns read-only, so the file can be neither
+// renamed nor removed. It is not sent again (rescans, a new link), one
+// CRITICAL line says so, and once delayed/ is writable the S line follows.
+TEST(Lonnet, DeliveredMessageIsNotSentAgainWhileDelayedIsReadOnly) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    SmallTmpfs fs(c.spool(), "1m", 0777);
+    c.start_lonc({"--spool-rescan", "0.3"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    const auto cmd = "sleep:3000:" + unique_token("ro");
+    c.spool_file("300.ro.h1", cmd + "\n");
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, cmd) > 0; }, 20s));
+    fs.set_read_only(true); // before lond's answer arrives
+    ASSERT_TRUE(c.wait_log(R"(CRITICAL: .*300\.ro\.h1)", 10s));
+    // A new link scans delayed/ at once; then a few rescans.
+    c.kill_sim(1);
+    ASSERT_TRUE(c.wait_no_socket(1));
+    c.start_sim(1);
+    ASSERT_TRUE(c.wait_socket(1));
+    EXPECT_EQ(c.request(1, "echo:after-the-new-link"), "after-the-new-link");
+    std::this_thread::sleep_for(1500ms); // five rescans
+    EXPECT_EQ(times_received(c, 1, cmd), 1) << "a delivered message was sent again";
+    EXPECT_EQ(lines_with(c.log(), "CRITICAL", "300.ro.h1"), 1U) << c.log();
+    fs.set_read_only(false);
+    ASSERT_TRUE(wait_delivered(c, "300.ro.h1", 10s));
+    ASSERT_TRUE(wait_until(
+        [&] { return count_lines_with(slurp(c.perm_log()), ":S:h1:" + cmd + ":") == 1; }, 10s));
+    EXPECT_EQ(times_received(c, 1, cmd), 1);
+}
+
+// lond answered, but lonnet.perm.log is on a full disk, and its last page
+// has room for only the start of the S line. The message is not sent
+// again, one CRITICAL line says what failed, and once there is room there
+// is exactly one S line, and it is whole.
+TEST(Lonnet, FullLogDiskDelaysTheSLineButNeverResendsOrBreaksTheLog) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto logs = c.dir() / "logs";
+    SmallTmpfs fs(logs, "64k");
+    {
+        // lonnet's lines, ending 10 bytes short of a page.
+        const std::string head = std::to_string(std::time(nullptr)) + ":D:hz:echo:";
+        const std::string tail = ":Thu Jan  1 00:00:00 1970\n";
+        c.dir().write("logs/lonnet.perm.log",
+                      head + std::string(4096 - 10 - head.size() - tail.size(), 'p') + tail);
+        ASSERT_EQ(::chown(c.perm_log().c_str(), Cluster::www_uid(), static_cast<gid_t>(-1)), 0);
+    }
+    c.start_lonc({"--spool-rescan", "0.3"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    fill_up(logs);
+    const auto cmd = "echo:" + unique_token("full");
+    c.spool_file("400.full.h1", cmd + "\n");
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, cmd) > 0; }, 10s));
+    // lonc.log is on the full disk too: its copy on stderr tells.
+    const auto stderr_file = c.dir() / "lonc.stderr";
+    ASSERT_TRUE(wait_until(
+        [&] { return slurp(stderr_file).find("lonnet.perm.log") != std::string::npos; }, 10s));
+    c.kill_sim(1); // a new link scans delayed/ at once
+    c.start_sim(1);
+    ASSERT_TRUE(c.wait_socket(1));
+    EXPECT_EQ(c.request(1, "echo:after-the-new-link"), "after-the-new-link");
+    std::this_thread::sleep_for(1500ms); // five rescans
+    EXPECT_EQ(times_received(c, 1, cmd), 1) << "a delivered message was sent again";
+    std::filesystem::remove(logs / "filler");
+    ASSERT_TRUE(wait_until(
+        [&] { return count_lines_with(slurp(c.perm_log()), ":S:h1:" + cmd + ":") == 1; }, 10s));
+    ASSERT_TRUE(wait_delivered(c, "400.full.h1", 10s));
+    EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:h1:" + cmd + ":"), 1U);
+    EXPECT_EQ(times_received(c, 1, cmd), 1);
+    expect_whole_perm_lines(c, {"h0", "h1", "hz"});
+    EXPECT_EQ(lines_with(slurp(stderr_file), "CRITICAL", "lonnet.perm.log"), 1U)
+        << slurp(stderr_file);
+}
+
+// lonnet's reconlonc sends USR1 on every critical con_lost: a storm of
+// them retries a down link at most once per --retry-min.
+TEST(Lonnet, Usr1StormRetriesADownLinkAtMostOncePerRetryMin) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.kill_sim(1);
+    c.start_sim(1, {"--refuse-handshake"});
+    c.start_lonc({"--retry-min", "1", "--retry-max", "2"});
+    ASSERT_TRUE(c.wait_socket(0));
+    ASSERT_TRUE(wait_until([&] { return connects(c, 1) > 0; }, 10s));
+    const auto before = connects(c, 1);
+    const auto t0 = Clock::now();
+    while (since(t0) < 3) {
+        ::kill(c.lonc_pid(), SIGUSR1);
+        std::this_thread::sleep_for(10ms);
+    }
+    const auto during = connects(c, 1) - before;
+    std::printf("%ld connects in 3 s of USR1 every 10 ms\n", during);
+    // Its own backoff (>= 0.5 s jittered) plus USR1 no sooner than 1 s
+    // after the last attempt: at most 7 in 3 s.
+    EXPECT_LE(during, 8);
+    EXPECT_GE(during, 1);
 }
 
 // p-th percentile of the latencies (seconds).

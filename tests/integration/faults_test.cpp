@@ -237,24 +237,6 @@ TEST(ProcessFaults, ParentOutOfDescriptorsKeepsServingThePeersItStarted) {
     std::printf("parent at 64 descriptors: %d of %d peers served\n", served, hosts);
 }
 
-// A tmpfs mounted over a directory for one test; unmounted (lazily, so even
-// while lonc still holds files there) however the test ends.
-class SmallTmpfs {
-public:
-    SmallTmpfs(const std::filesystem::path& dir, const std::string& size) : dir_(dir) {
-        const auto cmd = "mount -t tmpfs -o size=" + size + ",mode=0755 tmpfs " + dir.string();
-        if (std::system(cmd.c_str()) != 0) {
-            throw std::runtime_error("cannot " + cmd);
-        }
-    }
-    ~SmallTmpfs() { (void)std::system(("umount -l " + dir_.string()).c_str()); }
-    SmallTmpfs(const SmallTmpfs&) = delete;
-    SmallTmpfs& operator=(const SmallTmpfs&) = delete;
-
-private:
-    std::filesystem::path dir_;
-};
-
 TEST(ProcessFaults, FullLogDirectoryCostsLogLinesNotService) {
     Cluster c({.hosts = 2, .start_lonc = false});
     const auto logs = c.dir() / "logs";

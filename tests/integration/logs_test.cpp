@@ -55,7 +55,7 @@ public:
             auto client = c_.client(h);
             ASSERT_TRUE(client.has_value());
             const auto reply = client->request(std::string(200, 'x'), 10s);
-            EXPECT_EQ(reply.value_or("(none)"), "error:line_too_long");
+            EXPECT_EQ(reply.value_or("(none)"), "con_lost");
             ++overlong_[c_.id(h)];
         }
         ++usr1_;
@@ -305,7 +305,7 @@ TEST(LogLevel, WarnDropsInformationAndKeepsWarnings) {
     Cluster c({.hosts = 2, .lonc_args = {"--log-level", "warn", "--max-line", "64"}});
     auto client = c.client(1);
     ASSERT_TRUE(client.has_value());
-    EXPECT_EQ(client->request(std::string(100, 'y')).value_or(""), "error:line_too_long");
+    EXPECT_EQ(client->request(std::string(100, 'y')).value_or(""), "con_lost");
     ASSERT_TRUE(c.wait_log("\\[h1\\] .*WARNING: Client line longer than --max-line"));
     EXPECT_FALSE(c.log_contains("Done starting initial servers")) << c.log();
     EXPECT_FALSE(c.log_contains("Secure connection initialized")) << c.log();

@@ -311,16 +311,18 @@ TEST(Wire, EncryptedRequestsOnTheWireEqualTheVectors) {
 
 // ------------------------------------------------- client misbehaviour
 
-TEST(Clients, OverlongLineGetsAnErrorAndIsClosed) {
+// lonc answers only what lonnet understands: con_lost, which makes
+// lonnet's critical() retry and spool the request.
+TEST(Clients, OverlongLineGetsConLostAndIsClosed) {
     Cluster c({.hosts = 2, .lonc_args = {"--max-line", "100"}});
     auto a = c.client(1);
     ASSERT_TRUE(a);
-    EXPECT_EQ(a->request("echo:" + std::string(200, 'y')), "error:line_too_long");
+    EXPECT_EQ(a->request("echo:" + std::string(200, 'y')), "con_lost");
     EXPECT_TRUE(a->wait_closed(2s));
     auto b = c.client(1);
     ASSERT_TRUE(b);
     ASSERT_TRUE(b->send(std::string(5000, 'z'))); // no newline at all
-    EXPECT_EQ(b->read_line(), "error:line_too_long");
+    EXPECT_EQ(b->read_line(), "con_lost");
     EXPECT_TRUE(b->wait_closed(2s));
     EXPECT_EQ(c.request(1, "ping"), c.id(1));
     EXPECT_TRUE(c.log_contains("longer than --max-line"));
@@ -335,14 +337,14 @@ TEST(Clients, IdleClientIsClosed) {
     EXPECT_TRUE(c.wait_log("Closed 1 idle client connection"));
 }
 
-TEST(Clients, FullQueueAnswersQueueFull) {
+TEST(Clients, FullQueueAnswersConLost) {
     Cluster c({.hosts = 2, .lonc_args = {"--max-queue", "2"}});
     auto first = std::async(std::launch::async, [&] { return c.request(1, "sleep:1500:a"); });
     std::this_thread::sleep_for(200ms);
     auto second = std::async(std::launch::async, [&] { return c.request(1, "echo:b"); });
     auto third = std::async(std::launch::async, [&] { return c.request(1, "echo:c"); });
     std::this_thread::sleep_for(200ms);
-    EXPECT_EQ(c.request(1, "echo:d"), "error:queue_full");
+    EXPECT_EQ(c.request(1, "echo:d"), "con_lost");
     EXPECT_EQ(first.get(), "a");
     EXPECT_EQ(second.get(), "b");
     EXPECT_EQ(third.get(), "c");

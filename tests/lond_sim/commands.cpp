@@ -282,6 +282,9 @@ Step Session::dispatch(std::string_view cmd, bool encrypted, std::string& out) {
     if (cmd == "close") {
         return {.next = Step::Next::close};
     }
+    if (cmd == "reset") {
+        return {.next = Step::Next::reset};
+    }
     if (name == "bytes") {
         const auto f = split_colon(arg, 2); // N, optional token
         const auto n = parse_number<std::size_t>(f[0]);

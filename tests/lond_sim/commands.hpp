@@ -65,6 +65,7 @@ struct Step {
     enum class Next {
         keep,         // read on
         close,        // send what is pending, then close
+        reset,        // send what is pending, then close with a TCP reset
         stop_reading, // send what is pending, then never read or write again
     };
     Next next = Next::keep;

@@ -10,10 +10,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <map>
 #include <optional>
+#include <poll.h>
 #include <sstream>
+#include <sys/socket.h>
 #include <thread>
 #include <vector>
 
@@ -344,6 +347,18 @@ TEST_F(LondSim, CloseDropsTheConnectionWithoutReply) {
     EXPECT_TRUE(c.send_line("close"));
     EXPECT_TRUE(c.wait_closed(5s));
     EXPECT_EQ(c.pending(), "");
+}
+
+TEST_F(LondSim, ResetDropsTheConnectionWithATcpReset) {
+    start();
+    auto c = handshake();
+    EXPECT_EQ(c.request("echo:before"), std::optional<std::string>("before"));
+    EXPECT_TRUE(c.send_line("reset"));
+    pollfd p{c.fd(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 5000), 1);
+    char byte = 0;
+    EXPECT_EQ(::recv(c.fd(), &byte, 1, 0), -1);
+    EXPECT_EQ(errno, ECONNRESET);
 }
 
 TEST_F(LondSim, BytesRepliesExactlyNBytes) {

@@ -138,6 +138,11 @@ void serve(const Connection& c) {
         if (out.capacity() > (std::size_t{1} << 20U)) {
             out.shrink_to_fit(); // after bytes:N, do not hold N per connection
         }
+        if (next == Step::Next::reset) {
+            const linger abort{1, 0}; // close() sends RST instead of FIN
+            ::setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+            return;
+        }
         if (next == Step::Next::close || in.overflowed()) {
             return;
         }

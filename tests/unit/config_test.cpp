@@ -91,11 +91,12 @@ TEST(AccessConf, BadPortAndHostId) {
 }
 
 TEST(HostId, Validation) {
-    for (const char* ok : {"msul1", "lon_capa.edu", "a-b", "A.9", "a..."}) {
+    for (const char* ok : {"msul1", "lon_capa.edu", "a-b", "A.9", "a...", "bad", "sent", "h1.bad2",
+                           "bad.h1", "h1_bad", "x.sentry"}) {
         EXPECT_TRUE(valid_host_id(ok)) << ok;
     }
     for (const char* bad : {"", ".", "..", "...", ".lonc-control", ".h1", "a/b", "a b", "x\n",
-                            "../etc", "\xc3\xa9", "a:b"}) {
+                            "../etc", "\xc3\xa9", "a:b", "h1.bad", "h1.sent", "a.b.bad"}) {
         EXPECT_FALSE(valid_host_id(bad)) << bad;
     }
 }
@@ -133,6 +134,23 @@ TEST(HostsTab, GoodBadAndSkippedLines) {
     EXPECT_NE(tab.problems[3].to_string().find(
                   "hosts.tab:8: duplicate host id 'msul1' (first on line 1)"),
               std::string::npos);
+}
+
+TEST(HostsTab, HostIdsEndingLikeTheSpoolsOwnFilesAreRefusedWithFileAndLine) {
+    // delayed/1.m.h1.bad is h1's message set aside; read as a spool entry
+    // it would belong to a host "h1.bad".
+    const auto tab = parse_hosts_tab("h1:d:library:a:127.0.0.1\n"
+                                     "h1.bad:d:library:b:127.0.0.2\n"
+                                     "h1.sent:d:library:c:127.0.0.3\n",
+                                     "/etc/hosts.tab");
+    ASSERT_EQ(tab.peers.size(), 1U);
+    ASSERT_EQ(tab.problems.size(), 2U);
+    EXPECT_NE(tab.problems[0].to_string().find("/etc/hosts.tab:2: host id 'h1.bad' ends in .bad"),
+              std::string::npos)
+        << tab.problems[0].to_string();
+    EXPECT_NE(tab.problems[1].to_string().find("/etc/hosts.tab:3: host id 'h1.sent' ends in"),
+              std::string::npos)
+        << tab.problems[1].to_string();
 }
 
 class TempDir {

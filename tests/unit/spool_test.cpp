@@ -77,5 +77,29 @@ TEST(SpoolFile, ReadsOnlyTheFirstLineAndReportsMissing) {
     EXPECT_EQ(read_spool_file(d.path(), 1000).result, SpoolRead::unreadable); // a directory
 }
 
+TEST(SpoolAge, NewestOfMtimeAndCtimeAndTheFutureCountsAsNow) {
+    SpoolStamp s;
+    s.mtime = {100, 0};
+    s.ctime = {90, 0};
+    EXPECT_DOUBLE_EQ(spool_age(s, {105, 500000000}), 5.5);
+    s.ctime = {103, 0}; // renamed in later than written
+    EXPECT_DOUBLE_EQ(spool_age(s, {105, 0}), 2.0);
+    s.mtime = {200, 0}; // a clock ahead of ours
+    EXPECT_DOUBLE_EQ(spool_age(s, {105, 0}), 0.0);
+}
+
+TEST(SpoolStamp, ARewriteChangesItARenameOnlyItsCtime) {
+    test::TempDir d("lonc-spool-test");
+    d.write("1.a.h1", "put:x\n");
+    const auto before = read_spool_file(d / "1.a.h1", 100).stamp;
+    std::filesystem::rename(d / "1.a.h1", d / "1.a.h1.sent");
+    const auto renamed = read_spool_file(d / "1.a.h1.sent", 100).stamp;
+    EXPECT_TRUE(renamed.same_content(before));
+    // lonnet's truncating rewrite (another size: file times are coarse)
+    d.write("1.a.h1.sent", "put:yy\n");
+    const auto rewritten = read_spool_file(d / "1.a.h1.sent", 100).stamp;
+    EXPECT_FALSE(rewritten == before);
+}
+
 } // namespace
 } // namespace lonc
