@@ -571,7 +571,9 @@ void PeerWorker::enqueue(Request& req) {
     if (req.kind == Request::Kind::client) {
         ++queued_clients_;
     }
-    if (!request_timer_.armed()) {
+    // A reload may shorten --request-timeout: a new deadline can come
+    // before the one the timer is armed for.
+    if (!request_timer_.armed() || req.deadline < request_timer_.deadline()) {
         request_timer_.arm_at(req.deadline);
     }
     dispatch();

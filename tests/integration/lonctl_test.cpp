@@ -251,6 +251,7 @@ TEST(Metrics, FileIsWrittenPeriodicallyInPrometheusTextFormat) {
         [&] {
             text = slurp(file);
             return sample(text, R"(lonc_requests_total{peer="h1"})") == 5 &&
+                   sample(text, R"(lonc_con_lost_total{peer="h1"})") == 1 &&
                    sample(text, R"(lonc_link_up{peer="h1"})") == 1;
         },
         10s))
