@@ -7,8 +7,8 @@
 #include <spdlog/sinks/base_sink.h>
 
 #include <cerrno>
-#include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -190,24 +190,13 @@ void init(const Setup& setup) {
 }
 
 bool stderr_is_journal() {
-    const char* stream = std::getenv("JOURNAL_STREAM");
-    if (stream == nullptr) {
-        return false;
-    }
-    const std::string_view text(stream);
-    const auto colon = text.find(':');
+    const char* stream = std::getenv("JOURNAL_STREAM"); // "<dev>:<inode>"
     unsigned long long dev = 0;
     unsigned long long ino = 0;
-    const auto* end = text.data() + text.size();
-    const auto d = std::from_chars(text.data(), text.data() + std::min(colon, text.size()), dev);
-    if (colon == std::string_view::npos || d.ec != std::errc() || d.ptr != text.data() + colon) {
-        return false;
-    }
-    const auto i = std::from_chars(text.data() + colon + 1, end, ino);
+    int used = 0;
     struct stat st {};
-    return i.ec == std::errc() && i.ptr == end && ::fstat(2, &st) == 0 &&
-           static_cast<unsigned long long>(st.st_dev) == dev &&
-           static_cast<unsigned long long>(st.st_ino) == ino;
+    return stream != nullptr && std::sscanf(stream, "%llu:%llu%n", &dev, &ino, &used) == 2 &&
+           stream[used] == '\0' && ::fstat(2, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
 std::string_view journal_prefix(spdlog::level::level_enum level, std::string_view message) {
