@@ -150,12 +150,12 @@ Launcher daemonize() {
             got.append(buf, static_cast<std::size_t>(n));
         }
         if (got.empty()) {
-            std::fprintf(stderr, "%slonc: the daemon exited during start; see the log\n",
-                         journal_err());
+            (void)std::fprintf(stderr, "%slonc: the daemon exited during start; see the log\n",
+                               journal_err());
             ::_exit(1);
         }
         if (got.size() > 1) {
-            std::fprintf(stderr, "%slonc: %s\n", journal_err(), got.c_str() + 1);
+            (void)std::fprintf(stderr, "%slonc: %s\n", journal_err(), got.c_str() + 1);
         }
         ::_exit(static_cast<unsigned char>(got[0]));
     }
