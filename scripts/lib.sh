@@ -11,6 +11,7 @@ LONC_TEST_PACKAGES=(
   clang libclang-rt-14-dev iproute2 nftables procps util-linux valgrind systemd
   logrotate groff-base man-db dpkg-dev binutils adduser
   lintian rpm rpmlint cpio passwd
+  python3-prometheus-client
 )
 # scripts/bench: plots, and syscall counts (perf) and profiles (strace).
 LONC_BENCH_PACKAGES=(

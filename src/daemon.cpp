@@ -1,6 +1,7 @@
 #include "lonc/daemon.hpp"
 
 #include "lonc/config.hpp"
+#include "lonc/log.hpp"
 
 #include <cerrno>
 #include <csignal>
@@ -15,6 +16,11 @@
 
 namespace lonc {
 namespace {
+
+// The start failed: an error for journalctl -p when stderr is the journal.
+const char* journal_err() {
+    return log::stderr_is_journal() ? "<3>" : "";
+}
 
 std::optional<pid_t> read_pid(int fd) {
     char buf[32] = {};
@@ -144,11 +150,12 @@ Launcher daemonize() {
             got.append(buf, static_cast<std::size_t>(n));
         }
         if (got.empty()) {
-            std::fprintf(stderr, "lonc: the daemon exited during start; see the log\n");
+            (void)std::fprintf(stderr, "%slonc: the daemon exited during start; see the log\n",
+                               journal_err());
             ::_exit(1);
         }
         if (got.size() > 1) {
-            std::fprintf(stderr, "lonc: %s\n", got.c_str() + 1);
+            (void)std::fprintf(stderr, "%slonc: %s\n", journal_err(), got.c_str() + 1);
         }
         ::_exit(static_cast<unsigned char>(got[0]));
     }

@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <map>
@@ -141,17 +143,31 @@ private:
     int last_errno_ = 0;
 };
 
-// Under --foreground: journald adds its own timestamp and pid.
+// Under --foreground: journald adds its own timestamp and pid. When stderr
+// is the journal, every line starts with its sd-daemon(3) priority.
 class StderrSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+public:
+    explicit StderrSink(bool journal) : journal_(journal) {}
+
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
-        std::string line = "[" + state().role + "] ";
+        const auto prefix = journal_ ? journal_prefix(msg.level, payload(msg)) : std::string_view();
+        std::string line(prefix);
+        line += "[" + state().role + "] ";
         line += level_word(msg);
-        line += payload(msg);
+        for (const char c : payload(msg)) {
+            line += c;
+            if (c == '\n') {
+                line += prefix; // journald reads each line on its own
+            }
+        }
         line += '\n';
         (void)!::write(2, line.data(), line.size());
     }
     void flush_() override {}
+
+private:
+    bool journal_;
 };
 
 } // namespace
@@ -165,11 +181,36 @@ void init(const Setup& setup) {
         st.sinks.push_back(std::make_shared<ClassicFileSink>(setup.file));
     }
     if (setup.to_stderr) {
-        st.sinks.push_back(std::make_shared<StderrSink>());
+        st.sinks.push_back(std::make_shared<StderrSink>(stderr_is_journal()));
     }
     for (auto& [name, logger] : st.loggers) {
         logger->sinks() = st.sinks;
         logger->set_level(st.level);
+    }
+}
+
+bool stderr_is_journal() {
+    const char* stream = std::getenv("JOURNAL_STREAM"); // "<dev>:<inode>"
+    unsigned long long dev = 0;
+    unsigned long long ino = 0;
+    int used = 0;
+    struct stat st {};
+    return stream != nullptr && std::sscanf(stream, "%llu:%llu%n", &dev, &ino, &used) == 2 &&
+           stream[used] == '\0' && ::fstat(2, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+std::string_view journal_prefix(spdlog::level::level_enum level, std::string_view message) {
+    switch (level) {
+    case spdlog::level::critical:
+        return "<2>";
+    case spdlog::level::err:
+        return message.substr(0, 7) == "ERROR: " ? "<3>" : "<2>";
+    case spdlog::level::warn:
+        return "<4>";
+    case spdlog::level::info:
+        return "<6>";
+    default:
+        return "<7>";
     }
 }
 

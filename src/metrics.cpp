@@ -60,8 +60,14 @@ private:
     std::vector<MetricFamily> families_;
 };
 
-void add_process(Families& fam, const std::string& process, const ProcessFacts& p) {
-    const std::vector<ClientMetric::Label> l = {{"process", process}};
+// The supervisor's series: {process="supervisor"}; a child's:
+// {peer="<host id>",process="child"}.
+void add_process(Families& fam, const std::string& peer, const ProcessFacts& p) {
+    std::vector<ClientMetric::Label> l;
+    if (!peer.empty()) {
+        l.push_back({"peer", peer});
+    }
+    l.push_back({"process", peer.empty() ? "supervisor" : "child"});
     fam.add("lonc_process_cpu_seconds_total", MetricType::Counter,
             "User and system CPU time of a lonc process", l, p.cpu_seconds);
     fam.add("lonc_process_resident_memory_bytes", MetricType::Gauge,
@@ -111,7 +117,7 @@ std::string format_metrics(const MetricsInput& in) {
             {{"version", LONC_VERSION}}, 1);
     fam.add("lonc_start_time_seconds", MetricType::Gauge, "When the supervisor started (epoch)", {},
             static_cast<double>(in.start_time));
-    fam.add("lonc_status_generation", MetricType::Counter,
+    fam.add("lonc_status_generations_total", MetricType::Counter,
             "Status generations collected from the children", {},
             static_cast<double>(r.generation));
     std::map<std::string, double> states = {{"running", 0}, {"unreachable", 0}, {"restarting", 0},
@@ -123,7 +129,7 @@ std::string format_metrics(const MetricsInput& in) {
         fam.add("lonc_peers", MetricType::Gauge, "Peers by the state of their child",
                 {{"state", state}}, n);
     }
-    add_process(fam, "PARENT", in.parent);
+    add_process(fam, "", in.parent);
     // As Prometheus reports its own configuration reloads.
     fam.add("lonc_config_last_reload_successful", MetricType::Gauge,
             "1 if the last reload attempt (or the start) took the configuration", {},
@@ -174,10 +180,9 @@ std::string format_metrics(const MetricsInput& in) {
                 number(f, "clients"));
         fam.add("lonc_spool_pending", MetricType::Gauge, "Delayed messages waiting for delivery", l,
                 number(f, "spool_pending"));
-        const double oldest = number(f, "spool_oldest");
         fam.add("lonc_spool_oldest_age_seconds", MetricType::Gauge,
                 "Age of the oldest waiting delayed message (0: none)", l,
-                oldest > 0 ? std::max(0.0, static_cast<double>(r.time) - oldest) : 0);
+                static_cast<double>(spool_oldest_age(p, r.time).value_or(0)));
         if (const auto* text = ipc::find(f, "latency")) {
             if (const auto h = LatencyHistogram::decode(*text)) {
                 ClientMetric m;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -80,9 +81,11 @@ std::string format_status_json(const StatusReport& r) {
             j["last_error"] = field(p.fields, "last_error");
             for (const char* k :
                  {"requests", "errors", "con_lost", "rejected", "timeouts", "reconnects", "queue",
-                  "clients", "spool_pending", "spool_oldest", "spool_delivered", "spool_bad"}) {
+                  "clients", "spool_pending", "spool_delivered", "spool_bad"}) {
                 j[k] = number(p.fields, k);
             }
+            const auto age = spool_oldest_age(p, r.time);
+            j["spool_oldest_age_seconds"] = age ? json(*age) : json(nullptr);
             j["status"] = field(p.fields, "status");
             j["last_log"] = field(p.fields, "last_log");
         }
@@ -93,6 +96,7 @@ std::string format_status_json(const StatusReport& r) {
         undeliverable[host] = files;
     }
     const json doc = {
+        {"schema", status_json_schema},
         {"generation", r.generation},
         {"time", static_cast<std::int64_t>(r.time)},
         {"parent",
@@ -106,6 +110,14 @@ std::string format_status_json(const StatusReport& r) {
           {"undeliverable", std::move(undeliverable)}}}};
     // Replace invalid UTF-8 (peer data can hold anything) rather than throw.
     return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::optional<std::int64_t> spool_oldest_age(const PeerStatus& peer, std::time_t now) {
+    const auto oldest = number(peer.fields, "spool_oldest"); // the child's: epoch seconds
+    if (!peer.answered || oldest <= 0) {
+        return std::nullopt;
+    }
+    return std::max<std::int64_t>(0, static_cast<std::int64_t>(now) - oldest);
 }
 
 bool write_file_atomic(const std::filesystem::path& path, std::string_view content,

@@ -33,6 +33,18 @@ struct Setup {
 // (Re)builds the sinks of every module logger.
 void init(const Setup& setup);
 
+// True when stderr is the journal: JOURNAL_STREAM ("<dev>:<inode>", set by
+// systemd) names the file descriptor 2 refers to. Then the stderr lines of
+// init(to_stderr) start with journal_prefix(level), so that journalctl -p
+// filters them; otherwise stderr output carries no prefix. lonc.log never
+// does (loncron reads it).
+[[nodiscard]] bool stderr_is_journal();
+// The sd-daemon(3) prefix of a line: the priority its level word says.
+// "<2>" (crit) for what lonc.log calls CRITICAL:, "<3>" (err) for an error
+// that says "ERROR: " itself, "<4>" warning, "<6>" info, "<7>" debug/trace.
+[[nodiscard]] std::string_view journal_prefix(spdlog::level::level_enum level,
+                                              std::string_view message);
+
 // Changes the level of every module logger (a reload's --log-level).
 void set_level(spdlog::level::level_enum level);
 

@@ -3,6 +3,12 @@
 // come from that peer's child and start again from 0 when the child is
 // restarted (Prometheus' rate() expects that); lonc_child_restarts_total is
 // the supervisor's own count and survives them.
+//
+// Names follow Prometheus' conventions: counters end in _total, values are in
+// base units (seconds, bytes), timestamps end in _timestamp_seconds or
+// _time_seconds. The label peer="<host id>" names the peer in every series
+// about one; process="supervisor"|"child" says which kind of lonc process a
+// lonc_process_* series describes (a child's also has its peer label).
 #pragma once
 
 #include "lonc/status.hpp"

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -50,7 +51,16 @@ struct StatusReport {
 // -\t<hostid>\t<localtime>: removed ... cannot be delivered\t<files> for
 // every removed peer that left delayed files.
 [[nodiscard]] std::string format_status_txt(const StatusReport& report);
+
+// loncstatus.json, described field by field in docs/status.md. Its "schema"
+// says which version of that description it follows: a field that changes
+// meaning or goes away raises it; a new field does not.
+inline constexpr int status_json_schema = 1;
 [[nodiscard]] std::string format_status_json(const StatusReport& report);
+
+// Seconds the peer's oldest waiting delayed message had waited at now;
+// none when nothing waits or the child did not answer.
+[[nodiscard]] std::optional<std::int64_t> spool_oldest_age(const PeerStatus& peer, std::time_t now);
 
 // Writes via a temporary file and rename(2): readers see the old or the
 // new file, never half of one. Creates the directory if missing.

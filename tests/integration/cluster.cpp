@@ -214,7 +214,8 @@ void Cluster::kill_sim(int host) {
     }
 }
 
-Process& Cluster::start_lonc(const std::vector<std::string>& extra, bool foreground) {
+Process& Cluster::start_lonc(const std::vector<std::string>& extra, bool foreground,
+                             const std::vector<std::string>& env) {
     std::vector<std::string> argv = opts_.lonc_wrapper;
     const std::vector<std::string> args = {lonc_binary(), "-c", conf().string(), "--user", "www",
                                            "--mail-command", "", "--handshake-pause", "0.1",
@@ -232,6 +233,7 @@ Process& Cluster::start_lonc(const std::vector<std::string>& extra, bool foregro
     SpawnOptions so;
     so.stderr_file = (dir_ / "lonc.stderr").string();
     so.env = sanitizer_env(dir_.path(), "lonc");
+    so.env.insert(so.env.end(), env.begin(), env.end());
     lonc_ = Process::spawn(argv, so);
     return lonc_;
 }

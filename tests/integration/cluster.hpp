@@ -69,8 +69,11 @@ public:
     void kill_sim(int host);
     [[nodiscard]] Process& sim(int host) { return sims_.at(host); }
 
-    // lonc with the cluster's config, the test defaults and extra args.
-    Process& start_lonc(const std::vector<std::string>& extra = {}, bool foreground = true);
+    // lonc with the cluster's config, the test defaults and extra args;
+    // env: extra "NAME=value" entries. Its stdout and stderr go to
+    // dir()/lonc.stderr.
+    Process& start_lonc(const std::vector<std::string>& extra = {}, bool foreground = true,
+                        const std::vector<std::string>& env = {});
     // Runs lonc to completion (for exit-code tests).
     ExitStatus run_lonc(const std::vector<std::string>& args,
                         std::chrono::milliseconds timeout = std::chrono::seconds(20));

@@ -1,7 +1,9 @@
 // lonc.log: rotation by rename (loncron's way and logrotate's), --log-level,
-// and the journald-friendly stderr copy under --foreground.
+// and the journald-friendly stderr copy under --foreground (with sd-daemon(3)
+// priority prefixes when stderr is the journal).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -362,6 +364,112 @@ TEST(Foreground, EveryLogLineAlsoGoesToStderrWithoutATimestamp) {
     EXPECT_GT(n, 8U);
     EXPECT_EQ(err_lines.count("[PARENT] Done starting initial servers"), 1U) << err;
     EXPECT_EQ(err_lines.count("[PARENT] CRITICAL: Shutting down"), 1U) << err;
+}
+
+// ------------------------------------------------------------- journald
+
+// What systemd puts in JOURNAL_STREAM for a stderr connected to file.
+std::string journal_stream_for(const std::filesystem::path& file) {
+    struct stat st {};
+    EXPECT_EQ(::stat(file.c_str(), &st), 0) << file;
+    return "JOURNAL_STREAM=" + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
+// lonc in the foreground at --log-level debug with env; makes lines of every
+// priority: debug (the command line), info, a WARNING (an overlong client
+// line), an "ERROR: " (a reload rejected) and a CRITICAL (the shutdown).
+// Returns what lonc wrote to stderr.
+std::string stderr_with_every_level(Cluster& c, const std::string& env) {
+    c.start_lonc({"--log-level", "debug", "--max-line", "64"}, true, {env});
+    EXPECT_TRUE(c.wait_all_sockets(20s)) << c.log();
+    auto client = c.client(1);
+    EXPECT_TRUE(client.has_value());
+    if (client) {
+        EXPECT_EQ(client->request(std::string(100, 'y')).value_or(""), "con_lost");
+    }
+    EXPECT_TRUE(c.wait_log("\\[h1\\] .*WARNING: Client line longer than --max-line"));
+    c.dir().make_dir("sockets2", "www");
+    c.dir().write("access.conf",
+                  std::regex_replace(slurp(c.conf()), std::regex("/sockets\n"), "/sockets2\n"));
+    c.lonc().signal(SIGHUP);
+    EXPECT_TRUE(c.wait_log("ERROR: HUP: configuration not reloaded")) << c.log();
+    EXPECT_TRUE(c.stop_lonc().has_value());
+    return slurp(c.dir() / "lonc.stderr");
+}
+
+TEST(Journald, StderrLinesCarryTheirPriorityWhenStderrIsTheJournal) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto err_file = c.dir() / "lonc.stderr";
+    c.dir().write("lonc.stderr", "");
+    const auto err = stderr_with_every_level(c, journal_stream_for(err_file));
+
+    // Every line: "<priority>[role] message", the priority the one its
+    // level word says.
+    const std::regex line_re(R"(^<([0-7])>\[(PARENT|h0|h1)\] (.*)$)");
+    std::set<std::string> lines;
+    for (const auto& line : lines_of(err)) {
+        std::smatch m;
+        ASSERT_TRUE(std::regex_match(line, m, line_re)) << "stderr: " << line;
+        const auto text = m[3].str();
+        const char priority = m[1].str()[0];
+        if (text.rfind("CRITICAL: ", 0) == 0) {
+            EXPECT_EQ(priority, '2') << line;
+        } else if (text.rfind("ERROR: ", 0) == 0) {
+            EXPECT_EQ(priority, '3') << line;
+        } else if (text.rfind("WARNING: ", 0) == 0) {
+            EXPECT_EQ(priority, '4') << line;
+        } else {
+            EXPECT_TRUE(priority == '6' || priority == '7') << line;
+        }
+        lines.insert(line);
+    }
+    auto has = [&](const std::string& regex) {
+        const std::regex re(regex);
+        return std::any_of(lines.begin(), lines.end(),
+                           [&](const std::string& l) { return std::regex_search(l, re); });
+    };
+    EXPECT_TRUE(has(R"(^<7>\[PARENT\] command line: )")) << err;
+    EXPECT_TRUE(has(R"(^<6>\[PARENT\] Done starting initial servers$)")) << err;
+    EXPECT_TRUE(has(R"(^<6>\[h1\] .*Secure connection initialized)")) << err;
+    EXPECT_TRUE(has(R"(^<4>\[h1\] WARNING: Client line longer than --max-line)")) << err;
+    EXPECT_TRUE(has(R"(^<3>\[PARENT\] ERROR: HUP: configuration not reloaded: )")) << err;
+    EXPECT_TRUE(has(R"(^<2>\[PARENT\] CRITICAL: Shutting down$)")) << err;
+
+    // lonc.log is as always: the classic format, no prefix, and each of its
+    // lines is on stderr with one.
+    const auto log = c.log();
+    expect_well_formed(log, "lonc.log");
+    const std::regex log_re(R"(^.{24} \(\d+\) \[([^\]]+)\] \[[^\]]*\]: (.*)$)");
+    std::size_t n = 0;
+    for (const auto& line : lines_of(log)) {
+        std::smatch m;
+        ASSERT_TRUE(std::regex_match(line, m, log_re)) << line;
+        EXPECT_NE(m[2].str().substr(0, 1), "<") << "prefix in lonc.log: " << line;
+        const auto tail = "[" + m[1].str() + "] " + m[2].str();
+        EXPECT_TRUE(std::any_of(
+            lines.begin(), lines.end(),
+            [&](const std::string& l) { return l.size() == tail.size() + 3 && l.ends_with(tail); }))
+            << "not on stderr: " << line;
+        ++n;
+    }
+    EXPECT_GT(n, 8U);
+}
+
+TEST(Journald, NoPrefixWhenJournalStreamNamesAnotherFile) {
+    // As when lonc runs from a shell that systemd started: the variable is
+    // inherited, but stderr is no longer the journal.
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto err = stderr_with_every_level(c, journal_stream_for(c.conf()));
+    const std::regex line_re(R"(^\[(PARENT|h0|h1)\] \S.*$)");
+    std::size_t n = 0;
+    for (const auto& line : lines_of(err)) {
+        EXPECT_TRUE(std::regex_match(line, line_re)) << "stderr: " << line;
+        ++n;
+    }
+    EXPECT_GT(n, 8U);
+    EXPECT_NE(err.find("\n[PARENT] CRITICAL: Shutting down\n"), std::string::npos) << err;
+    EXPECT_NE(err.find("\n[PARENT] ERROR: HUP: configuration not reloaded: "), std::string::npos)
+        << err;
 }
 
 } // namespace

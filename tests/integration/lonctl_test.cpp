@@ -263,9 +263,9 @@ TEST(Metrics, FileIsWrittenPeriodicallyInPrometheusTextFormat) {
     EXPECT_GT(sample(text, R"(lonc_request_duration_seconds_sum{peer="h1"})"), 0);
     EXPECT_EQ(sample(text, R"(lonc_peers{state="running"})"), 2);
     EXPECT_EQ(sample(text, R"(lonc_spool_pending{peer="h0"})"), 0);
-    EXPECT_GT(sample(text, R"(lonc_process_resident_memory_bytes{process="PARENT"})"), 0);
-    EXPECT_GT(sample(text, R"(lonc_process_open_fds{process="h1"})"), 0);
-    EXPECT_GE(sample(text, R"(lonc_process_cpu_seconds_total{process="h1"})"), 0);
+    EXPECT_GT(sample(text, R"(lonc_process_resident_memory_bytes{process="supervisor"})"), 0);
+    EXPECT_GT(sample(text, R"(lonc_process_open_fds{peer="h1",process="child"})"), 0);
+    EXPECT_GE(sample(text, R"(lonc_process_cpu_seconds_total{peer="h1",process="child"})"), 0);
     // Every line is a comment or "name{labels} value".
     std::istringstream in(text);
     std::string line;
@@ -282,6 +282,64 @@ TEST(Metrics, FileIsWrittenPeriodicallyInPrometheusTextFormat) {
     EXPECT_EQ(sample(text, restarts), 0);
     (void)c.request(1, "close_connection_exit");
     EXPECT_TRUE(wait_until([&] { return sample(slurp(file), restarts) == 1; }, 10s)) << slurp(file);
+}
+
+// Runs the naming checker (metrics_naming.py, with the Prometheus text-format
+// parser of Debian's python3-prometheus-client) on file. Debian's own python3:
+// the package's module is installed for it, not for another one on PATH.
+Run check_naming(const Cluster& c, const std::filesystem::path& file,
+                 const std::vector<std::string>& peers) {
+    std::string cmd =
+        "/usr/bin/python3 '" + std::string(LONC_METRICS_NAMING) + "' '" + file.string() + "'";
+    for (const auto& p : peers) {
+        cmd += " '" + p + "'";
+    }
+    const auto out = c.dir() / "naming.out";
+    cmd += " >'" + out.string() + "' 2>&1";
+    const int st = std::system(cmd.c_str());
+    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(out), {}};
+}
+
+TEST(Metrics, NamesTypesAndLabelsFollowPrometheusConventions) {
+    const auto dir = TempDir("lonc-metrics");
+    ::chmod(dir.path().c_str(), 0777);
+    const auto file = dir / "lonc.prom";
+    // lonnet's read-back window of an hour keeps a delayed message waiting:
+    // its age is a metric.
+    Cluster c({.hosts = 3,
+               .lonc_args = {"--metrics-file", file.string(), "--metrics-interval", "0.3",
+                             "--spool-min-age", "3600"}});
+    ASSERT_EQ(c.request(1, "ping"), "h1");
+    c.spool_file(std::to_string(std::time(nullptr) - 30) + ".ping." + c.id(2), "ping\n");
+    std::string text;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            text = slurp(file);
+            return sample(text, R"(lonc_requests_total{peer="h1"})") == 1 &&
+                   sample(text, R"(lonc_spool_pending{peer="h2"})") == 1;
+        },
+        15s))
+        << text;
+    EXPECT_GE(sample(text, R"(lonc_spool_oldest_age_seconds{peer="h2"})"), 30) << text;
+    EXPECT_GE(sample(text, "lonc_status_generations_total"), 1) << text;
+    const auto r = check_naming(c, file, {c.id(0), c.id(1), c.id(2)});
+    EXPECT_EQ(r.code, 0) << r.out << text;
+    EXPECT_NE(r.out.find("ok: "), std::string::npos) << r.out;
+
+    // The checker finds what the names used to be.
+    c.dir().write("old.prom", "# HELP lonc_status_generation Status generations\n"
+                              "# TYPE lonc_status_generation counter\n"
+                              "lonc_status_generation 7\n"
+                              "# HELP lonc_process_open_fds Open descriptors\n"
+                              "# TYPE lonc_process_open_fds gauge\n"
+                              "lonc_process_open_fds{process=\"h1\"} 9\n");
+    const auto old = check_naming(c, c.dir() / "old.prom", {c.id(0), c.id(1)});
+    EXPECT_EQ(old.code, 1) << old.out;
+    EXPECT_NE(old.out.find("lonc_status_generation: a counter, so it must end in _total"),
+              std::string::npos)
+        << old.out;
+    EXPECT_NE(old.out.find("process is 'h1', not supervisor or child"), std::string::npos)
+        << old.out;
 }
 
 } // namespace

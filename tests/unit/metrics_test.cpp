@@ -2,7 +2,10 @@
 #include "lonc/metrics.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include <cstdlib>
+#include <ctime>
 #include <regex>
 #include <sstream>
 
@@ -44,14 +47,14 @@ std::string render() {
 TEST(Metrics, SamplesCarryThePeerAndTheFacts) {
     const auto text = render();
     for (const char* line :
-         {"lonc_build_info{version=\"" LONC_VERSION "\"} 1", "lonc_status_generation 7",
+         {"lonc_build_info{version=\"" LONC_VERSION "\"} 1", "lonc_status_generations_total 7",
           "lonc_peers{state=\"running\"} 1", "lonc_peers{state=\"unreachable\"} 1",
           "lonc_link_up{peer=\"msul2\"} 1", "lonc_link_up{peer=\"lon_capa.edu\"} 0",
           "lonc_child_restarts_total{peer=\"msul2\"} 3", "lonc_requests_total{peer=\"msul2\"} 12",
           "lonc_con_lost_total{peer=\"msul2\"} 1", "lonc_spool_pending{peer=\"msul2\"} 2",
           "lonc_spool_oldest_age_seconds{peer=\"msul2\"} 600",
-          "lonc_process_open_fds{process=\"PARENT\"} 12",
-          "lonc_process_open_fds{process=\"msul2\"} 9",
+          "lonc_process_open_fds{process=\"supervisor\"} 12",
+          "lonc_process_open_fds{peer=\"msul2\",process=\"child\"} 9",
           "lonc_request_duration_seconds_count{peer=\"msul2\"} 3",
           "lonc_request_duration_seconds_bucket{peer=\"msul2\",le=\"0.00025\"} 2",
           "lonc_request_duration_seconds_bucket{peer=\"msul2\",le=\"1\"} 2",
@@ -80,6 +83,61 @@ TEST(Metrics, EveryFamilyHasHelpAndTypeOnce) {
         EXPECT_EQ(n, 1) << name;
         EXPECT_NE(text.find("# HELP " + name + " "), std::string::npos) << name;
     }
+}
+
+// ------------------------------------------------------------ status files
+
+TEST(StatusJson, HasASchemaAndTheSpoolAgeInSeconds) {
+    auto r = report();
+    r.peers.push_back(r.peers.front());
+    r.peers.back().id = "idle";
+    r.peers.back().fields = {{"spool_pending", "0"}, {"spool_oldest", "0"}};
+    const auto doc = nlohmann::json::parse(format_status_json(r));
+    EXPECT_EQ(doc["schema"], status_json_schema);
+    EXPECT_EQ(doc["schema"], 1);
+    const auto& peers = doc["peers"];
+    ASSERT_EQ(peers.size(), 3U);
+    // What the metric says too: an age at the report's time, not a time.
+    EXPECT_EQ(peers[0]["spool_oldest_age_seconds"], 600);
+    EXPECT_FALSE(peers[0].contains("spool_oldest"));
+    EXPECT_TRUE(peers[2]["spool_oldest_age_seconds"].is_null()); // nothing waits
+    EXPECT_FALSE(peers[1].contains("spool_oldest_age_seconds")); // no answer, no facts
+    EXPECT_TRUE(peers[1]["pid"].is_null());
+    EXPECT_EQ(peers[0]["requests"], 12);
+    EXPECT_EQ(peers[0]["spool_pending"], 2);
+}
+
+TEST(StatusTxt, IsTheOriginalsFormatByteForByte) {
+    ::setenv("TZ", "UTC", 1);
+    ::tzset();
+    StatusReport r;
+    r.time = 1700000000;
+    r.parent_pid = 100;
+    r.parent_status = "Tue Nov 14 22:13:20 2023: Idle";
+    r.parent_last_log = "Tue Nov 14 22:13:19 2023: Done\tstarting";
+    PeerStatus up;
+    up.id = "msul2";
+    up.pid = 42;
+    up.answered = true;
+    up.fields = {{"status", "Tue Nov 14 22:13:20 2023: Connected"},
+                 {"last_log", "Tue Nov 14 22:13:18 2023: Secure connection initialized"}};
+    PeerStatus silent;
+    silent.id = "h3";
+    silent.pid = 43;
+    PeerStatus none;
+    none.id = "h4";
+    r.peers = {up, silent, none};
+    r.reload.undeliverable["gone"] = {"1.a.gone", "2.b.gone"};
+    EXPECT_EQ(format_status_txt(r),
+              "LONC status Tue Nov 14 22:13:20 2023 - parent 100\n"
+              "\n"
+              "100\tPARENT\tTue Nov 14 22:13:20 2023: Idle\tTue Nov 14 22:13:19 2023: Done "
+              "starting\n"
+              "42\tmsul2\tTue Nov 14 22:13:20 2023: Connected\tTue Nov 14 22:13:18 2023: Secure "
+              "connection initialized\n"
+              "43\th3\tTue Nov 14 22:13:20 2023: no answer to status request\t\n"
+              "-\tgone\tTue Nov 14 22:13:20 2023: removed from hosts.tab; 2 delayed messages can "
+              "no longer be delivered\t1.a.gone 2.b.gone\n");
 }
 
 } // namespace
