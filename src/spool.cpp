@@ -141,6 +141,10 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
         }
         data.append(chunk, static_cast<std::size_t>(n));
     }
+    // lonnet rewrites with a truncating open: one between the fstat and the
+    // read would pair the new bytes with the old stamp.
+    struct stat after {};
+    f.changed = ::fstat(fd, &after) != 0 || !(stamp_of(after) == f.stamp);
     ::close(fd);
     f.result = parse_spool_bytes(data, eof, max_line, f.line);
     return f;
