@@ -104,6 +104,9 @@ AccessConf parse_access_conf(std::string_view text, std::string file) {
 }
 
 bool spool_suffix(std::string_view id) noexcept {
+    if (id == "bad" || id == "sent") {
+        return true; // 1700000000.abc.sent would be a marker, not host sent's message
+    }
     for (const std::string_view suffix : {".bad", ".sent"}) {
         if (id.size() >= suffix.size() && id.substr(id.size() - suffix.size()) == suffix) {
             return true;
@@ -227,9 +230,10 @@ HostTable parse_hosts_tab(std::string_view text, std::string file) {
         peer.ip = std::string(fields[4]);
         peer.line = number;
         if (spool_suffix(peer.id)) {
-            bad("host id '" + peer.id +
-                "' ends in .bad or .sent, which lonc gives its own files in delayed/ (messages "
-                "set aside or being recorded as delivered)");
+            const bool whole = peer.id == "bad" || peer.id == "sent";
+            bad("host id '" + peer.id + (whole ? "' is bad or sent" : "' ends in .bad or .sent") +
+                ", which lonc gives its own files in delayed/ (messages set aside or being "
+                "recorded as delivered)");
             return;
         }
         if (!valid_host_id(peer.id)) {

@@ -212,8 +212,12 @@ void PeerWorker::link_reply(Link& link, Request& req, std::string_view reply) {
 }
 
 void PeerWorker::link_lost(Link& link, Request& req, Lost why) {
-    if (req.kind == Request::Kind::spool && why == Lost::fault) {
-        spooler_.died(link.last_error()); // the message may be what kills lond
+    if (req.kind == Request::Kind::spool && (why == Lost::fault || why == Lost::timeout)) {
+        if (why == Lost::fault) {
+            spooler_.died(link.last_error()); // the message may be what kills lond
+        } else {
+            spooler_.timed_out(); // lond hangs on it, or is slow: it waits
+        }
         maybe_finish_drain();
         return;
     }
@@ -683,7 +687,9 @@ void PeerWorker::on_request_timer() {
     for (auto& l : links_) {
         if (const auto* r = l->oldest(); r != nullptr && r->deadline <= now) {
             ++stats_.timeouts;
-            lg().error("Timeout: {}", log::redact(r->line));
+            if (r->kind != Request::Kind::spool) { // the spooler says it once per message
+                lg().error("Timeout: {}", log::redact(r->line));
+            }
             // The reply may still come: only a new connection guarantees
             // it never reaches the next request.
             l->time_out("request timed out after " + std::to_string(opts_.request_timeout) + " s");

@@ -123,7 +123,8 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
     std::string data;
     char chunk[8192];
     bool eof = false;
-    while (data.size() <= max_line && data.find('\n') == std::string::npos) {
+    // To the end (within the limit): the bytes must add up to the stamp's size.
+    while (data.size() <= max_line) {
         const auto want = std::min(sizeof chunk, max_line + 1 - data.size());
         const auto n = ::read(fd, chunk, want);
         if (n < 0 && errno == EINTR) {
@@ -141,6 +142,13 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
         }
         data.append(chunk, static_cast<std::size_t>(n));
     }
+    // lonnet rewrites with a truncating open: one between the fstat and the
+    // read would pair the new bytes with the old stamp. File times are
+    // coarse (two rewrites in one tick look alike), so the sizes must agree too.
+    struct stat after {};
+    const auto size = static_cast<std::size_t>(st.st_size);
+    f.changed = ::fstat(fd, &after) != 0 || !(stamp_of(after) == f.stamp) || data.size() > size ||
+                (eof && data.size() != size);
     ::close(fd);
     f.result = parse_spool_bytes(data, eof, max_line, f.line);
     return f;

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <iterator>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,11 @@ constexpr std::string_view sent_suffix = ".sent";
 constexpr off_t perm_log_window = off_t{8} * 1024 * 1024;
 // Waits shorter than this are no wait (the loop's timers round up to 1 ms).
 constexpr double no_wait = 0.001;
+// A file that changed while it was read is read again no sooner than this.
+constexpr double changing_wait = 1.0;
+// A message lond did not answer in time waits this many request timeouts
+// at most before it goes out again.
+constexpr double max_timeout_backoff = 10.0;
 
 // Failures that say nothing about the file: this process is out of
 // descriptors or memory for a moment. Such a file is never set aside.
@@ -49,6 +55,43 @@ std::string name_text(std::string_view name) {
     return log::printable(name);
 }
 
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+// Perl's scalar localtime, as lonnet and lonc end a perm-log line with:
+// "Thu Jan  1 00:00:00 1970" (the day padded with a space).
+bool is_perl_localtime(std::string_view t) {
+    constexpr std::string_view shape = "Aaa Aaa _9 99:99:99 9999";
+    if (t.size() != shape.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        const char c = t[i];
+        bool ok = false;
+        switch (shape[i]) {
+        case 'A':
+            ok = c >= 'A' && c <= 'Z';
+            break;
+        case 'a':
+            ok = c >= 'a' && c <= 'z';
+            break;
+        case '_':
+            ok = c == ' ' || is_digit(c);
+            break;
+        case '9':
+            ok = is_digit(c);
+            break;
+        default:
+            ok = c == shape[i];
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
 // True when lonnet.perm.log has an S line for host:cmd written at or after
 // `since` (epoch seconds): the record of a delivery a crash interrupted.
 bool perm_log_has(const std::filesystem::path& file, const std::string& host,
@@ -68,8 +111,19 @@ bool perm_log_has(const std::filesystem::path& file, const std::string& host,
     ::close(fd);
     const std::string needle = ":S:" + host + ":" + cmd + ":";
     for (auto pos = data.find(needle); pos != std::string::npos; pos = data.find(needle, pos + 1)) {
+        // Only "<epoch>:S:host:cmd:<localtime>" is this record: not the
+        // record of a longer command that starts with cmd (put:a:b:c for
+        // put:a:b), nor a line that merely holds the needle.
         const auto bol = data.rfind('\n', pos);
         const auto start = bol == std::string::npos ? 0 : bol + 1;
+        const auto epoch = std::string_view(data).substr(start, pos - start);
+        const auto tail_from = pos + needle.size();
+        const auto eol = data.find('\n', tail_from);
+        if (epoch.empty() || !std::all_of(epoch.begin(), epoch.end(), is_digit) ||
+            eol == std::string::npos ||
+            !is_perl_localtime(std::string_view(data).substr(tail_from, eol - tail_from))) {
+            continue;
+        }
         const auto when = std::strtoll(data.c_str() + start, nullptr, 10);
         if (when >= since - 1) {
             return true;
@@ -195,7 +249,9 @@ void Spooler::scan() {
         if (name.size() > sent_suffix.size() &&
             name.substr(name.size() - sent_suffix.size()) == sent_suffix) {
             const auto base = name.substr(0, name.size() - sent_suffix.size());
-            if (const auto p = parse_spool_name(base); p && p->host == host_) {
+            // A marker of a delivery this process still settles is its own.
+            if (const auto p = parse_spool_name(base);
+                p && p->host == host_ && answered_.count(std::string(base)) == 0) {
                 markers.emplace_back(name);
             }
             continue;
@@ -229,6 +285,11 @@ void Spooler::next() {
             continue;
         }
         auto file = read_spool_file(path(entry.name), opts_.spool_max_line);
+        if (file.result == SpoolRead::ok && file.changed) {
+            // Rewritten as it was read: the line may not be the stamp's.
+            later(entry, std::max(changing_wait, wait_for(entry.name, nullptr)));
+            continue;
+        }
         if (file.result == SpoolRead::ok) {
             if (const double wait = wait_for(entry.name, &file.stamp); wait > no_wait) {
                 later(entry, wait); // changed as it was opened
@@ -310,6 +371,14 @@ void Spooler::later(const SpoolEntry& entry, double wait) {
     }
 }
 
+// Runs next() at the loop's next turn: never from inside a link's teardown,
+// which has yet to tell the worker that the link is down.
+void Spooler::kick() {
+    if (active_ && (!later_timer_.armed() || later_timer_.deadline() > loop_.now())) {
+        later_timer_.arm_at(loop_.now());
+    }
+}
+
 void Spooler::on_later() {
     const auto now = loop_.now();
     auto next_due = EventLoop::TimePoint::max();
@@ -329,8 +398,8 @@ void Spooler::on_later() {
 }
 
 bool Spooler::held(const std::string& name) const {
-    return std::any_of(answered_.begin(), answered_.end(),
-                       [&](const Answered& a) { return !a.file_done && a.name == name; });
+    const auto [from, to] = answered_.equal_range(name);
+    return std::any_of(from, to, [](const auto& kv) { return !kv.second.file_done; });
 }
 
 bool Spooler::set_aside(const std::string& name, const std::string& why, bool critical) {
@@ -360,11 +429,12 @@ bool Spooler::set_aside(const std::string& name, const std::string& why, bool cr
 void Spooler::done(std::optional<std::string_view> reply) {
     const auto name = std::exchange(inflight_, std::string());
     if (!reply) {
-        // con_lost or timeout: the file stays and goes out again first.
-        if (const auto p = parse_spool_name(name); p && active_) {
-            files_.insert(SpoolEntry{name, p->epoch});
+        // con_lost: the file stays and goes out again first, once the loop
+        // has seen the link down (this may run inside its teardown).
+        if (const auto p = parse_spool_name(name)) {
+            later(SpoolEntry{name, p->epoch}, 0);
         }
-        next();
+        kick();
         return;
     }
     if (reply->empty()) {
@@ -372,7 +442,7 @@ void Spooler::done(std::optional<std::string_view> reply) {
         if (warned_.insert(name).second) {
             lg().warn("Delayed message {} got an empty answer; it stays", name_text(name));
         }
-        next();
+        kick();
         return;
     }
     ++stats_.delivered;
@@ -390,7 +460,7 @@ void Spooler::done(std::optional<std::string_view> reply) {
     }
     Answered a{name, req_.line, inflight_stamp_};
     if (!settle(a)) {
-        answered_.push_back(std::move(a));
+        answered_.emplace(name, std::move(a));
         if (!rescan_.armed()) {
             rescan_.arm_in(seconds(opts_.spool_rescan));
         }
@@ -421,15 +491,38 @@ void Spooler::died(std::string_view why) {
             later(SpoolEntry{name, p->epoch}, wait);
         }
     }
-    next();
+    kick();
+}
+
+void Spooler::timed_out() {
+    const auto name = std::exchange(inflight_, std::string());
+    auto& s = strikes_[name];
+    ++s.timeouts;
+    const double factor =
+        std::min(max_timeout_backoff, std::pow(2.0, static_cast<double>(s.timeouts - 1)));
+    const double wait = std::max(opts_.retry_min, factor * opts_.request_timeout);
+    s.not_before = loop_.now() + seconds(wait);
+    if (s.timeouts == 1) {
+        lg().warn("lond on {} did not answer delayed message {} within {} s: it waits {:.0f} s, "
+                  "longer after each timeout, and is not set aside for it",
+                  host_, name_text(name), opts_.request_timeout, wait);
+    }
+    if (const auto p = parse_spool_name(name)) {
+        later(SpoolEntry{name, p->epoch}, wait);
+    }
+    kick();
 }
 
 void Spooler::settle_all() {
-    std::erase_if(answered_, [this](Answered& a) { return settle(a); });
+    for (auto it = answered_.begin(); it != answered_.end();) {
+        it = settle(it->second) ? answered_.erase(it) : std::next(it);
+    }
 }
 
 // The bookkeeping of a delivered message, as far as it goes now; false:
 // more is to be done later (the record stays in answered_).
+// The marker carries the record for the next process only: while a stays
+// here, scan() leaves <name>.sent alone, so the S line is written once.
 bool Spooler::settle(Answered& a) {
     if (!a.file_done) {
         const auto c = claim(a);
@@ -437,22 +530,45 @@ bool Spooler::settle(Answered& a) {
             return false;
         }
         a.file_done = true;
-        if (c == Claim::marked) {
-            // From here the marker carries it: a step that fails now is
-            // finished by finish_record() at the next scan.
-            const auto marker = path(a.name).string() + std::string(sent_suffix);
-            if (record(a.line)) {
-                if (::unlink(marker.c_str()) != 0 && errno != ENOENT) {
-                    trouble("unlink", "Cannot remove " + name_text(a.name) + ".sent: " +
-                                          std::strerror(errno) + "; retried at the next scan");
-                } else {
-                    untrouble("unlink");
-                }
-            }
-            return true;
-        }
+        a.marked = c == Claim::marked;
     }
-    return record(a.line);
+    if (!a.recorded) {
+        if (!record(a.line)) {
+            if (!a.marked) {
+                a.marked = leave_marker(a); // for the next process, should this one exit
+            }
+            return false;
+        }
+        a.recorded = true;
+    }
+    if (a.marked) {
+        const auto marker = path(a.name).string() + std::string(sent_suffix);
+        if (::unlink(marker.c_str()) != 0 && errno != ENOENT) {
+            trouble("unlink", "Cannot remove " + name_text(a.name) +
+                                  ".sent: " + std::strerror(errno) + "; retried at the next scan");
+            return false;
+        }
+        untrouble("unlink");
+    }
+    return true;
+}
+
+// A delivery whose file was gone or rewritten has no marker: if its S line
+// must wait, <name>.sent holding the line sent lets the next process write
+// it, should this one exit first. Never over another delivery's marker.
+bool Spooler::leave_marker(const Answered& a) {
+    const auto marker = path(a.name).string() + std::string(sent_suffix);
+    const UniqueFd fd(
+        ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) {
+        return false;
+    }
+    const std::string text = a.line + "\n";
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        ::unlink(marker.c_str());
+        return false;
+    }
+    return true;
 }
 
 // Moves a delivered file out of the way (to <name>.sent), unless it no
@@ -478,7 +594,16 @@ Spooler::Claim Spooler::claim(const Answered& a) {
         }
         return Claim::left;
     }
-    if (::rename(file.c_str(), marker.c_str()) != 0) {
+    // Never over an earlier delivery's marker (its record is not written
+    // yet): this one waits, not sent again, until that one is settled.
+    int renamed = ::renameat2(AT_FDCWD, file.c_str(), AT_FDCWD, marker.c_str(), RENAME_NOREPLACE);
+    if (renamed != 0 && errno == EINVAL) {
+        renamed = ::rename(file.c_str(), marker.c_str()); // no RENAME_NOREPLACE here
+    }
+    if (renamed != 0 && errno == EEXIST) {
+        return Claim::failed;
+    }
+    if (renamed != 0) {
         trouble("rename",
                 "Delayed message " + name_text(a.name) +
                     " was delivered, but renaming it to .sent failed: " + std::strerror(errno) +

@@ -864,10 +864,18 @@ void Supervisor::warn_undeliverable(const std::vector<std::string>& removed) {
         return;
     }
     const std::set<std::string> hosts(removed.begin(), removed.end());
+    constexpr std::size_t listed = 10; // one short line, whatever delayed/ holds
     for (const auto& [host, names] : spool_files_of(settings().spool_dir(), hosts)) {
+        std::string list;
+        for (std::size_t i = 0; i < names.size() && i < listed; ++i) {
+            list += (i == 0 ? "" : " ") + log::printable(names[i]);
+        }
+        if (names.size() > listed) {
+            list += " and " + std::to_string(names.size() - listed) + " more";
+        }
         lg().warn("{} was removed from hosts.tab; {} delayed message{} for it can no longer be "
                   "delivered: {}",
-                  host, names.size(), names.size() == 1 ? "" : "s", joined(names, " "));
+                  host, names.size(), names.size() == 1 ? "" : "s", list);
         removed_hosts_.insert(host);
     }
 }

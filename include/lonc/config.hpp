@@ -76,9 +76,10 @@ struct Settings {
                                                     std::vector<Problem>& problems);
 
 // A host id is used as a file name: [A-Za-z0-9._-]+ not starting with "."
-// (so never "." or "..", nor one of lonc's own hidden files), and not
-// ending in .bad or .sent (spool_suffix: the names of lonc's own files in
-// delayed/, <name>.bad and <name>.sent, would read as another host's).
+// (so never "." or "..", nor one of lonc's own hidden files), neither
+// ending in .bad or .sent nor being "bad" or "sent" (spool_suffix: the names
+// of lonc's own files in delayed/, <name>.bad and <name>.sent, would read as
+// another host's, and host "sent"'s 1700000000.abc.sent as a marker).
 [[nodiscard]] bool valid_host_id(std::string_view id) noexcept;
 [[nodiscard]] bool spool_suffix(std::string_view id) noexcept;
 

@@ -75,6 +75,9 @@ struct SpoolFile {
     std::time_t mtime = 0; // last change, to tell a half-written file from a bad one
     SpoolStamp stamp;      // of the file as opened (result ok)
     int error = 0;         // errno for unreadable
+    // The file changed while it was read (its stamp after the read is not
+    // the one before): line may belong to neither version. Look again later.
+    bool changed = false;
 };
 
 // Classifies the bytes read from the start of a spool file (at most
@@ -83,7 +86,8 @@ struct SpoolFile {
 [[nodiscard]] SpoolRead parse_spool_bytes(std::string_view data, bool eof, std::size_t max_line,
                                           std::string& line);
 
-// Reads the first line of a spool file, never more than max_line + 1 bytes.
+// Reads the first line of a spool file, never more than max_line + 1 bytes;
+// stamp is taken before the read and checked after it (changed).
 [[nodiscard]] SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_line);
 
 } // namespace lonc

@@ -22,7 +22,16 @@
 //
 // A message on the wire when the link dies (not a timeout) counts against
 // it: it waits with its own backoff while the rest flows, and after
-// --spool-max-attempts deaths it is set aside as <name>.bad.
+// --spool-max-attempts deaths it is set aside as <name>.bad. A message lond
+// does not answer within --request-timeout is not blamed (lond may just be
+// slow) but waits too: T, 2T, 4T ... up to 10T (T the request timeout), so
+// a message lond hangs on holds up the live requests behind it for a
+// shrinking share of the time.
+//
+// A delivery whose file was gone or rewritten (no marker) and whose S line
+// cannot be written yet leaves a <name>.sent marker holding the line sent,
+// so a process that exits before the perm log takes it still gets it
+// recorded by the next one.
 //
 // Only the process holding the host's lock file delivers
 // (lonSockDir/.lonc-spool/<host>.lock).
@@ -69,10 +78,15 @@ public:
     // A file appeared in delayed/ ("*": look at everything again).
     void hint(std::string_view name);
     // The message on the wire was answered (reply), or not (nullopt:
-    // con_lost, timeout, link closed on purpose).
+    // con_lost, never sent in time, link closed on purpose). Safe from
+    // inside a link's teardown: nothing is sent before the loop's next turn.
     void done(std::optional<std::string_view> reply);
     // The link died while lond was on the message (why: the link's error).
+    // Safe from inside a teardown, like done().
     void died(std::string_view why);
+    // lond did not answer the message within --request-timeout (the link
+    // is torn down): it waits, not blamed. Safe from inside a teardown.
+    void timed_out();
 
     [[nodiscard]] std::size_t pending() const noexcept {
         return files_.size() + later_.size() + (inflight_.empty() ? 0 : 1);
@@ -88,6 +102,8 @@ private:
         std::string line;
         SpoolStamp stamp;       // the version that was sent
         bool file_done = false; // renamed away, or found gone or rewritten
+        bool marked = false;    // <name>.sent is ours: removed once recorded
+        bool recorded = false;  // the S line is written
     };
     enum class Claim { marked, left, failed };
 
@@ -96,11 +112,13 @@ private:
     void next();
     [[nodiscard]] double wait_for(const std::string& name, const SpoolStamp* opened);
     void later(const SpoolEntry& entry, double wait);
+    void kick();
     void on_later();
     [[nodiscard]] bool held(const std::string& name) const;
     void settle_all();
     [[nodiscard]] bool settle(Answered& a);
     [[nodiscard]] Claim claim(const Answered& a);
+    [[nodiscard]] bool leave_marker(const Answered& a);
     [[nodiscard]] bool holds(const std::filesystem::path& file, const std::string& line) const;
     [[nodiscard]] bool record(const std::string& line);
     void finish_record(const std::string& marker);
@@ -129,10 +147,12 @@ private:
     std::map<std::string, std::pair<SpoolStamp, EventLoop::TimePoint>> seen_;
     struct Strikes {
         unsigned deaths = 0;
+        unsigned timeouts = 0; // not counted as deaths
         EventLoop::TimePoint not_before{};
     };
-    std::map<std::string, Strikes> strikes_; // messages the link died on
-    std::vector<Answered> answered_;
+    std::map<std::string, Strikes> strikes_; // messages the link died or timed out on
+    // By file name (two versions of one name may both be here).
+    std::multimap<std::string, Answered> answered_;
     std::set<std::string> troubles_; // failing steps already logged
     std::set<std::string> warned_;   // names already warned about
     Request req_;

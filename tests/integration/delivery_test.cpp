@@ -311,6 +311,24 @@ void expect_whole_perm_lines(const Cluster& c, const std::set<std::string>& host
     }
 }
 
+// A recorded S line for put:a:b:c is no record of put:a:b: the marker's
+// own command must be the whole record, up to its localtime.
+TEST(Spool, RecordOfALongerCommandDoesNotStandForAShorterOne) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.spool_file("22.put.h1.sent", "put:a:b\n");
+    {
+        std::ofstream perm(c.perm_log(), std::ios::app);
+        perm << std::time(nullptr) << ":S:h1:put:a:b:c:Thu Jan  1 00:00:00 1970\n";
+    }
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until([&] { return spool_names(c).empty(); }, 5s));
+    const auto perm = slurp(c.perm_log());
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:put:a:b:c:"), 1U) << perm;
+    EXPECT_EQ(count_lines_with(perm, ":S:h1:put:a:b:"), 2U) << perm;
+    EXPECT_EQ(times_received(c, 1, "put:a:b"), 0) << "a marker's message was sent again";
+}
+
 // lonnet's own bookkeeping stays true: every file it spooled reads back
 // (D, never F), and each D line is matched by exactly one S line.
 // The Cluster's tests run with --spool-min-age 0; these play lonnet.
@@ -486,6 +504,42 @@ TEST(Lonnet, ResetsAndMalformedRepliesCountAgainstAMessageTimeoutsDoNot) {
     EXPECT_FALSE(std::filesystem::exists(c.spool() / "102.slow.h1.bad"));
 }
 
+// A delayed message lond hangs on (never answers) is not blamed for it:
+// it is never set aside. But it is not sent again straight after the
+// reconnect its timeout forced either: it waits 1, 2, 4, ... request
+// timeouts, so the live requests behind it are held up less and less.
+TEST(Lonnet, MessageLondHangsOnWaitsLongerAfterEachTimeoutAndIsNeverSetAside) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto hang = "sleep:600000:" + unique_token("hang");
+    c.spool_file("100.hang.h1", hang + "\n");
+    c.start_lonc({"--request-timeout", "1", "--retry-min", "0.2", "--retry-max", "1"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, hang) > 0; }, 10s));
+    const auto t0 = Clock::now();
+    int ok = 0;
+    while (since(t0) < 12) { // live traffic as lonnet sends it: one retry on con_lost
+        const auto token = "live" + std::to_string(ok);
+        auto r = c.request(1, "echo:" + token, 5s);
+        if (r != token) {
+            r = c.request(1, "echo:" + token, 5s);
+        }
+        ok += r == token ? 1 : 0;
+        std::this_thread::sleep_for(50ms);
+    }
+    // Sent again at once after each reconnect, it would go out about once
+    // a second; waiting 1, 2, 4, 8 s, at most 4 or 5 times in these 12 s.
+    const auto sends = times_received(c, 1, hang);
+    std::printf("hung message sent %ld times in 12 s; %d live requests answered\n", sends, ok);
+    EXPECT_GE(sends, 2) << "never sent again";
+    EXPECT_LE(sends, 6);
+    EXPECT_GT(ok, 0);
+    EXPECT_TRUE(std::filesystem::exists(c.spool() / "100.hang.h1"));
+    EXPECT_FALSE(std::filesystem::exists(c.spool() / "100.hang.h1.bad"));
+    const auto log = c.log();
+    EXPECT_EQ(lines_with(log, "did not answer delayed message", "100.hang.h1"), 1U) << log;
+    EXPECT_EQ(lines_with(log, "Timeout:", hang), 0U) << "one line per timeout: " << log;
+}
+
 // lond answered; then delayed/ turns read-only, so the file can be neither
 // renamed nor removed. It is not sent again (rescans, a new link), one
 // CRITICAL line says so, and once delayed/ is writable the S line follows.
@@ -556,6 +610,71 @@ TEST(Lonnet, FullLogDiskDelaysTheSLineButNeverResendsOrBreaksTheLog) {
     expect_whole_perm_lines(c, {"h0", "h1", "hz"});
     EXPECT_EQ(lines_with(slurp(stderr_file), "CRITICAL", "lonnet.perm.log"), 1U)
         << slurp(stderr_file);
+}
+
+// The S line of a delivery whose record had to wait is written while the
+// link is down, as soon as the disk has room, and the <name>.sent marker
+// goes with it: after the log is rotated, the next link's scan does not
+// take the marker for an unrecorded delivery and write a second S line.
+TEST(Lonnet, SLineWrittenWhileTheLinkIsDownIsNotWrittenAgainAfterTheLogIsRotated) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto logs = c.dir() / "logs";
+    SmallTmpfs fs(logs, "64k");
+    c.start_lonc({"--spool-rescan", "0.3"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    fill_up(logs);
+    const auto cmd = "echo:" + unique_token("rot");
+    c.spool_file("500.rot.h1", cmd + "\n");
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, cmd) > 0; }, 10s));
+    ASSERT_TRUE(
+        wait_until([&] { return std::filesystem::exists(c.spool() / "500.rot.h1.sent"); }, 10s));
+    c.kill_sim(1);
+    ASSERT_TRUE(c.wait_no_socket(1));
+    std::filesystem::remove(logs / "filler");
+    ASSERT_TRUE(wait_until(
+        [&] { return count_lines_with(slurp(c.perm_log()), ":S:h1:" + cmd + ":") == 1; }, 10s))
+        << "no S line while the link is down";
+    std::filesystem::rename(c.perm_log(), logs / "lonnet.perm.log.1"); // logrotate
+    c.start_sim(1);
+    ASSERT_TRUE(c.wait_socket(1));
+    EXPECT_EQ(c.request(1, "echo:after-the-new-link"), "after-the-new-link");
+    ASSERT_TRUE(wait_delivered(c, "500.rot.h1", 10s));
+    std::this_thread::sleep_for(1000ms); // three rescans
+    const auto records = count_lines_with(slurp(logs / "lonnet.perm.log.1"), ":S:h1:" + cmd + ":") +
+                         count_lines_with(slurp(c.perm_log()), ":S:h1:" + cmd + ":");
+    EXPECT_EQ(records, 1U);
+    EXPECT_EQ(times_received(c, 1, cmd), 1);
+}
+
+// lond answered a message whose file someone removed meanwhile (nothing to
+// rename to a marker), and its S line cannot be written (a full disk). A
+// lonc stopped before the disk has room leaves a <name>.sent marker, and
+// the next one writes the S line from it.
+TEST(Lonnet, SLineOfADeliveryWhoseFileWasRemovedSurvivesAStop) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto logs = c.dir() / "logs";
+    SmallTmpfs fs(logs, "64k");
+    c.start_lonc({"--spool-rescan", "0.3"});
+    ASSERT_TRUE(c.wait_all_sockets());
+    const auto cmd = "sleep:2000:" + unique_token("gone");
+    c.spool_file("600.gone.h1", cmd + "\n");
+    ASSERT_TRUE(wait_until([&] { return times_received(c, 1, cmd) > 0; }, 10s));
+    fill_up(logs);                                      // before lond's answer...
+    std::filesystem::remove(c.spool() / "600.gone.h1"); // ...and the file gone
+    const auto stderr_file = c.dir() / "lonc.stderr";
+    ASSERT_TRUE(wait_until(
+        [&] { return slurp(stderr_file).find("lonnet.perm.log") != std::string::npos; }, 10s))
+        << "the S line did not fail";
+    ASSERT_TRUE(c.stop_lonc().has_value());
+    EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:h1:" + cmd + ":"), 0U);
+    std::filesystem::remove(logs / "filler");
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(wait_until(
+        [&] { return count_lines_with(slurp(c.perm_log()), ":S:h1:" + cmd + ":") == 1; }, 10s))
+        << slurp(c.perm_log());
+    EXPECT_TRUE(wait_delivered(c, "600.gone.h1", 5s));
+    EXPECT_EQ(times_received(c, 1, cmd), 1);
 }
 
 // lonnet's reconlonc sends USR1 on every critical con_lost: a storm of

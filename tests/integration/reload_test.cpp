@@ -250,6 +250,37 @@ TEST(Reload, PeerAddedAndRemovedOthersUntouched) {
     EXPECT_TRUE(std::filesystem::exists(c.spool() / (now + ".sleep60000a.h2"))); // never lost
 }
 
+// The warning about a removed peer's delayed messages is one short line
+// whatever delayed/ holds: ten names at most, each printable.
+TEST(Reload, RemovedPeersMessagesAreListedTenAtMostAndPrintable) {
+    Cluster c({.hosts = 3, .start_lonc = false});
+    const auto tab = [&](std::vector<int> hosts) {
+        std::string t;
+        for (const int h : hosts) {
+            t += hosts_line(c, c.id(h), c.ip(h));
+        }
+        c.dir().write("hosts.tab", t);
+    };
+    tab({0, 1, 2});
+    c.kill_sim(2); // its messages stay in delayed/
+    c.spool_file("100.ctl\x1bname.h2", "echo:x\n");
+    for (int i = 0; i < 12; ++i) {
+        c.spool_file("2" + std::to_string(10 + i) + ".m.h2", "echo:y\n");
+    }
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_socket(0) && c.wait_socket(1));
+    tab({0, 1});
+    ::kill(c.lonc_pid(), SIGHUP);
+    ASSERT_TRUE(c.wait_log("h2 was removed from hosts.tab; 13 delayed messages", 10s)) << c.log();
+    const auto log = c.log();
+    EXPECT_EQ(log.find('\x1b'), std::string::npos) << "a raw control character in lonc.log";
+    const auto at = log.find("h2 was removed from hosts.tab");
+    const auto line = log.substr(at, log.find('\n', at) - at);
+    EXPECT_NE(line.find(R"(100.ctl\x1bname.h2)"), std::string::npos) << line;
+    EXPECT_NE(line.find(" and 3 more"), std::string::npos) << line;
+    EXPECT_LT(line.size(), 400U) << line;
+}
+
 TEST(Reload, AddressChangeReconnectsOnlyThatPeer) {
     Cluster c({.hosts = 4, .start_lonc = false});
     // h2's new home: a lond-sim answering as h2 on h3's address.

@@ -91,12 +91,13 @@ TEST(AccessConf, BadPortAndHostId) {
 }
 
 TEST(HostId, Validation) {
-    for (const char* ok : {"msul1", "lon_capa.edu", "a-b", "A.9", "a...", "bad", "sent", "h1.bad2",
-                           "bad.h1", "h1_bad", "x.sentry"}) {
+    for (const char* ok : {"msul1", "lon_capa.edu", "a-b", "A.9", "a...", "h1.bad2", "bad.h1",
+                           "sent1", "xsent", "h1_bad", "x.sentry"}) {
         EXPECT_TRUE(valid_host_id(ok)) << ok;
     }
-    for (const char* bad : {"", ".", "..", "...", ".lonc-control", ".h1", "a/b", "a b", "x\n",
-                            "../etc", "\xc3\xa9", "a:b", "h1.bad", "h1.sent", "a.b.bad"}) {
+    for (const char* bad :
+         {"", ".", "..", "...", ".lonc-control", ".h1", "a/b", "a b", "x\n", "../etc", "\xc3\xa9",
+          "a:b", "h1.bad", "h1.sent", "a.b.bad", "bad", "sent"}) {
         EXPECT_FALSE(valid_host_id(bad)) << bad;
     }
 }
@@ -141,16 +142,25 @@ TEST(HostsTab, HostIdsEndingLikeTheSpoolsOwnFilesAreRefusedWithFileAndLine) {
     // it would belong to a host "h1.bad".
     const auto tab = parse_hosts_tab("h1:d:library:a:127.0.0.1\n"
                                      "h1.bad:d:library:b:127.0.0.2\n"
-                                     "h1.sent:d:library:c:127.0.0.3\n",
+                                     "h1.sent:d:library:c:127.0.0.3\n"
+                                     "sent:d:library:d:127.0.0.4\n"
+                                     "bad:d:library:e:127.0.0.5\n",
                                      "/etc/hosts.tab");
     ASSERT_EQ(tab.peers.size(), 1U);
-    ASSERT_EQ(tab.problems.size(), 2U);
+    ASSERT_EQ(tab.problems.size(), 4U);
     EXPECT_NE(tab.problems[0].to_string().find("/etc/hosts.tab:2: host id 'h1.bad' ends in .bad"),
               std::string::npos)
         << tab.problems[0].to_string();
     EXPECT_NE(tab.problems[1].to_string().find("/etc/hosts.tab:3: host id 'h1.sent' ends in"),
               std::string::npos)
         << tab.problems[1].to_string();
+    // Host "sent"'s message 1700000000.abc.sent would read as a marker.
+    EXPECT_NE(tab.problems[2].to_string().find("/etc/hosts.tab:4: host id 'sent' is bad or sent"),
+              std::string::npos)
+        << tab.problems[2].to_string();
+    EXPECT_NE(tab.problems[3].to_string().find("/etc/hosts.tab:5: host id 'bad' is bad or sent"),
+              std::string::npos)
+        << tab.problems[3].to_string();
 }
 
 class TempDir {

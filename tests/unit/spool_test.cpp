@@ -2,6 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fcntl.h>
+#include <thread>
+#include <unistd.h>
+
 #include "temp_dir.hpp"
 
 namespace lonc {
@@ -99,6 +106,53 @@ TEST(SpoolStamp, ARewriteChangesItARenameOnlyItsCtime) {
     d.write("1.a.h1.sent", "put:yy\n");
     const auto rewritten = read_spool_file(d / "1.a.h1.sent", 100).stamp;
     EXPECT_FALSE(rewritten == before);
+}
+
+// lonnet rewrites a name with a truncating open. A rewrite between the
+// stamp and the read must not pair the new bytes with the old stamp (the
+// spooler would then take the old version's stamp as proof of what it sent):
+// every line read is either flagged changed or of the stamp's size.
+TEST(SpoolFile, ARewriteDuringTheReadIsFlaggedNotPairedWithTheOldStamp) {
+    test::TempDir d("lonc-spool-test");
+    const auto file = d / "1.a.h1";
+    const std::string versions[2] = {"put:v1\n", "put:a-longer-second-version\n"};
+    d.write("1.a.h1", versions[0]);
+    std::atomic<bool> stop{false};
+    std::thread lonnet([&] {
+        for (unsigned i = 1; !stop; ++i) {
+            const int fd = ::open(file.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+            if (fd >= 0) {
+                const auto& v = versions[i % 2];
+                (void)!::write(fd, v.data(), v.size());
+                ::close(fd);
+            }
+        }
+    });
+    long ok = 0;
+    long flagged = 0;
+    long mismatched = 0; // what the read would have been without the check
+    const auto t0 = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2)) {
+        const auto f = read_spool_file(file, 100);
+        if (f.result != SpoolRead::ok) {
+            continue;
+        }
+        ++ok;
+        const bool pairs = static_cast<off_t>(f.line.size() + 1) == f.stamp.size;
+        mismatched += pairs ? 0 : 1;
+        if (f.changed) {
+            ++flagged;
+            continue;
+        }
+        EXPECT_TRUE(pairs) << "line '" << f.line << "' read under a stamp of " << f.stamp.size
+                           << " bytes";
+    }
+    stop = true;
+    lonnet.join();
+    std::printf("%ld lines read, %ld flagged as changed, %ld of them with another version's "
+                "stamp\n",
+                ok, flagged, mismatched);
+    EXPECT_GT(ok, 0);
 }
 
 } // namespace
