@@ -116,7 +116,7 @@ bool refused(int error) {
 }
 
 void print(const Context& ctx, const json& doc) {
-    std::fprintf(ctx.out, "%s\n", doc.dump(2).c_str());
+    (void)std::fprintf(ctx.out, "%s\n", doc.dump(2).c_str());
 }
 
 const Settings& settings(const Context& ctx) {
@@ -155,7 +155,7 @@ pid_t running_pid(const Context& ctx) {
     }
     long pid = 0;
     const bool read = std::fscanf(f, "%ld", &pid) == 1;
-    std::fclose(f);
+    (void)std::fclose(f);
     if (!read || pid <= 0) {
         return 0;
     }
@@ -207,7 +207,7 @@ std::optional<std::string> control(const Context& ctx, const std::string& line, 
         break;
     }
     char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
+    (void)std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
     code = fail(ctx, failed, "lonc did not answer '" + line + "' within " + seconds + " s");
     return std::nullopt;
 }
@@ -220,7 +220,7 @@ std::string local_time(std::int64_t t) {
     std::tm tm{};
     ::localtime_r(&tt, &tm);
     char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    (void)std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
     return buf;
 }
 
@@ -230,13 +230,13 @@ std::string age(std::int64_t seconds) {
     }
     char buf[32];
     if (seconds < 120) {
-        std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(seconds));
+        (void)std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(seconds));
     } else if (seconds < 7200) {
-        std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(seconds / 60));
+        (void)std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(seconds / 60));
     } else if (seconds < 172800) {
-        std::snprintf(buf, sizeof buf, "%lldh", static_cast<long long>(seconds / 3600));
+        (void)std::snprintf(buf, sizeof buf, "%lldh", static_cast<long long>(seconds / 3600));
     } else {
-        std::snprintf(buf, sizeof buf, "%lldd", static_cast<long long>(seconds / 86400));
+        (void)std::snprintf(buf, sizeof buf, "%lldd", static_cast<long long>(seconds / 86400));
     }
     return buf;
 }
@@ -262,7 +262,7 @@ std::string down_reason(const json& p) {
         }
         return "child did not answer the status request";
     }
-    const auto last = p.value("last_error", "");
+    auto last = p.value("last_error", "");
     if (!last.empty()) {
         return last;
     }
@@ -324,7 +324,7 @@ std::optional<std::vector<SpoolFileInfo>> spool_files(const Context& ctx, const 
 } // namespace
 
 int fail(const Context& ctx, int code, const std::string& message) {
-    std::fprintf(ctx.err, "lonctl: %s\n", message.c_str());
+    (void)std::fprintf(ctx.err, "lonctl: %s\n", message.c_str());
     if (ctx.json) {
         print(ctx, {{"error", {{"code", code}, {"name", exit_name(code)}, {"message", message}}}});
     }
@@ -358,13 +358,13 @@ int send(const Context& ctx, const std::string& host, const std::string& request
     if (ctx.json) {
         print(ctx, {{"host", host}, {"reply", reply}});
     } else {
-        std::fprintf(ctx.out, "%s\n", reply.c_str());
+        (void)std::fprintf(ctx.out, "%s\n", reply.c_str());
     }
     if (lost) {
-        std::fprintf(ctx.err, "lonctl: %s: con_lost (%s)\n", host.c_str(),
-                     r == Reach::no_answer
-                         ? "no complete reply in time, or lonc closed the connection"
-                         : "the link to lond failed; lonctl status says why");
+        (void)std::fprintf(ctx.err, "lonctl: %s: con_lost (%s)\n", host.c_str(),
+                           r == Reach::no_answer
+                               ? "no complete reply in time, or lonc closed the connection"
+                               : "the link to lond failed; lonctl status says why");
         return peer_down;
     }
     return ok;
@@ -380,7 +380,7 @@ int status(const Context& ctx) {
         return fail(ctx, failed, "lonc answered " + reply->substr(0, reply->find('\n')));
     }
     if (ctx.json) {
-        std::fputs(reply->c_str(), ctx.out);
+        (void)std::fputs(reply->c_str(), ctx.out);
         return ok;
     }
     const auto doc = json::parse(*reply, nullptr, false);
@@ -388,11 +388,11 @@ int status(const Context& ctx) {
         return fail(ctx, failed, "lonc's status is not JSON");
     }
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    std::fprintf(ctx.out, "lonc parent %lld, status generation %llu\n",
-                 static_cast<long long>(doc["parent"].value("pid", 0)),
-                 static_cast<unsigned long long>(doc.value("generation", 0ULL)));
-    std::fprintf(ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", "PEER", "PID", "LINK",
-                 "SINCE", "REQUESTS", "ERRORS", "QUEUE", "SPOOL", "OLDEST", "REASON");
+    (void)std::fprintf(ctx.out, "lonc parent %lld, status generation %llu\n",
+                       static_cast<long long>(doc["parent"].value("pid", 0)),
+                       static_cast<unsigned long long>(doc.value("generation", 0ULL)));
+    (void)std::fprintf(ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", "PEER", "PID",
+                       "LINK", "SINCE", "REQUESTS", "ERRORS", "QUEUE", "SPOOL", "OLDEST", "REASON");
     for (const auto& p : doc["peers"]) {
         const auto pid = p["pid"].is_number() ? std::to_string(p["pid"].get<long long>()) : "-";
         std::string link = p.value("state", "?");
@@ -410,7 +410,7 @@ int status(const Context& ctx) {
         };
         const auto oldest = p.value("spool_oldest", 0LL);
         const auto reason = down_reason(p);
-        std::fprintf(
+        (void)std::fprintf(
             ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", p.value("id", "?").c_str(),
             pid.c_str(), link.c_str(), has ? local_time(p.value("link_since", 0LL)).c_str() : "-",
             num("requests").c_str(), num("errors").c_str(), num("queue").c_str(),
@@ -462,23 +462,23 @@ int check(const Context& ctx) {
     if (ctx.json) {
         print(ctx, doc);
     } else {
-        std::fprintf(ctx.out, "configuration: %zu peers, %zu problem(s)\n", cfg.hosts.peers.size(),
-                     cfg.problems.size());
+        (void)std::fprintf(ctx.out, "configuration: %zu peers, %zu problem(s)\n",
+                           cfg.hosts.peers.size(), cfg.problems.size());
         for (const auto& p : cfg.problems) {
-            std::fprintf(ctx.out, "  %s\n", p.to_string().c_str());
+            (void)std::fprintf(ctx.out, "  %s\n", p.to_string().c_str());
         }
         if (pid > 0) {
-            std::fprintf(ctx.out, "lonc: running, pid %d\n", static_cast<int>(pid));
+            (void)std::fprintf(ctx.out, "lonc: running, pid %d\n", static_cast<int>(pid));
         } else {
-            std::fprintf(ctx.out, "lonc: not running (%s %s)\n",
-                         pid == 0 ? "no live pid in" : "cannot read",
-                         pid == 0 ? settings(ctx).pid_file().c_str()
-                                  : cause(settings(ctx).pid_file(), -pid).c_str());
+            (void)std::fprintf(ctx.out, "lonc: not running (%s %s)\n",
+                               pid == 0 ? "no live pid in" : "cannot read",
+                               pid == 0 ? settings(ctx).pid_file().c_str()
+                                        : cause(settings(ctx).pid_file(), -pid).c_str());
         }
         for (const auto& p : peers) {
-            std::fprintf(ctx.out, "%-16s %-4s %s\n", p["id"].get<std::string>().c_str(),
-                         p["ok"].get<bool>() ? "ok" : "FAIL",
-                         p["detail"].get<std::string>().c_str());
+            (void)std::fprintf(ctx.out, "%-16s %-4s %s\n", p["id"].get<std::string>().c_str(),
+                               p["ok"].get<bool>() ? "ok" : "FAIL",
+                               p["detail"].get<std::string>().c_str());
         }
     }
     if (pid <= 0) {
@@ -503,7 +503,7 @@ int reconnect(const Context& ctx, const std::string& host) {
     if (ctx.json) {
         print(ctx, {{"host", host}, {"reconnecting", true}});
     } else {
-        std::fprintf(ctx.out, "reconnecting %s\n", host.c_str());
+        (void)std::fprintf(ctx.out, "reconnecting %s\n", host.c_str());
     }
     return ok;
 }
@@ -537,7 +537,7 @@ int reload(const Context& ctx) {
                            rejected);
     case Reach::no_answer: {
         char seconds[32];
-        std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
+        (void)std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
         return fail(ctx, failed,
                     std::string("lonc did not answer 'reload' within ") + seconds +
                         " s; the outcome will be in lonc.log");
@@ -553,7 +553,7 @@ int reload(const Context& ctx) {
         if (ctx.json) {
             print(ctx, {{"result", "applied"}, {"applied", rest}});
         } else {
-            std::fprintf(ctx.out, "applied: %s\n", rest.c_str());
+            (void)std::fprintf(ctx.out, "applied: %s\n", rest.c_str());
         }
         return ok;
     }
@@ -562,9 +562,9 @@ int reload(const Context& ctx) {
         if (ctx.json) {
             print(ctx, {{"result", "rejected"}, {"reasons", reasons}});
         }
-        std::fprintf(ctx.err, "lonctl: reload rejected; lonc runs on unchanged:\n");
+        (void)std::fprintf(ctx.err, "lonctl: reload rejected; lonc runs on unchanged:\n");
         for (const auto& r : reasons) {
-            std::fprintf(ctx.err, "  %s\n", r.c_str());
+            (void)std::fprintf(ctx.err, "  %s\n", r.c_str());
         }
         return rejected;
     }
@@ -587,7 +587,8 @@ int spool_list(const Context& ctx, const std::string& host) {
     std::size_t bad = 0;
     json list = json::array();
     if (!ctx.json) {
-        std::fprintf(ctx.out, "%-16s %-7s %6s %8s  %s\n", "HOST", "STATE", "AGE", "BYTES", "FILE");
+        (void)std::fprintf(ctx.out, "%-16s %-7s %6s %8s  %s\n", "HOST", "STATE", "AGE", "BYTES",
+                           "FILE");
     }
     for (const auto& f : *files) {
         const char* state = f.bad ? "bad" : "pending";
@@ -598,16 +599,16 @@ int spool_list(const Context& ctx, const std::string& host) {
                             {"bytes", f.size},
                             {"file", f.name}});
         } else {
-            std::fprintf(ctx.out, "%-16s %-7s %6s %8lld  %s\n", f.host.c_str(), state,
-                         age(now - f.mtime).c_str(), static_cast<long long>(f.size),
-                         f.name.c_str());
+            (void)std::fprintf(ctx.out, "%-16s %-7s %6s %8lld  %s\n", f.host.c_str(), state,
+                               age(now - f.mtime).c_str(), static_cast<long long>(f.size),
+                               f.name.c_str());
         }
         (f.bad ? bad : pending)++;
     }
     if (ctx.json) {
         print(ctx, {{"files", list}, {"pending", pending}, {"bad", bad}});
     } else {
-        std::fprintf(ctx.out, "%zu pending, %zu bad\n", pending, bad);
+        (void)std::fprintf(ctx.out, "%zu pending, %zu bad\n", pending, bad);
     }
     return ok;
 }
@@ -636,7 +637,7 @@ int each_bad_file(const Context& ctx, const std::string& host, const char* what,
         }
         if (!act(settings(ctx).spool_dir(), f.name)) {
             const int error = errno;
-            std::fprintf(ctx.err, "lonctl: %s: %s\n", f.name.c_str(), std::strerror(error));
+            (void)std::fprintf(ctx.err, "lonctl: %s: %s\n", f.name.c_str(), std::strerror(error));
             failures.push_back({{"file", f.name}, {"error", std::strerror(error)}});
             if (result == ok) {
                 result = refused(error) ? permission : failed;
@@ -648,7 +649,7 @@ int each_bad_file(const Context& ctx, const std::string& host, const char* what,
     if (ctx.json) {
         print(ctx, {{"done", n}, {"failed", failures}});
     } else {
-        std::fprintf(ctx.out, "%zu %s\n", n, what);
+        (void)std::fprintf(ctx.out, "%zu %s\n", n, what);
     }
     return result;
 }

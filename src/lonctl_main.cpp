@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     if (!cfg.settings) {
         const int error = lonc::read_file(config) ? 0 : errno;
         for (std::size_t i = 0; i + 1 < cfg.problems.size(); ++i) {
-            std::fprintf(stderr, "lonctl: %s\n", cfg.problems[i].to_string().c_str());
+            (void)std::fprintf(stderr, "lonctl: %s\n", cfg.problems[i].to_string().c_str());
         }
         return ctl::fail(ctx, ctl::config_failure(error),
                          cfg.problems.empty() ? config + ": unusable"
