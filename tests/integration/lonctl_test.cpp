@@ -333,13 +333,13 @@ TEST(Lonctl, VersionAndUsage) {
     r = lonctl(c, {"send", "h0", "two\nlines"});
     EXPECT_EQ(r.code, 1) << r.err;
     // An unreadable access.conf: the configuration's code, with the cause.
-    const Run bad = [&] {
+    const auto bad = [&] {
         const auto missing = c.dir() / "no-such.conf";
         const auto cmd = std::string(LONCTL_PATH) + " -c '" + missing.string() + "' status >'" +
                          (c.dir() / "o").string() + "' 2>'" + (c.dir() / "e").string() + "'";
         const int st = std::system(cmd.c_str());
-        return Run{WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(c.dir() / "o"),
-                   slurp(c.dir() / "e")};
+        return lonc::test::Run{WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(c.dir() / "o"),
+                               slurp(c.dir() / "e")};
     }();
     EXPECT_EQ(bad.code, 7);
     EXPECT_NE(bad.err.find("no-such.conf: cannot read: No such file or directory"),
