@@ -97,7 +97,7 @@ TEST(Lonctl, SendPrintsTheReplyAndItsExitCodeSaysWhatHappened) {
               std::string::npos)
         << r.err;
     ASSERT_TRUE(c.stop_lonc().has_value());
-    r = lonctl(c, {"send", "h2", "ping"});
+    r = lonctl(c, {"send", "h0", "ping"});
     EXPECT_EQ(r.code, 3);
     EXPECT_NE(r.err.find("lonc is not running"), std::string::npos) << r.err;
 }
@@ -351,7 +351,7 @@ TEST(Lonctl, StatusSaysWhyALinkIsDown) {
     Cluster c({.hosts = 3});
     c.kill_sim(2);
     ASSERT_TRUE(c.wait_no_socket(2));
-    json h2;
+    json h2 = json::object();
     ASSERT_TRUE(wait_until(
         [&] {
             for (const auto& p : json::parse(lonctl(c, {"status", "--json"}).out)["peers"]) {
