@@ -11,7 +11,6 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
-#include <fstream>
 #include <optional>
 #include <poll.h>
 #include <signal.h>
@@ -24,26 +23,32 @@
 namespace lonc::ctl {
 namespace {
 
+using nlohmann::json;
+
 enum class Reach { answered, unreachable, no_answer };
 
 // Connects to a UNIX socket, writes line + '\n', reads the reply: up to the
 // first newline (one_line) or to EOF. The whole exchange is bounded by
-// timeout_ms.
+// timeout_ms. When unreachable, error is connect's errno.
 Reach exchange(const std::filesystem::path& path, const std::string& line, int timeout_ms,
-               bool one_line, std::string& reply) {
+               bool one_line, std::string& reply, int& error) {
     reply.clear();
+    error = 0;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     const auto& p = path.native();
     if (p.size() >= sizeof addr.sun_path) {
+        error = ENAMETOOLONG;
         return Reach::unreachable;
     }
     std::memcpy(addr.sun_path, p.c_str(), p.size() + 1);
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
+        error = errno;
         return Reach::unreachable;
     }
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+        error = errno;
         ::close(fd);
         return Reach::unreachable;
     }
@@ -85,23 +90,73 @@ Reach exchange(const std::filesystem::path& path, const std::string& line, int t
     return Reach::no_answer;
 }
 
-const Settings& settings(const Context& ctx) {
-    return *ctx.config.settings;
+const char* exit_name(int code) {
+    switch (code) {
+    case usage:
+        return "usage";
+    case rejected:
+        return "rejected";
+    case not_running:
+        return "not_running";
+    case permission:
+        return "permission";
+    case no_such_host:
+        return "no_such_host";
+    case peer_down:
+        return "peer_down";
+    case bad_config:
+        return "configuration";
+    default:
+        return "failed";
+    }
 }
 
-bool known_host(const Context& ctx, const std::string& host) {
-    return valid_host_id(host) && ctx.config.hosts.find(host) != nullptr;
+bool refused(int error) {
+    return error == EACCES || error == EPERM;
+}
+
+void print(const Context& ctx, const json& doc) {
+    (void)std::fprintf(ctx.out, "%s\n", doc.dump(2).c_str());
+}
+
+const Settings& settings(const Context& ctx) {
+    return *ctx.config.settings;
 }
 
 int ms(double seconds) {
     return static_cast<int>(seconds * 1000);
 }
 
-// The pid in lonc.pid when that process is alive, else 0.
+std::string cause(const std::filesystem::path& path, int error) {
+    return path.string() + ": " + std::strerror(error);
+}
+
+// Is HOST usable as a peer? ok, or the exit code after saying why: hosts.tab
+// unreadable (with its errno) is not "no such host".
+int host_check(const Context& ctx, const std::string& host) {
+    if (valid_host_id(host) && ctx.config.hosts.find(host) != nullptr) {
+        return ok;
+    }
+    const auto tab = settings(ctx).hosts_tab();
+    if (ctx.config.hosts.file.empty() && !read_file(tab)) {
+        const int error = errno;
+        return fail(ctx, config_failure(error),
+                    "cannot read " + cause(tab, error) + "; cannot look up " + host);
+    }
+    return fail(ctx, no_such_host, "no such host: " + host + " (not in " + tab.string() + ")");
+}
+
+// The pid in lonc.pid when that process is alive, 0 when none is, -errno
+// when lonc.pid cannot be read for another reason than its absence.
 pid_t running_pid(const Context& ctx) {
-    std::ifstream in(settings(ctx).log_dir() / "lonc.pid");
+    std::FILE* f = std::fopen(settings(ctx).pid_file().c_str(), "re");
+    if (f == nullptr) {
+        return errno == ENOENT ? 0 : -errno;
+    }
     long pid = 0;
-    if (!(in >> pid) || pid <= 0) {
+    const bool read = std::fscanf(f, "%ld", &pid) == 1;
+    (void)std::fclose(f);
+    if (!read || pid <= 0) {
         return 0;
     }
     if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) {
@@ -110,23 +165,50 @@ pid_t running_pid(const Context& ctx) {
     return static_cast<pid_t>(pid);
 }
 
-// A control request; the reply, or nullopt after telling why on err.
-std::optional<std::string> control(const Context& ctx, const std::string& line, bool one_line) {
+// path (what) could not be reached with error: says why, returns the exit
+// code: permission, not_running, or if_running when lonc runs (why: what
+// that means).
+int unreachable(const Context& ctx, const std::filesystem::path& path, int error,
+                const std::string& what, const std::string& why, int if_running) {
+    const auto tried = what + ": cannot connect to " + cause(path, error);
+    if (refused(error)) {
+        return fail(ctx, permission, tried + " (run lonctl as root or as the user lonc runs as)");
+    }
+    const pid_t pid = running_pid(ctx);
+    if (pid < 0) {
+        return fail(
+            ctx, config_failure(-pid),
+            tried + "; cannot tell whether lonc runs: " + cause(settings(ctx).pid_file(), -pid));
+    }
+    if (pid == 0) {
+        return fail(ctx, not_running,
+                    tried + "; lonc is not running (no live pid in " +
+                        settings(ctx).pid_file().string() + ")");
+    }
+    return fail(ctx, if_running, tried + "; lonc runs (pid " + std::to_string(pid) + ") " + why);
+}
+
+// A control request; the reply, or nullopt after telling why (code: the
+// exit code).
+std::optional<std::string> control(const Context& ctx, const std::string& line, bool one_line,
+                                   int& code) {
     std::string reply;
+    int error = 0;
     const auto path = settings(ctx).control_path();
-    switch (exchange(path, line, ms(ctx.timeout), one_line, reply)) {
+    switch (exchange(path, line, ms(ctx.timeout), one_line, reply, error)) {
     case Reach::answered:
         return reply;
     case Reach::unreachable:
-        std::fprintf(ctx.err, "lonctl: cannot reach lonc's control socket %s: %s\n", path.c_str(),
-                     running_pid(ctx) > 0 ? "is this lonc too old, or are you not its user?"
-                                          : "lonc is not running");
+        code = unreachable(ctx, path, error, "lonc's control socket",
+                           "without it: is this lonc too old, or started with another lonSockDir?",
+                           failed);
         return std::nullopt;
     case Reach::no_answer:
         break;
     }
-    std::fprintf(ctx.err, "lonctl: lonc did not answer '%s' within %.0f s\n", line.c_str(),
-                 ctx.timeout);
+    char seconds[32];
+    (void)std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
+    code = fail(ctx, failed, "lonc did not answer '" + line + "' within " + seconds + " s");
     return std::nullopt;
 }
 
@@ -138,7 +220,7 @@ std::string local_time(std::int64_t t) {
     std::tm tm{};
     ::localtime_r(&tt, &tm);
     char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    (void)std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
     return buf;
 }
 
@@ -148,15 +230,43 @@ std::string age(std::int64_t seconds) {
     }
     char buf[32];
     if (seconds < 120) {
-        std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(seconds));
+        (void)std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(seconds));
     } else if (seconds < 7200) {
-        std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(seconds / 60));
+        (void)std::snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(seconds / 60));
     } else if (seconds < 172800) {
-        std::snprintf(buf, sizeof buf, "%lldh", static_cast<long long>(seconds / 3600));
+        (void)std::snprintf(buf, sizeof buf, "%lldh", static_cast<long long>(seconds / 3600));
     } else {
-        std::snprintf(buf, sizeof buf, "%lldd", static_cast<long long>(seconds / 86400));
+        (void)std::snprintf(buf, sizeof buf, "%lldd", static_cast<long long>(seconds / 86400));
     }
     return buf;
+}
+
+// Why a peer's link is not up, from its status entry; "" when it is up.
+std::string down_reason(const json& p) {
+    if (!p.value("answered", false)) {
+        const auto state = p.value("state", "");
+        if (state == "unreachable") {
+            return "lond does not answer lonc's probe; probing again";
+        }
+        if (state == "probing") {
+            return "probing lond before starting a child";
+        }
+        if (state == "restarting") {
+            return "child exited; waiting to restart it";
+        }
+        if (state == "skipped") {
+            return "skipped after too many failed attempts (lonctl reconnect retries)";
+        }
+        if (state == "draining") {
+            return "removed from hosts.tab; finishing its requests";
+        }
+        return "child did not answer the status request";
+    }
+    auto last = p.value("last_error", "");
+    if (!last.empty()) {
+        return last;
+    }
+    return p.value("link", "") == "up" ? "" : "no link yet";
 }
 
 struct SpoolFileInfo {
@@ -167,11 +277,25 @@ struct SpoolFileInfo {
     std::int64_t size = 0;
 };
 
-// delayed/ entries for host ("" = every host): pending and set-aside ones.
-std::vector<SpoolFileInfo> spool_files(const Context& ctx, const std::string& host) {
+// delayed/ entries for host ("" = every host): pending and set-aside ones;
+// nullopt after telling why (code: the exit code) when delayed/ cannot be
+// read.
+std::optional<std::vector<SpoolFileInfo>> spool_files(const Context& ctx, const std::string& host,
+                                                      int& code) {
     std::vector<SpoolFileInfo> out;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(settings(ctx).spool_dir(), ec)) {
+    const auto dir = settings(ctx).spool_dir();
+    std::filesystem::directory_iterator it(dir, ec);
+    if (ec) {
+        const int error = ec.value();
+        code = error == ENOENT ? fail(ctx, failed,
+                                      "no spool directory: " + cause(dir, error) +
+                                          " (lonc makes it when it starts; is lonSockDir right?)")
+                               : fail(ctx, config_failure(error),
+                                      "cannot read the spool directory " + cause(dir, error));
+        return std::nullopt;
+    }
+    for (const auto& e : it) {
         SpoolFileInfo f;
         f.name = e.path().filename().string();
         std::string_view base = f.name;
@@ -197,65 +321,78 @@ std::vector<SpoolFileInfo> spool_files(const Context& ctx, const std::string& ho
     return out;
 }
 
-bool host_arg_ok(const Context& ctx, const std::string& host) {
-    if (!host.empty() && !known_host(ctx, host)) {
-        std::fprintf(ctx.err, "lonctl: no such host: %s\n", host.c_str());
-        return false;
-    }
-    return true;
-}
-
 } // namespace
 
+int fail(const Context& ctx, int code, const std::string& message) {
+    (void)std::fprintf(ctx.err, "lonctl: %s\n", message.c_str());
+    if (ctx.json) {
+        print(ctx, {{"error", {{"code", code}, {"name", exit_name(code)}, {"message", message}}}});
+    }
+    return code;
+}
+
+int config_failure(int error) {
+    return refused(error) ? permission : bad_config;
+}
+
 int send(const Context& ctx, const std::string& host, const std::string& request) {
-    if (!known_host(ctx, host)) {
-        std::fprintf(ctx.err, "lonctl: no such host: %s\n", host.c_str());
-        return absent;
+    if (const int code = host_check(ctx, host); code != ok) {
+        return code;
     }
     if (request.find('\n') != std::string::npos) {
-        std::fprintf(ctx.err, "lonctl: a request is one line\n");
-        return usage;
+        return fail(ctx, usage, "a request is one line");
     }
     std::string reply;
+    int error = 0;
     const auto path = settings(ctx).socket_path(host);
-    const auto r = exchange(path, request, ms(ctx.timeout), true, reply);
+    const auto r = exchange(path, request, ms(ctx.timeout), true, reply, error);
     if (r == Reach::unreachable) {
-        std::fprintf(ctx.err, "lonctl: no socket for %s (%s): is lonc running and the link up?\n",
-                     host.c_str(), path.c_str());
-        return absent;
+        return unreachable(ctx, path, error, "no socket for " + host,
+                           "but has no link to " + host + " up (lonctl status says why)",
+                           peer_down);
     }
-    if (r == Reach::no_answer || reply == "con_lost") {
-        std::fprintf(ctx.out, "con_lost\n"); // what lonnet makes of it
-        return failed;
+    const bool lost = r == Reach::no_answer || reply == "con_lost";
+    if (lost) {
+        reply = "con_lost"; // what lonnet makes of it
     }
-    std::fprintf(ctx.out, "%s\n", reply.c_str());
+    if (ctx.json) {
+        print(ctx, {{"host", host}, {"reply", reply}});
+    } else {
+        (void)std::fprintf(ctx.out, "%s\n", reply.c_str());
+    }
+    if (lost) {
+        (void)std::fprintf(ctx.err, "lonctl: %s: con_lost (%s)\n", host.c_str(),
+                           r == Reach::no_answer
+                               ? "no complete reply in time, or lonc closed the connection"
+                               : "the link to lond failed; lonctl status says why");
+        return peer_down;
+    }
     return ok;
 }
 
-int status(const Context& ctx, bool json) {
-    const auto reply = control(ctx, "status", false);
+int status(const Context& ctx) {
+    int code = ok;
+    const auto reply = control(ctx, "status", false, code);
     if (!reply) {
-        return absent;
+        return code;
     }
     if (reply->rfind("error:", 0) == 0) {
-        std::fprintf(ctx.err, "lonctl: lonc answered %s", reply->c_str());
-        return failed;
+        return fail(ctx, failed, "lonc answered " + reply->substr(0, reply->find('\n')));
     }
-    if (json) {
-        std::fputs(reply->c_str(), ctx.out);
+    if (ctx.json) {
+        (void)std::fputs(reply->c_str(), ctx.out);
         return ok;
     }
-    const auto doc = nlohmann::json::parse(*reply, nullptr, false);
+    const auto doc = json::parse(*reply, nullptr, false);
     if (doc.is_discarded() || !doc.contains("peers")) {
-        std::fprintf(ctx.err, "lonctl: lonc's status is not JSON\n");
-        return failed;
+        return fail(ctx, failed, "lonc's status is not JSON");
     }
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
-    std::fprintf(ctx.out, "lonc parent %lld, status generation %llu\n",
-                 static_cast<long long>(doc["parent"].value("pid", 0)),
-                 static_cast<unsigned long long>(doc.value("generation", 0ULL)));
-    std::fprintf(ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s\n", "PEER", "PID", "LINK",
-                 "SINCE", "REQUESTS", "ERRORS", "QUEUE", "SPOOL", "OLDEST");
+    (void)std::fprintf(ctx.out, "lonc parent %lld, status generation %llu\n",
+                       static_cast<long long>(doc["parent"].value("pid", 0)),
+                       static_cast<unsigned long long>(doc.value("generation", 0ULL)));
+    (void)std::fprintf(ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", "PEER", "PID",
+                       "LINK", "SINCE", "REQUESTS", "ERRORS", "QUEUE", "SPOOL", "OLDEST", "REASON");
     for (const auto& p : doc["peers"]) {
         const auto pid = p["pid"].is_number() ? std::to_string(p["pid"].get<long long>()) : "-";
         std::string link = p.value("state", "?");
@@ -272,94 +409,139 @@ int status(const Context& ctx, bool json) {
             return has ? std::to_string(p.value(key, 0LL)) : std::string("-");
         };
         const auto oldest = p.value("spool_oldest", 0LL);
-        std::fprintf(
-            ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s\n", p.value("id", "?").c_str(),
+        const auto reason = down_reason(p);
+        (void)std::fprintf(
+            ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", p.value("id", "?").c_str(),
             pid.c_str(), link.c_str(), has ? local_time(p.value("link_since", 0LL)).c_str() : "-",
             num("requests").c_str(), num("errors").c_str(), num("queue").c_str(),
-            num("spool_pending").c_str(), has && oldest > 0 ? age(now - oldest).c_str() : "-");
+            num("spool_pending").c_str(), has && oldest > 0 ? age(now - oldest).c_str() : "-",
+            reason.empty() ? "-" : reason.c_str());
     }
     return ok;
 }
 
 int check(const Context& ctx) {
-    int result = ok;
-    auto fail = [&](int code) { result = std::max(result, code); };
     const auto& cfg = ctx.config;
-    std::fprintf(ctx.out, "configuration: %zu peers, %zu problem(s)\n", cfg.hosts.peers.size(),
-                 cfg.problems.size());
+    json doc = {{"configuration", {{"ok", cfg.ok()}, {"peers", cfg.hosts.peers.size()}}}};
+    json problems = json::array();
     for (const auto& p : cfg.problems) {
-        std::fprintf(ctx.out, "  %s\n", p.to_string().c_str());
+        problems.push_back(p.to_string());
     }
+    doc["configuration"]["problems"] = problems;
+    int result = ok;
     if (!cfg.ok()) {
-        fail(failed);
+        const auto tab = settings(ctx).hosts_tab();
+        result = cfg.hosts.file.empty() && !read_file(tab) ? config_failure(errno) : bad_config;
     }
     const pid_t pid = running_pid(ctx);
-    if (pid <= 0) {
-        std::fprintf(ctx.out, "lonc: not running (no live pid in %s)\n",
-                     (settings(ctx).log_dir() / "lonc.pid").c_str());
-        return absent;
+    doc["lonc"] = {{"running", pid > 0}, {"pid", pid > 0 ? json(pid) : json(nullptr)}};
+    json peers = json::array();
+    if (pid > 0) {
+        for (const auto& peer : cfg.hosts.peers) {
+            const auto path = settings(ctx).socket_path(peer.id);
+            std::string reply;
+            int error = 0;
+            const auto r = exchange(path, "ping", ms(ctx.timeout), true, reply, error);
+            bool good = false;
+            std::string detail;
+            if (r == Reach::unreachable) {
+                detail =
+                    error == ENOENT ? "no socket" : std::string("socket: ") + std::strerror(error);
+                result = result != ok ? result : refused(error) ? permission : peer_down;
+            } else if (r == Reach::no_answer || reply == "con_lost") {
+                detail = "ping: con_lost";
+                result = result != ok ? result : peer_down;
+            } else {
+                good = true;
+                detail = "ping: " + reply;
+            }
+            peers.push_back({{"id", peer.id}, {"ok", good}, {"detail", detail}});
+        }
     }
-    std::fprintf(ctx.out, "lonc: running, pid %d\n", static_cast<int>(pid));
-    for (const auto& peer : cfg.hosts.peers) {
-        const auto path = settings(ctx).socket_path(peer.id);
-        std::string reply;
-        const auto r = exchange(path, "ping", ms(ctx.timeout), true, reply);
-        const char* verdict = "ok";
-        std::string detail;
-        if (r == Reach::unreachable) {
-            verdict = "FAIL";
-            detail = std::filesystem::exists(path) ? "socket does not answer" : "no socket";
-        } else if (r == Reach::no_answer || reply == "con_lost") {
-            verdict = "FAIL";
-            detail = "ping: con_lost";
+    doc["peers"] = peers;
+    if (ctx.json) {
+        print(ctx, doc);
+    } else {
+        (void)std::fprintf(ctx.out, "configuration: %zu peers, %zu problem(s)\n",
+                           cfg.hosts.peers.size(), cfg.problems.size());
+        for (const auto& p : cfg.problems) {
+            (void)std::fprintf(ctx.out, "  %s\n", p.to_string().c_str());
+        }
+        if (pid > 0) {
+            (void)std::fprintf(ctx.out, "lonc: running, pid %d\n", static_cast<int>(pid));
         } else {
-            detail = "ping: " + reply;
+            (void)std::fprintf(ctx.out, "lonc: not running (%s %s)\n",
+                               pid == 0 ? "no live pid in" : "cannot read",
+                               pid == 0 ? settings(ctx).pid_file().c_str()
+                                        : cause(settings(ctx).pid_file(), -pid).c_str());
         }
-        if (verdict[0] == 'F') {
-            fail(failed);
+        for (const auto& p : peers) {
+            (void)std::fprintf(ctx.out, "%-16s %-4s %s\n", p["id"].get<std::string>().c_str(),
+                               p["ok"].get<bool>() ? "ok" : "FAIL",
+                               p["detail"].get<std::string>().c_str());
         }
-        std::fprintf(ctx.out, "%-16s %-4s %s\n", peer.id.c_str(), verdict, detail.c_str());
+    }
+    if (pid <= 0) {
+        return pid == 0 ? not_running : config_failure(-pid);
     }
     return result;
 }
 
 int reconnect(const Context& ctx, const std::string& host) {
-    if (!known_host(ctx, host)) {
-        std::fprintf(ctx.err, "lonctl: no such host: %s\n", host.c_str());
-        return absent;
+    if (const int code = host_check(ctx, host); code != ok) {
+        return code;
     }
-    const auto reply = control(ctx, "reconnect " + host, true);
+    int code = ok;
+    const auto reply = control(ctx, "reconnect " + host, true, code);
     if (!reply) {
-        return absent;
+        return code;
     }
     if (*reply != "ok") {
-        std::fprintf(ctx.err, "lonctl: lonc answered %s\n", reply->c_str());
-        return *reply == "error:no_such_host" ? absent : failed;
+        return fail(ctx, *reply == "error:no_such_host" ? no_such_host : failed,
+                    "lonc answered " + *reply);
     }
-    std::fprintf(ctx.out, "reconnecting %s\n", host.c_str());
+    if (ctx.json) {
+        print(ctx, {{"host", host}, {"reconnecting", true}});
+    } else {
+        (void)std::fprintf(ctx.out, "reconnecting %s\n", host.c_str());
+    }
     return ok;
 }
 
+namespace {
+
+std::vector<std::string> lines(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start < text.size()) {
+        const auto end = text.find('\n', start);
+        out.push_back(text.substr(start, end - start));
+        start = end == std::string::npos ? text.size() : end + 1;
+    }
+    return out;
+}
+
+} // namespace
+
 int reload(const Context& ctx) {
     std::string reply;
+    int error = 0;
     const auto path = settings(ctx).control_path();
-    switch (exchange(path, "reload", ms(ctx.timeout), false, reply)) {
+    switch (exchange(path, "reload", ms(ctx.timeout), false, reply, error)) {
     case Reach::answered:
         break;
     case Reach::unreachable:
-        if (const pid_t pid = running_pid(ctx); pid > 0) {
-            std::fprintf(ctx.err,
-                         "lonctl: reload rejected: lonc (pid %d) runs, but not with the control "
-                         "socket %s this configuration names; a changed lonSockDir needs a "
-                         "restart of lonc\n",
-                         static_cast<int>(pid), path.c_str());
-            return failed;
-        }
-        std::fprintf(ctx.err, "lonctl: lonc is not running (no control socket %s)\n", path.c_str());
-        return absent;
-    case Reach::no_answer:
-        std::fprintf(ctx.err, "lonctl: lonc did not answer 'reload' within %.0f s\n", ctx.timeout);
-        return failed;
+        return unreachable(ctx, path, error, "lonc's control socket",
+                           "but not with this control socket: reload rejected, a changed "
+                           "lonSockDir needs a restart of lonc",
+                           rejected);
+    case Reach::no_answer: {
+        char seconds[32];
+        (void)std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
+        return fail(ctx, failed,
+                    std::string("lonc did not answer 'reload' within ") + seconds +
+                        " s; the outcome will be in lonc.log");
+    }
     }
     const auto nl = reply.find('\n');
     const auto verdict = reply.substr(0, nl);
@@ -368,38 +550,66 @@ int reload(const Context& ctx) {
         rest.pop_back();
     }
     if (verdict == "applied") {
-        std::fprintf(ctx.out, "applied: %s\n", rest.c_str());
+        if (ctx.json) {
+            print(ctx, {{"result", "applied"}, {"applied", rest}});
+        } else {
+            (void)std::fprintf(ctx.out, "applied: %s\n", rest.c_str());
+        }
         return ok;
     }
     if (verdict == "rejected") {
-        std::fprintf(ctx.err, "lonctl: reload rejected; lonc runs on unchanged:\n");
-        std::size_t start = 0;
-        while (start < rest.size()) {
-            const auto end = rest.find('\n', start);
-            std::fprintf(ctx.err, "  %s\n", rest.substr(start, end - start).c_str());
-            start = end == std::string::npos ? rest.size() : end + 1;
+        const auto reasons = lines(rest);
+        if (ctx.json) {
+            print(ctx, {{"result", "rejected"}, {"reasons", reasons}});
         }
-        return failed;
+        (void)std::fprintf(ctx.err, "lonctl: reload rejected; lonc runs on unchanged:\n");
+        for (const auto& r : reasons) {
+            (void)std::fprintf(ctx.err, "  %s\n", r.c_str());
+        }
+        return rejected;
     }
-    std::fprintf(ctx.err, "lonctl: lonc answered %s\n", verdict.c_str());
-    return failed;
+    return fail(ctx, failed, "lonc answered " + verdict);
 }
 
 int spool_list(const Context& ctx, const std::string& host) {
-    if (!host_arg_ok(ctx, host)) {
-        return absent;
+    if (!host.empty()) {
+        if (const int code = host_check(ctx, host); code != ok) {
+            return code;
+        }
+    }
+    int code = ok;
+    const auto files = spool_files(ctx, host, code);
+    if (!files) {
+        return code;
     }
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
     std::size_t pending = 0;
     std::size_t bad = 0;
-    std::fprintf(ctx.out, "%-16s %-7s %6s %8s  %s\n", "HOST", "STATE", "AGE", "BYTES", "FILE");
-    for (const auto& f : spool_files(ctx, host)) {
-        std::fprintf(ctx.out, "%-16s %-7s %6s %8lld  %s\n", f.host.c_str(),
-                     f.bad ? "bad" : "pending", age(now - f.mtime).c_str(),
-                     static_cast<long long>(f.size), f.name.c_str());
+    json list = json::array();
+    if (!ctx.json) {
+        (void)std::fprintf(ctx.out, "%-16s %-7s %6s %8s  %s\n", "HOST", "STATE", "AGE", "BYTES",
+                           "FILE");
+    }
+    for (const auto& f : *files) {
+        const char* state = f.bad ? "bad" : "pending";
+        if (ctx.json) {
+            list.push_back({{"host", f.host},
+                            {"state", state},
+                            {"age_seconds", now - f.mtime},
+                            {"bytes", f.size},
+                            {"file", f.name}});
+        } else {
+            (void)std::fprintf(ctx.out, "%-16s %-7s %6s %8lld  %s\n", f.host.c_str(), state,
+                               age(now - f.mtime).c_str(), static_cast<long long>(f.size),
+                               f.name.c_str());
+        }
         (f.bad ? bad : pending)++;
     }
-    std::fprintf(ctx.out, "%zu pending, %zu bad\n", pending, bad);
+    if (ctx.json) {
+        print(ctx, {{"files", list}, {"pending", pending}, {"bad", bad}});
+    } else {
+        (void)std::fprintf(ctx.out, "%zu pending, %zu bad\n", pending, bad);
+    }
     return ok;
 }
 
@@ -409,23 +619,38 @@ namespace {
 // how many it did.
 int each_bad_file(const Context& ctx, const std::string& host, const char* what,
                   bool (*act)(const std::filesystem::path& dir, const std::string& name)) {
-    if (!host_arg_ok(ctx, host)) {
-        return absent;
+    if (!host.empty()) {
+        if (const int code = host_check(ctx, host); code != ok) {
+            return code;
+        }
     }
     int result = ok;
+    const auto files = spool_files(ctx, host, result);
+    if (!files) {
+        return result;
+    }
     std::size_t n = 0;
-    for (const auto& f : spool_files(ctx, host)) {
+    json failures = json::array();
+    for (const auto& f : *files) {
         if (!f.bad) {
             continue;
         }
         if (!act(settings(ctx).spool_dir(), f.name)) {
-            std::fprintf(ctx.err, "lonctl: %s: %s\n", f.name.c_str(), std::strerror(errno));
-            result = failed;
+            const int error = errno;
+            (void)std::fprintf(ctx.err, "lonctl: %s: %s\n", f.name.c_str(), std::strerror(error));
+            failures.push_back({{"file", f.name}, {"error", std::strerror(error)}});
+            if (result == ok) {
+                result = refused(error) ? permission : failed;
+            }
             continue;
         }
         ++n;
     }
-    std::fprintf(ctx.out, "%zu %s\n", n, what);
+    if (ctx.json) {
+        print(ctx, {{"done", n}, {"failed", failures}});
+    } else {
+        (void)std::fprintf(ctx.out, "%zu %s\n", n, what);
+    }
     return result;
 }
 

@@ -5,32 +5,34 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
 #include <string>
 
 int main(int argc, char** argv) {
     namespace ctl = lonc::ctl;
     CLI::App app{"lonctl - look at and talk through a running lonc"};
+    app.set_version_flag("--version", std::string("lonctl ") + LONC_VERSION);
     app.require_subcommand(1);
     std::string config = "/etc/httpd/conf/access.conf";
     double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), 60 s for
                         // reload (one waits for the first probes), else 10 s
-    app.fallthrough();  // -c and --timeout also after the subcommand
+    bool json = false;
+    app.fallthrough(); // -c, --timeout and --json also after the subcommand
     app.add_option("-c,--config", config, "LON-CAPA access.conf")->capture_default_str();
     app.add_option("--timeout", timeout, "Seconds to wait for lonc (send: for the reply)")
         ->check(CLI::PositiveNumber);
+    app.add_flag("--json", json, "Print data, and failures, as JSON on stdout");
 
     std::string host;
     std::string request;
     bool encrypt = false;
-    bool json = false;
     auto* send =
         app.add_subcommand("send", "Send one request to HOST through lonc, print the reply");
     send->add_option("HOST", host, "Host id (a socket in lonSockDir)")->required();
     send->add_option("REQUEST", request, "The request line")->required();
     send->add_flag("--encrypt", encrypt, "Send as encrypt:REQUEST (lond sees it encrypted)");
     auto* status = app.add_subcommand("status", "A fresh status from the running lonc");
-    status->add_flag("--json", json, "Print loncstatus.json's form instead of a table");
     auto* check = app.add_subcommand(
         "check", "Check the configuration, the daemon, every socket and every peer's ping");
     auto* reconnect = app.add_subcommand("reconnect", "Drop and re-make HOST's link now");
@@ -57,18 +59,21 @@ int main(int argc, char** argv) {
     }
 
     const auto cfg = lonc::load_config(config);
+    const ctl::Context ctx{cfg, stdout, stderr, timeout, json};
     if (!cfg.settings) {
-        for (const auto& p : cfg.problems) {
-            std::fprintf(stderr, "lonctl: %s\n", p.to_string().c_str());
+        const int error = lonc::read_file(config) ? 0 : errno;
+        for (std::size_t i = 0; i + 1 < cfg.problems.size(); ++i) {
+            (void)std::fprintf(stderr, "lonctl: %s\n", cfg.problems[i].to_string().c_str());
         }
-        return ctl::usage;
+        return ctl::fail(ctx, ctl::config_failure(error),
+                         cfg.problems.empty() ? config + ": unusable"
+                                              : cfg.problems.back().to_string());
     }
-    const ctl::Context ctx{cfg, stdout, stderr, timeout};
     if (sending) {
         return ctl::send(ctx, host, encrypt ? "encrypt:" + request : request);
     }
     if (status->parsed()) {
-        return ctl::status(ctx, json);
+        return ctl::status(ctx);
     }
     if (check->parsed()) {
         return ctl::check(ctx);

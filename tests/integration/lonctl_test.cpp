@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <pwd.h>
 #include <regex>
 #include <signal.h>
 #include <sstream>
@@ -24,9 +25,19 @@ struct Run {
     std::string err;
 };
 
-// Runs the real lonctl with the cluster's access.conf.
-Run lonctl(const Cluster& c, const std::vector<std::string>& args) {
-    std::string cmd = std::string(LONCTL_PATH) + " -c '" + c.conf().string() + "'";
+// Runs the real lonctl with the cluster's access.conf; as user (with no
+// supplementary groups) when one is named.
+Run lonctl(const Cluster& c, const std::vector<std::string>& args, const std::string& user = {}) {
+    std::string cmd;
+    if (!user.empty()) {
+        const passwd* pw = ::getpwnam(user.c_str());
+        if (pw == nullptr) {
+            return {};
+        }
+        cmd = "setpriv --reuid=" + std::to_string(pw->pw_uid) +
+              " --regid=" + std::to_string(pw->pw_gid) + " --clear-groups ";
+    }
+    cmd += std::string(LONCTL_PATH) + " -c '" + c.conf().string() + "'";
     for (const auto& a : args) {
         cmd += " '" + a + "'";
     }
@@ -64,18 +75,31 @@ TEST(Lonctl, SendPrintsTheReplyAndItsExitCodeSaysWhatHappened) {
     EXPECT_EQ(r.code, 0); // a reply, whatever its text
     EXPECT_EQ(r.out, "unknown_cmd\n");
     r = lonctl(c, {"send", "h1", "close"}); // lond hangs up mid-request
-    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.code, 6);                   // peer down
     EXPECT_EQ(r.out, "con_lost\n");
     r = lonctl(c, {"send", "nosuch", "ping"});
-    EXPECT_EQ(r.code, 3);
-    EXPECT_NE(r.err.find("no such host"), std::string::npos);
+    EXPECT_EQ(r.code, 5);
+    EXPECT_NE(r.err.find("no such host: nosuch (not in " + c.hosts_tab().string() + ")"),
+              std::string::npos)
+        << r.err;
     r = lonctl(c, {"send", "h1"});
     EXPECT_EQ(r.code, 1);
+    r = lonctl(c, {"send", "h1", "ping", "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out), json({{"host", "h1"}, {"reply", "h1"}})) << r.out;
     c.kill_sim(1);
     ASSERT_TRUE(c.wait_no_socket(1));
     r = lonctl(c, {"send", "h1", "ping"});
+    EXPECT_EQ(r.code, 6); // lonc runs, the link is down
+    EXPECT_NE(r.err.find("no socket for h1: cannot connect to " + c.socket(1).string() +
+                         ": No such file or directory; lonc runs (pid " +
+                         std::to_string(c.lonc_pid()) + ")"),
+              std::string::npos)
+        << r.err;
+    ASSERT_TRUE(c.stop_lonc().has_value());
+    r = lonctl(c, {"send", "h0", "ping"});
     EXPECT_EQ(r.code, 3);
-    EXPECT_NE(r.err.find("no socket for h1"), std::string::npos);
+    EXPECT_NE(r.err.find("lonc is not running"), std::string::npos) << r.err;
 }
 
 TEST(Lonctl, StatusAsksForAFreshGenerationAndPrintsATable) {
@@ -144,8 +168,16 @@ TEST(Lonctl, CheckPingsEveryPeerAndReportsTheOneThatIsDown) {
     }
     c.kill_sim(2);
     ASSERT_TRUE(c.wait_no_socket(2));
+    r = lonctl(c, {"check", "--json"});
+    EXPECT_EQ(r.code, 6) << r.out;
+    const auto doc = json::parse(r.out);
+    EXPECT_EQ(doc["lonc"]["pid"], c.lonc_pid());
+    EXPECT_EQ(doc["configuration"]["ok"], true);
+    ASSERT_EQ(doc["peers"].size(), 3U) << r.out;
+    EXPECT_EQ(doc["peers"][1], json({{"id", "h1"}, {"ok", true}, {"detail", "ping: h1"}}));
+    EXPECT_EQ(doc["peers"][2], json({{"id", "h2"}, {"ok", false}, {"detail", "no socket"}}));
     r = lonctl(c, {"check"});
-    EXPECT_EQ(r.code, 2);
+    EXPECT_EQ(r.code, 6);
     EXPECT_TRUE(std::regex_search(r.out, std::regex("h2 +FAIL +no socket"))) << r.out;
     EXPECT_TRUE(std::regex_search(r.out, std::regex("h1 +ok"))) << r.out;
 }
@@ -170,7 +202,10 @@ TEST(Lonctl, ReconnectRemakesOnlyThatPeersLink) {
     // An operator's reconnect is not a failure: loncron counts CRITICAL lines.
     EXPECT_FALSE(c.log_contains(R"(\[h1\] .*CRITICAL)")) << c.log();
     r = lonctl(c, {"reconnect", "nosuch"});
-    EXPECT_EQ(r.code, 3);
+    EXPECT_EQ(r.code, 5);
+    r = lonctl(c, {"reconnect", "h2", "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out), json({{"host", "h2"}, {"reconnecting", true}})) << r.out;
 }
 
 TEST(Lonctl, ReconnectRestartsASkippedPeerAtOnce) {
@@ -219,7 +254,153 @@ TEST(Lonctl, SpoolListRetryAndPurgeBad) {
     EXPECT_FALSE(std::filesystem::exists(c.spool() / "102.hopeless.h2.bad"));
     EXPECT_TRUE(std::filesystem::exists(c.spool() / "lock"));
     r = lonctl(c, {"spool", "list", "nosuch"});
-    EXPECT_EQ(r.code, 3);
+    EXPECT_EQ(r.code, 5);
+}
+
+TEST(Lonctl, AUserWhoMayNotUseTheSocketsIsToldPermissionDenied) {
+    Cluster c({.hosts = 2});
+    ASSERT_NE(::getpwnam("nobody"), nullptr);
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"send", "h1", "ping"}, {"status"}, {"reconnect", "h1"}, {"reload"}}) {
+        const auto r = lonctl(c, args, "nobody");
+        EXPECT_EQ(r.code, 4) << args[0] << ": " << r.err;
+        EXPECT_NE(r.err.find("Permission denied (run lonctl as root or as the user lonc runs as)"),
+                  std::string::npos)
+            << r.err;
+        EXPECT_EQ(r.err.find("is lonc running"), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("not running"), std::string::npos) << r.err;
+    }
+    const auto r = lonctl(c, {"send", "h1", "ping", "--json"}, "nobody");
+    EXPECT_EQ(r.code, 4);
+    const auto doc = json::parse(r.out);
+    EXPECT_EQ(doc["error"]["code"], 4) << r.out;
+    EXPECT_EQ(doc["error"]["name"], "permission") << r.out;
+    // The same user's failure to read a spool it may not enter.
+    ::chmod(c.spool().c_str(), 0700);
+    const auto spool = lonctl(c, {"spool", "list"}, "nobody");
+    EXPECT_EQ(spool.code, 4) << spool.err;
+    EXPECT_NE(spool.err.find(c.spool().string() + ": Permission denied"), std::string::npos)
+        << spool.err;
+}
+
+TEST(Lonctl, AnUnreadableHostsTabIsNotNoSuchHost) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    ::chmod(c.hosts_tab().c_str(), 0600); // root's: nobody cannot read it
+    auto r = lonctl(c, {"send", "h1", "ping"}, "nobody");
+    EXPECT_EQ(r.code, 4) << r.err;
+    EXPECT_NE(r.err.find("cannot read " + c.hosts_tab().string() + ": Permission denied"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find("no such host"), std::string::npos) << r.err;
+    std::filesystem::remove(c.hosts_tab());
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"send", "h1", "ping"}, {"reconnect", "h1"}, {"spool", "list", "h1"}}) {
+        r = lonctl(c, args);
+        EXPECT_EQ(r.code, 7) << args[0] << ": " << r.err;
+        EXPECT_NE(
+            r.err.find("cannot read " + c.hosts_tab().string() + ": No such file or directory"),
+            std::string::npos)
+            << r.err;
+    }
+    r = lonctl(c, {"check"});
+    EXPECT_EQ(r.code, 3) << r.out; // not running comes first
+    EXPECT_NE(r.out.find(c.hosts_tab().string() + ": cannot read"), std::string::npos) << r.out;
+}
+
+TEST(Lonctl, AMissingSpoolDirectoryIsSaidSoNotZeroPending) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    std::filesystem::remove_all(c.spool());
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"spool", "list"}, {"spool", "retry"}, {"spool", "purge-bad", "h1"}}) {
+        const auto r = lonctl(c, args);
+        EXPECT_EQ(r.code, 8) << args[1] << ": " << r.err;
+        EXPECT_NE(
+            r.err.find("no spool directory: " + c.spool().string() + ": No such file or directory"),
+            std::string::npos)
+            << r.err;
+        EXPECT_EQ(r.out.find("pending"), std::string::npos) << r.out;
+        EXPECT_EQ(r.out.find("0 "), std::string::npos) << r.out;
+    }
+}
+
+TEST(Lonctl, VersionAndUsage) {
+    Cluster c({.hosts = 1, .start_lonc = false});
+    auto r = lonctl(c, {"--version"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "lonctl " LONC_VERSION "\n");
+    r = lonctl(c, {"frobnicate"});
+    EXPECT_EQ(r.code, 1);
+    r = lonctl(c, {"send", "h0", "two\nlines"});
+    EXPECT_EQ(r.code, 1) << r.err;
+    // An unreadable access.conf: the configuration's code, with the cause.
+    const auto bad = [&] {
+        const auto missing = c.dir() / "no-such.conf";
+        const auto cmd = std::string(LONCTL_PATH) + " -c '" + missing.string() + "' status >'" +
+                         (c.dir() / "o").string() + "' 2>'" + (c.dir() / "e").string() + "'";
+        const int st = std::system(cmd.c_str());
+        return lonc::test::Run{WIFEXITED(st) ? WEXITSTATUS(st) : -1, slurp(c.dir() / "o"),
+                               slurp(c.dir() / "e")};
+    }();
+    EXPECT_EQ(bad.code, 7);
+    EXPECT_NE(bad.err.find("no-such.conf: cannot read: No such file or directory"),
+              std::string::npos)
+        << bad.err;
+}
+
+TEST(Lonctl, StatusSaysWhyALinkIsDown) {
+    Cluster c({.hosts = 3});
+    c.kill_sim(2);
+    ASSERT_TRUE(c.wait_no_socket(2));
+    json h2 = json::object();
+    ASSERT_TRUE(wait_until(
+        [&] {
+            for (const auto& p : json::parse(lonctl(c, {"status", "--json"}).out)["peers"]) {
+                if (p["id"] == "h2") {
+                    h2 = p;
+                }
+            }
+            return h2.value("state", "") != "running" || h2.value("link", "") != "up";
+        },
+        10s))
+        << h2.dump();
+    const auto r = lonctl(c, {"status"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("REASON"), std::string::npos) << r.out;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.out, m, std::regex("\nh2 [^\n]*  ([^\n]+)\n"))) << r.out;
+    EXPECT_NE(m[1].str(), "-") << r.out;
+    if (h2.value("answered", false)) {
+        EXPECT_EQ(m[1].str(), h2.value("last_error", "?")) << h2.dump();
+    } else {
+        EXPECT_NE(m[1].str().find(h2["state"] == "unreachable" ? "probe" : " "), std::string::npos)
+            << h2.dump() << r.out;
+    }
+    // An up link has no reason.
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("\nh1 [^\n]* up [^\n]*  -\n"))) << r.out;
+}
+
+TEST(Lonctl, EveryCommandThatPrintsDataHasJson) {
+    Cluster c({.hosts = 2});
+    auto r = lonctl(c, {"--json", "reload"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out)["result"], "applied") << r.out;
+    c.spool_file("200.x.h1.bad", "echo:x\n");
+    r = lonctl(c, {"spool", "list", "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    auto doc = json::parse(r.out);
+    EXPECT_EQ(doc["bad"], 1) << r.out;
+    ASSERT_EQ(doc["files"].size(), 1U) << r.out;
+    EXPECT_EQ(doc["files"][0]["file"], "200.x.h1.bad");
+    EXPECT_EQ(doc["files"][0]["state"], "bad");
+    EXPECT_EQ(doc["files"][0]["host"], "h1");
+    r = lonctl(c, {"spool", "purge-bad", "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out), json({{"done", 1}, {"failed", json::array()}})) << r.out;
+    r = lonctl(c, {"spool", "retry", "h1", "--json"});
+    EXPECT_EQ(json::parse(r.out)["done"], 0) << r.out;
+    r = lonctl(c, {"send", "nosuch", "ping", "--json"});
+    EXPECT_EQ(r.code, 5);
+    EXPECT_EQ(json::parse(r.out)["error"]["name"], "no_such_host") << r.out;
 }
 
 // ---------------------------------------------------------------- metrics
