@@ -387,7 +387,6 @@ int status(const Context& ctx) {
     if (doc.is_discarded() || !doc.contains("peers")) {
         return fail(ctx, failed, "lonc's status is not JSON");
     }
-    const auto now = static_cast<std::int64_t>(std::time(nullptr));
     (void)std::fprintf(ctx.out, "lonc parent %lld, status generation %llu\n",
                        static_cast<long long>(doc["parent"].value("pid", 0)),
                        static_cast<unsigned long long>(doc.value("generation", 0ULL)));
@@ -408,13 +407,16 @@ int status(const Context& ctx) {
         auto num = [&](const char* key) {
             return has ? std::to_string(p.value(key, 0LL)) : std::string("-");
         };
-        const auto oldest = p.value("spool_oldest", 0LL);
+        // An age in seconds, null when nothing waits (docs/status.md).
+        const auto oldest_it = p.find("spool_oldest_age_seconds");
+        const std::int64_t oldest =
+            oldest_it != p.end() && oldest_it->is_number() ? oldest_it->get<std::int64_t>() : -1;
         const auto reason = down_reason(p);
         (void)std::fprintf(
             ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", p.value("id", "?").c_str(),
             pid.c_str(), link.c_str(), has ? local_time(p.value("link_since", 0LL)).c_str() : "-",
             num("requests").c_str(), num("errors").c_str(), num("queue").c_str(),
-            num("spool_pending").c_str(), has && oldest > 0 ? age(now - oldest).c_str() : "-",
+            num("spool_pending").c_str(), has && oldest >= 0 ? age(oldest).c_str() : "-",
             reason.empty() ? "-" : reason.c_str());
     }
     return ok;
