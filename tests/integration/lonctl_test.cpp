@@ -354,7 +354,9 @@ TEST(Lonctl, StatusSaysWhyALinkIsDown) {
     json h2 = json::object();
     ASSERT_TRUE(wait_until(
         [&] {
-            for (const auto& p : json::parse(lonctl(c, {"status", "--json"}).out)["peers"]) {
+            // The document outlives the loop (a temporary's ["peers"] would not).
+            const auto doc = json::parse(lonctl(c, {"status", "--json"}).out);
+            for (const auto& p : doc["peers"]) {
                 if (p["id"] == "h2") {
                     h2 = p;
                 }
