@@ -140,7 +140,8 @@ void Link::stop(std::string_view reason) {
     stopped_ = true;
     retry_timer_.cancel();
     if (state_ != State::down) {
-        teardown(reason, false, Lost::closed); // on purpose (shutdown, a removed peer): not CRITICAL
+        // On purpose (shutdown, a removed peer): not CRITICAL.
+        teardown(reason, false, Lost::closed);
     }
 }
 
