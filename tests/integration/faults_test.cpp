@@ -306,8 +306,14 @@ TEST(ProcessFaults, ChildOutOfDescriptorsNeverSetsGoodDelayedMessagesAside) {
         << "a good file was set aside because the child had no descriptor to read it";
     EXPECT_FALSE(c.log_contains("100.m.h1 is unreadable"));
     hogs.clear();
-    EXPECT_TRUE(wait_until([&] { return !std::filesystem::exists(file); }, 10s));
-    EXPECT_NE(slurp(c.perm_log()).find(":S:h1:echo:spooled-while-full:"), std::string::npos);
+    // The file is renamed to its .sent marker before the S line is written:
+    // wait for the line, then the file is surely gone.
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return slurp(c.perm_log()).find(":S:h1:echo:spooled-while-full:") != std::string::npos;
+        },
+        10s));
+    EXPECT_FALSE(std::filesystem::exists(file));
 }
 
 // ------------------------------------------------------ unreachable peers
