@@ -270,7 +270,8 @@ TEST(Examples, ShippedSettingsIniIsValidAndItsExamplesAreRealOptions) {
 
     const auto help = run(quote(lonc_binary()) + " --help");
     std::map<std::string, std::string> defaults;
-    const std::regex opt_re(R"(^\s+(?:-\w,)?--([a-z][a-z0-9-]*)(?: \S+?=(\S+))?)");
+    // "--pipeline UINT:UINT in [1 - 1024]=1": the type, then = and the default.
+    const std::regex opt_re(R"(^\s+(?:-\w,)?--([a-z][a-z0-9-]*)(?: [A-Z][^=]*=(\S+))?)");
     for (const auto& line : lines_of(help.out)) {
         std::smatch m;
         if (std::regex_search(line, m, opt_re)) {
