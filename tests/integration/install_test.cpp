@@ -146,19 +146,22 @@ TEST(ManPages, LonctlPageListsExactlyTheCommandsAndOptionsOfHelp) {
     const auto global = long_options(help.out);
     // Every command (a subcommand's subcommands as "spool list") and the
     // options of each, from the built lonctl.
+    const auto help_of = [&](const std::string& command) {
+        return run(lonctl + " " + command + " --help");
+    };
     std::map<std::string, std::set<std::string>> in_help;
     for (const auto& sub : subcommands(help.out)) {
-        const auto sub_help = run(lonctl + " " + sub + " --help");
+        const auto sub_help = help_of(sub);
         ASSERT_EQ(sub_help.code, 0) << sub << ": " << sub_help.out;
         std::vector<std::string> commands;
         for (const auto& leaf : subcommands(sub_help.out)) {
-            commands.push_back(sub + " " + leaf);
+            commands.push_back(std::string(sub).append(" ").append(leaf));
         }
         if (commands.empty()) {
             commands.push_back(sub);
         }
         for (const auto& command : commands) {
-            const auto h = command == sub ? sub_help : run(lonctl + " " + command + " --help");
+            const auto h = command == sub ? sub_help : help_of(command);
             ASSERT_EQ(h.code, 0) << command << ": " << h.out;
             auto& opts = in_help[command];
             for (const auto& o : long_options(h.out)) {
