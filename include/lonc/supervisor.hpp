@@ -2,7 +2,7 @@
 // (this host's own entry included), restarts children that die, reacts to
 // signals, writes the status files. It never relays a request.
 //
-// Signals (all read from a signalfd; see README "Signals"):
+// Signals (all read from a signalfd; see lonc(8), SIGNALS):
 //   INT, TERM  drain children (bounded), remove sockets and pid file, exit 0;
 //              a second one exits at once
 //   HUP, USR2  reload: read and check the whole configuration again; if it

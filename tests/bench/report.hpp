@@ -1,5 +1,5 @@
 // What a benchmark run measured, and its outputs: the table on stdout,
-// results.csv, results.md (embedded in the README by scripts/bench) and
+// results.csv, results.md (embedded in docs/performance.md by scripts/bench) and
 // the data files gnuplot draws from.
 #pragma once
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <set>
 #include <sys/stat.h>
 
 #include "ops_util.hpp"
@@ -32,6 +34,165 @@ std::filesystem::path example_config(const TempDir& dir) {
 
 // --------------------------------------------------------------- man pages
 
+// One section of a roff page: from its ".SH NAME" line to the next ".SH".
+std::string man_section(const std::string& page, const std::string& name) {
+    const auto at = page.find("\n.SH " + name + "\n");
+    if (at == std::string::npos) {
+        return {};
+    }
+    const auto end = page.find("\n.SH ", at + 1);
+    return page.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
+}
+
+// roff's "\-" is a plain "-" on the rendered page.
+std::string unroff(std::string text) {
+    for (auto at = text.find("\\-"); at != std::string::npos; at = text.find("\\-", at)) {
+        text.erase(at, 1);
+    }
+    return text;
+}
+
+// The tag line of every .TP (the term it describes), with how deep it sits
+// in .RS/.RE (0: a top-level entry; 1: an entry under the one before).
+struct ManTag {
+    int depth = 0;
+    std::string text;
+};
+std::vector<ManTag> man_tags(const std::string& section) {
+    std::vector<ManTag> out;
+    int depth = 0;
+    bool tag_next = false;
+    for (const auto& line : lines_of(section)) {
+        if (tag_next) {
+            out.push_back({depth, unroff(line)});
+            tag_next = false;
+        } else if (line.rfind(".RS", 0) == 0) {
+            ++depth;
+        } else if (line.rfind(".RE", 0) == 0) {
+            --depth;
+        } else if (line == ".TP" || line.rfind(".TP ", 0) == 0) {
+            tag_next = true;
+        }
+    }
+    return out;
+}
+
+// Every --name in a text.
+std::set<std::string> long_options_in(const std::string& text) {
+    std::set<std::string> out;
+    const std::regex re(R"(--([a-z][a-z0-9-]*))");
+    for (std::sregex_iterator it(text.begin(), text.end(), re), end; it != end; ++it) {
+        out.insert((*it)[1].str());
+    }
+    return out;
+}
+
+// The term a tag names: ".BI send \" host request\"" is "send",
+// ".BR \"spool list\" ..." is "spool list".
+std::string tag_term(const std::string& tag) {
+    const auto space = tag.find(' ');
+    if (space == std::string::npos) {
+        return {};
+    }
+    const auto rest = tag.substr(space + 1);
+    if (!rest.empty() && rest[0] == '"') {
+        return rest.substr(1, rest.find('"', 1) - 1);
+    }
+    return rest.substr(0, rest.find(' '));
+}
+
+// The subcommands a CLI11 --help lists.
+std::set<std::string> subcommands(const std::string& help) {
+    std::set<std::string> out;
+    const auto at = help.find("Subcommands:");
+    if (at == std::string::npos) {
+        return out;
+    }
+    const std::regex sub_re(R"(^  ([a-z][a-z-]*)\s)");
+    for (const auto& line : lines_of(help.substr(at))) {
+        std::smatch m;
+        if (std::regex_search(line, m, sub_re)) {
+            out.insert(m[1].str());
+        }
+    }
+    return out;
+}
+
+// Options are documented once, in the man pages, so the page must list
+// exactly what the built program accepts: nothing missing, nothing stale.
+TEST(ManPages, LoncPageListsExactlyTheOptionsOfHelp) {
+    const auto help = run(quote(lonc_binary()) + " --help");
+    ASSERT_EQ(help.code, 0);
+    const auto in_help = long_options(help.out);
+    ASSERT_GT(in_help.size(), 20U) << help.out;
+    const auto section = man_section(slurp(source_dir() / "man/lonc.8"), "OPTIONS");
+    ASSERT_FALSE(section.empty());
+    std::set<std::string> in_page;
+    for (const auto& tag : man_tags(section)) {
+        in_page.merge(long_options_in(tag.text));
+    }
+    for (const auto& o : in_help) {
+        EXPECT_EQ(in_page.count(o), 1U) << "lonc.8 OPTIONS lacks --" << o;
+    }
+    for (const auto& o : in_page) {
+        EXPECT_EQ(in_help.count(o), 1U) << "lonc.8 OPTIONS has --" << o << ", lonc --help not";
+    }
+}
+
+TEST(ManPages, LonctlPageListsExactlyTheCommandsAndOptionsOfHelp) {
+    const auto lonctl = quote(lonctl_binary());
+    const auto help = run(lonctl + " --help");
+    ASSERT_EQ(help.code, 0) << help.out;
+    const auto global = long_options(help.out);
+    // Every command (a subcommand's subcommands as "spool list") and the
+    // options of each, from the built lonctl.
+    const auto help_of = [&](const std::string& command) {
+        return run(lonctl + " " + command + " --help");
+    };
+    std::map<std::string, std::set<std::string>> in_help;
+    for (const auto& sub : subcommands(help.out)) {
+        const auto sub_help = help_of(sub);
+        ASSERT_EQ(sub_help.code, 0) << sub << ": " << sub_help.out;
+        std::vector<std::string> commands;
+        for (const auto& leaf : subcommands(sub_help.out)) {
+            commands.push_back(std::string(sub).append(" ").append(leaf));
+        }
+        if (commands.empty()) {
+            commands.push_back(sub);
+        }
+        for (const auto& command : commands) {
+            const auto h = command == sub ? sub_help : help_of(command);
+            ASSERT_EQ(h.code, 0) << command << ": " << h.out;
+            auto& opts = in_help[command];
+            for (const auto& o : long_options(h.out)) {
+                if (o != "help" && global.count(o) == 0) {
+                    opts.insert(o);
+                }
+            }
+        }
+    }
+    ASSERT_GE(in_help.size(), 8U) << help.out;
+
+    const auto page = slurp(source_dir() / "man/lonctl.1");
+    std::set<std::string> page_global;
+    for (const auto& tag : man_tags(man_section(page, "OPTIONS"))) {
+        page_global.merge(long_options_in(tag.text));
+    }
+    EXPECT_EQ(page_global, global) << "lonctl.1 OPTIONS against lonctl --help";
+
+    std::map<std::string, std::set<std::string>> in_page;
+    std::string command;
+    for (const auto& tag : man_tags(man_section(page, "COMMANDS"))) {
+        if (tag.depth == 0) {
+            command = tag_term(tag.text);
+            in_page[command];
+        } else {
+            in_page[command].merge(long_options_in(tag.text));
+        }
+    }
+    EXPECT_EQ(in_page, in_help) << "lonctl.1 COMMANDS against lonctl's --help";
+}
+
 TEST(ManPages, RenderWithoutWarnings) {
     for (const char* page : {"man/lonc.8", "man/lonctl.1"}) {
         const auto path = quote((source_dir() / page).string());
@@ -44,19 +205,8 @@ TEST(ManPages, RenderWithoutWarnings) {
     }
 }
 
-TEST(ManPages, LoncPageDocumentsEveryOptionSignalAndExitCode) {
-    const auto help = run(quote(lonc_binary()) + " --help");
-    ASSERT_EQ(help.code, 0);
-    const auto options = long_options(help.out);
-    ASSERT_GT(options.size(), 20U) << help.out;
+TEST(ManPages, LoncPageDocumentsEverySignalAndExitCode) {
     const auto page = slurp(source_dir() / "man/lonc.8");
-    for (const auto& o : options) {
-        std::string roff = "\\-\\-";
-        for (const char ch : o) {
-            roff += ch == '-' ? std::string("\\-") : std::string(1, ch);
-        }
-        EXPECT_NE(page.find(roff), std::string::npos) << "lonc.8 lacks --" << o;
-    }
     for (const char* section :
          {".SH SYNOPSIS", ".SH OPTIONS", ".SH FILES", ".SH SIGNALS", ".SH EXIT STATUS",
           ".SH STATUS FILES", ".SH DIFFERENCES FROM THE ORIGINAL", ".SH SEE ALSO"}) {
@@ -103,43 +253,54 @@ TEST(Examples, ShippedAccessConfAndHostsTabPassCheckConfig) {
     EXPECT_NE(r.out.find("(this host)"), std::string::npos) << r.out;
 }
 
-TEST(Examples, ShippedSettingsIniParsesAndListsEveryOptionWithItsDefault) {
+// The shipped lonc.ini sets nothing (it is installed as /etc/lonc/lonc.ini),
+// points to lonc(8) for the options, and its commented examples are real:
+// each names an option of --help, shows its default where --help has one,
+// and all of them uncommented still make a good configuration.
+TEST(Examples, ShippedSettingsIniIsValidAndItsExamplesAreRealOptions) {
     TempDir dir("lonc-ini");
     const auto conf = example_config(dir);
     const auto ini = source_dir() / "conf/lonc.ini";
-    const auto r = run(quote(lonc_binary()) + " --settings " + quote(ini.string()) +
-                       " --check-config -c " + quote(conf.string()));
+    const auto check = [&](const std::filesystem::path& settings) {
+        return run(quote(lonc_binary()) + " --settings " + quote(settings.string()) +
+                   " --check-config -c " + quote(conf.string()));
+    };
+    const auto r = check(ini);
     EXPECT_EQ(r.code, 0) << r.out;
     EXPECT_NE(r.out.find("configuration OK"), std::string::npos) << r.out;
+    const auto text = slurp(ini);
+    EXPECT_NE(text.find("lonc(8)"), std::string::npos);
 
-    // Every option of --help is in the file, set or commented out, with the
-    // default --help shows.
     const auto help = run(quote(lonc_binary()) + " --help");
     std::map<std::string, std::string> defaults;
-    const std::regex opt_re(R"(^\s+(?:-\w,)?--([a-z][a-z0-9-]*)(?: \S+?=(\S+))?)");
+    // "--pipeline UINT:UINT in [1 - 1024]=1": the type, then = and the default.
+    const std::regex opt_re(R"(^\s+(?:-\w,)?--([a-z][a-z0-9-]*)(?: [A-Z][^=]*=(\S+))?)");
     for (const auto& line : lines_of(help.out)) {
         std::smatch m;
         if (std::regex_search(line, m, opt_re)) {
             defaults[m[1].str()] = m[2].matched ? m[2].str() : "";
         }
     }
-    std::map<std::string, std::string> in_ini;
-    const std::regex kv_re(R"(^#?\s*([a-z][a-z0-9-]*) = ?(.*?)\s*(?:\(.*)?$)");
-    for (const auto& line : lines_of(slurp(ini))) {
+    const std::regex example_re(R"(^# ([a-z][a-z0-9-]*) = (.*)$)");
+    std::string uncommented;
+    int examples = 0;
+    for (const auto& line : lines_of(text)) {
+        EXPECT_TRUE(line.empty() || line[0] == '#') << "lonc.ini sets something: " << line;
         std::smatch m;
-        if (std::regex_match(line, m, kv_re)) {
-            in_ini[m[1].str()] = m[2].str();
+        if (std::regex_match(line, m, example_re)) {
+            ++examples;
+            const auto name = m[1].str();
+            ASSERT_EQ(defaults.count(name), 1U) << "lonc.ini example of no option: " << name;
+            if (!defaults[name].empty()) {
+                EXPECT_EQ(m[2].str(), defaults[name]) << name;
+            }
+            uncommented += line.substr(2) + "\n";
         }
     }
-    for (const auto& [name, def] : defaults) {
-        if (name == "help" || name == "settings" || name == "version") {
-            continue;
-        }
-        ASSERT_EQ(in_ini.count(name), 1U) << "lonc.ini lacks " << name;
-        if (!def.empty()) {
-            EXPECT_EQ(in_ini[name], def) << name;
-        }
-    }
+    EXPECT_GE(examples, 3);
+    dir.write("examples.ini", uncommented);
+    const auto all = check(dir / "examples.ini");
+    EXPECT_EQ(all.code, 0) << uncommented << all.out;
 }
 
 TEST(Examples, SettingsFileWithAnUnknownKeyIsRefused) {
