@@ -693,6 +693,7 @@ std::string Supervisor::apply(Loaded next) {
     }
 
     std::vector<SlotView> views;
+    views.reserve(slots_.size());
     for (const auto& [id, slot] : slots_) {
         views.push_back({id, slot.peer.ip, slot.state == SlotState::draining, slot.successor});
     }

@@ -40,6 +40,7 @@ const std::vector<Peer> three = {peer("h0", "127.0.0.10"), peer("h1", "127.0.0.1
 // Slots of a running supervisor for these peers (none draining).
 std::vector<SlotView> running(const std::vector<Peer>& peers) {
     std::vector<SlotView> out;
+    out.reserve(peers.size());
     for (const auto& p : peers) {
         out.push_back({p.id, p.ip, false, std::nullopt});
     }
@@ -175,16 +176,17 @@ TEST(ReloadPlan, RestartNeededIsRejectedWithReasons) {
     next_opts.user = "nobody";
     const auto reasons = restart_reasons({opts, now}, {next_opts, next});
     const std::string conf = opts.config.string();
-    EXPECT_EQ(reasons,
-              (std::vector<std::string>{
-                  conf + ": lonHostID changed from 'h0' to 'h1': that needs a restart of lonc",
-                  conf + ": lonSockDir changed from '/home/httpd/sockets' to '/run/lonc': that "
-                         "needs a restart of lonc",
-                  "/home/httpd/lonTabs/hosts.tab: this host's address changed from "
-                  "'127.0.0.10' to '127.0.0.11': that needs a restart of lonc",
-                  "options: --user changed from 'www' to 'nobody': that needs a restart of lonc",
-                  "options: --connections changed from '1' to '2': that needs a restart of "
-                  "lonc"}));
+    const std::string own = "/home/httpd/lonTabs/hosts.tab: this host's address changed from "
+                            "'127.0.0.10' to '127.0.0.11': that needs a restart of lonc";
+    EXPECT_EQ(
+        reasons,
+        (std::vector<std::string>{
+            conf + ": lonHostID changed from 'h0' to 'h1': that needs a restart of lonc",
+            conf + ": lonSockDir changed from '/home/httpd/sockets' to '/run/lonc': that "
+                   "needs a restart of lonc",
+            own, "options: --user changed from 'www' to 'nobody': that needs a restart of lonc",
+            "options: --connections changed from '1' to '2': that needs a restart of "
+            "lonc"}));
 
     // This host's own address moving needs a restart; londPort does not.
     auto moved = config(three, 5664);
