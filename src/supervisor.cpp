@@ -10,6 +10,7 @@
 #include "lonc/notify.hpp"
 #include "lonc/options.hpp"
 #include "lonc/probe.hpp"
+#include "lonc/reload_plan.hpp"
 #include "lonc/signals.hpp"
 #include "lonc/spool.hpp"
 #include "lonc/startup.hpp"
@@ -139,8 +140,8 @@ private:
         std::string text; // what was done, or why not (one reason a line)
     };
     ReloadOutcome reload(const std::string& source);
-    [[nodiscard]] std::vector<std::string> restart_needed(const Loaded& next) const;
     std::string apply(Loaded next);
+    void apply_step(const PeerAction& a);
     void retire(Slot& slot);
     void replace(Slot& slot, const Peer& peer);
     void drain_child(Slot& slot);
@@ -641,7 +642,7 @@ Supervisor::ReloadOutcome Supervisor::reload(const std::string& source) {
     auto next = load_configuration(s_.argv, s_.cwd);
     auto reasons = next.problems();
     if (reasons.empty()) {
-        reasons = restart_needed(next);
+        reasons = restart_reasons({s_.opts, s_.config}, {next.opts, next.config});
     }
     ReloadOutcome out;
     reload_.time = std::time(nullptr);
@@ -669,47 +670,10 @@ Supervisor::ReloadOutcome Supervisor::reload(const std::string& source) {
     return out;
 }
 
-// What a running lonc cannot take: its own identity, the directories of its
-// pid file, log and sockets, and options marked Live::restart.
-std::vector<std::string> Supervisor::restart_needed(const Loaded& next) const {
-    std::vector<std::string> out;
-    const auto& now = settings();
-    const auto& then = *next.config.settings;
-    auto need = [&](const std::string& where, const std::string& what, const std::string& from,
-                    const std::string& to) {
-        if (from != to) {
-            out.push_back(where + ": " + what + " changed from '" + from + "' to '" + to +
-                          "': that needs a restart of lonc");
-        }
-    };
-    const auto conf = next.opts.config.string();
-    need(conf, "lonHostID", now.host_id, then.host_id);
-    need(conf, "lonDaemons", now.daemons.string(), then.daemons.string());
-    need(conf, "lonSockDir", now.sock_dir.string(), then.sock_dir.string());
-    need(then.hosts_tab().string(), "this host's address", s_.config.own_host()->ip,
-         next.config.own_host()->ip);
-    const auto before = option_values(s_.opts);
-    const auto after = option_values(next.opts);
-    for (std::size_t i = 0; i < before.size() && i < after.size(); ++i) {
-        if (before[i].live == Live::restart) {
-            need("options", "--" + before[i].name, before[i].value, after[i].value);
-        }
-    }
-    return out;
-}
-
-// Takes next (already checked) and applies the difference; returns what was done.
+// Takes next (already checked) and applies the difference (reload_plan
+// decides it); returns what was done.
 std::string Supervisor::apply(Loaded next) {
-    const auto before = option_values(s_.opts);
-    const auto after = option_values(next.opts);
-    std::vector<std::string> options;
-    bool for_children = false;
-    for (std::size_t i = 0; i < before.size() && i < after.size(); ++i) {
-        if (before[i].value != after[i].value) {
-            options.push_back(before[i].name + " " + before[i].value + " -> " + after[i].value);
-            for_children = for_children || before[i].live == Live::children;
-        }
-    }
+    const auto options = diff_options(s_.opts, next.opts);
     const bool port_changed = settings().lond_port != next.config.settings->lond_port;
     const bool metrics_changed =
         s_.opts.metrics_file != next.opts.metrics_file ||
@@ -728,60 +692,16 @@ std::string Supervisor::apply(Loaded next) {
         metrics_timer_.arm_in(EventLoop::Clock::duration::zero());
     }
 
-    std::map<std::string, const Peer*> wanted;
-    for (const auto& p : s_.config.hosts.peers) {
-        wanted[p.id] = &p;
+    std::vector<SlotView> views;
+    views.reserve(slots_.size());
+    for (const auto& [id, slot] : slots_) {
+        views.push_back({id, slot.peer.ip, slot.state == SlotState::draining, slot.successor});
     }
-    std::vector<std::string> added;
-    std::vector<std::string> removed;
-    std::vector<std::string> changed;
-    std::size_t unchanged = 0;
-    for (auto it = slots_.begin(); it != slots_.end();) {
-        auto& slot = it->second;
-        const std::string id = it->first;
-        ++it; // retire() may erase this slot
-        const auto w = wanted.find(id);
-        if (slot.state == SlotState::draining) {
-            // Its child is on the way out; what follows it is decided again.
-            const Peer* coming = slot.successor ? &*slot.successor : nullptr;
-            if (w == wanted.end()) {
-                if (coming != nullptr) {
-                    removed.push_back(id);
-                }
-                slot.successor.reset();
-            } else {
-                if (coming == nullptr) {
-                    added.push_back(id);
-                } else if (coming->ip != w->second->ip || port_changed) {
-                    changed.push_back(id + " (" + coming->ip + " -> " + w->second->ip + ")");
-                } else {
-                    ++unchanged;
-                }
-                slot.successor = *w->second;
-            }
-            continue;
-        }
-        if (w == wanted.end()) {
-            removed.push_back(id);
-            retire(slot);
-        } else if (slot.peer.ip != w->second->ip || port_changed) {
-            changed.push_back(id + " (" + slot.peer.ip + " -> " + w->second->ip + ")");
-            replace(slot, *w->second);
-        } else {
-            slot.peer = *w->second; // domain, role, hostname: the child has no use for them
-            ++unchanged;
-        }
+    const auto plan = plan_peers(views, s_.config.hosts.peers, port_changed);
+    for (const auto& a : plan.actions) {
+        apply_step(a);
     }
-    for (const auto& p : s_.config.hosts.peers) {
-        if (slots_.count(p.id) == 0) {
-            added.push_back(p.id);
-            auto& slot = slots_[p.id];
-            slot.peer = p;
-            slot.state = SlotState::probing;
-            prober_.probe(p);
-        }
-    }
-    if (for_children) {
+    if (options.for_children) {
         const auto text = child_options_text(s_.opts);
         for (auto& [id, slot] : slots_) {
             if (slot.state == SlotState::running && slot.channel &&
@@ -790,20 +710,41 @@ std::string Supervisor::apply(Loaded next) {
             }
         }
     }
-    warn_undeliverable(removed);
-    for (const auto& id : added) {
+    warn_undeliverable(plan.removed);
+    for (const auto& id : plan.added) {
         removed_hosts_.erase(id);
     }
-    if (added.empty() && removed.empty() && changed.empty() && options.empty()) {
-        return "nothing changed (" + std::to_string(unchanged) + " peers unchanged)";
+    return summary(plan, options);
+}
+
+void Supervisor::apply_step(const PeerAction& a) {
+    if (a.step == PeerStep::start) {
+        auto& slot = slots_[a.id];
+        slot.peer = *a.peer;
+        slot.state = SlotState::probing;
+        prober_.probe(slot.peer);
+        return;
     }
-    auto list = [](const std::vector<std::string>& v) {
-        return std::to_string(v.size()) + (v.empty() ? "" : " (" + joined(v) + ")");
-    };
-    std::string text = "peers added " + list(added) + ", removed " + list(removed) + ", changed " +
-                       list(changed) + ", unchanged " + std::to_string(unchanged);
-    text += options.empty() ? "; options unchanged" : "; options: " + joined(options);
-    return text;
+    auto& slot = slots_.at(a.id);
+    switch (a.step) {
+    case PeerStep::keep:
+        slot.peer = *a.peer; // domain, role, hostname: the child has no use for them
+        break;
+    case PeerStep::retire:
+        retire(slot); // may erase the slot
+        break;
+    case PeerStep::replace:
+        replace(slot, *a.peer);
+        break;
+    case PeerStep::set_successor:
+        slot.successor = a.peer;
+        break;
+    case PeerStep::drop_successor:
+        slot.successor.reset();
+        break;
+    case PeerStep::start:
+        break;
+    }
 }
 
 // A peer gone from hosts.tab: its child drains and exits (the slot goes

@@ -221,4 +221,34 @@ int run_bare_relay(const std::string& socket_path, in_addr lond, std::uint16_t p
     }
 }
 
+BenchWorld::BenchWorld(const Binaries& bin, int hosts)
+    : test::World({.hosts = hosts,
+                   .id_prefix = "b",
+                   .domain = "benchdom",
+                   .dir_prefix = "lonc-bench",
+                   .lonc = bin.lonc,
+                   .lond_sim = bin.lond_sim,
+                   .sanitizer_dir = bin.sanitizer_dir}),
+      self_(bin.self) {}
+
+std::filesystem::path BenchWorld::start_relay(int host) {
+    auto path = dir() / ("relay-" + id(host));
+    test::SpawnOptions so;
+    so.capture_stdout = true;
+    so.stderr_file = (dir() / ("relay-" + id(host) + ".err")).string();
+    auto p = test::Process::spawn({self_, "--bare-relay", path.string(), "--lond",
+                                   ip(host) + ":" + std::to_string(port()), "--source", ip(0)},
+                                  so);
+    if (!p.wait_for_output("ready", std::chrono::seconds(30))) {
+        throw std::runtime_error("the bare relay did not start: " + test::slurp(so.stderr_file));
+    }
+    relays_[host] = std::move(p);
+    return path;
+}
+
+pid_t BenchWorld::relay_pid(int host) const {
+    const auto it = relays_.find(host);
+    return it == relays_.end() ? -1 : it->second.pid();
+}
+
 } // namespace lonc::bench

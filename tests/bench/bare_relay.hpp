@@ -7,8 +7,12 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <map>
 #include <netinet/in.h>
 #include <string>
+
+#include "world.hpp"
 
 namespace lonc::bench {
 
@@ -17,5 +21,27 @@ namespace lonc::bench {
 // link breaks.
 int run_bare_relay(const std::string& socket_path, in_addr lond, std::uint16_t port,
                    in_addr source);
+
+struct Binaries {
+    std::string lonc;
+    std::string lond_sim;
+    std::string self;          // lonc-bench, for its --bare-relay mode
+    std::string sanitizer_dir; // if set: ASan/UBSan reports of lonc and lond-sim go here
+};
+
+// The benchmark's world: the test world (hosts b0, b1, ... in domain
+// benchdom) and bare relays, each for one host.
+class BenchWorld : public test::World {
+public:
+    BenchWorld(const Binaries& bin, int hosts);
+
+    // A bare relay for one host: its socket path once it is ready.
+    std::filesystem::path start_relay(int host);
+    [[nodiscard]] pid_t relay_pid(int host) const;
+
+private:
+    std::string self_;
+    std::map<int, test::Process> relays_;
+};
 
 } // namespace lonc::bench

@@ -16,6 +16,9 @@
 
 namespace lonc::bench {
 
+using test::sample;
+using test::self_cpu_us;
+
 const char* to_string(Pattern p) noexcept {
     return p == Pattern::lonnet ? "lonnet" : "persistent";
 }

@@ -21,6 +21,8 @@
 
 namespace lonc::bench {
 
+using test::ProcSample;
+
 enum class Pattern {
     lonnet,     // connect, one line, read one line, close (as lonnet does)
     persistent, // one connection per client, one request after another

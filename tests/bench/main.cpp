@@ -66,7 +66,7 @@ int bench_main(int argc, char** argv) {
     bool quick = false;
     bool smoke = false;
     std::string out_dir;
-    Binaries bin{LONC_PATH, LOND_SIM_PATH, self_exe(), {}};
+    Binaries bin{lonc::test::lonc_binary(), lonc::test::lond_sim_binary(), self_exe(), {}};
     SuiteOptions opts;
     std::string socket;
     unsigned clients = 32;

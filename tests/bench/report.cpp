@@ -11,6 +11,8 @@
 #include "proc_stats.hpp"
 
 namespace lonc::bench {
+
+using test::tick_us;
 namespace {
 
 double median(std::vector<double> v) {

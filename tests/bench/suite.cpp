@@ -19,6 +19,15 @@
 namespace lonc::bench {
 namespace {
 
+using test::children_of;
+using test::LoncInstance;
+using test::memory;
+using test::minor_faults;
+using test::run_ns;
+using test::sample;
+using test::tick_us;
+using test::tree;
+
 using namespace std::chrono_literals;
 
 // Hosts of the main world.
@@ -73,13 +82,13 @@ private:
     const Binaries& bin_;
     const SuiteOptions& opts_;
     Report rep_;
-    std::unique_ptr<World> world_;
+    std::unique_ptr<BenchWorld> world_;
     std::vector<std::pair<Setup, LoncInstance*>> loncs_;
     std::filesystem::path relay_fast_, relay_slow_;
 };
 
 void Bench::start_main_world() {
-    world_ = std::make_unique<World>(bin_, 3);
+    world_ = std::make_unique<BenchWorld>(bin_, 3);
     world_->start_sim(self_host);
     world_->start_sim(fast_host, {"--service-us", "0"});
     world_->start_sim(slow_host, {"--service-us", std::to_string(slow_service_us)});
@@ -157,7 +166,7 @@ void Bench::count_syscalls(Row& row) {
     spec.warmup = 0;
     spec.seconds = std::max(0.5, opts_.seconds / 2);
     try {
-        PerfCount perf({"raw_syscalls:sys_enter"}, spec.server, world_->dir());
+        PerfCount perf({"raw_syscalls:sys_enter"}, spec.server, world_->dir().path());
         perf.enable();
         const auto res = run_load(spec);
         perf.disable();
@@ -217,7 +226,7 @@ void Bench::run_fanout() {
     if (f.peers == 0) {
         return;
     }
-    World w(bin_, static_cast<int>(f.peers));
+    BenchWorld w(bin_, static_cast<int>(f.peers));
     w.start_sim(-1);
     std::vector<int> all;
     all.reserve(static_cast<std::size_t>(w.size()));

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <vector>
 
+#include "bare_relay.hpp"
 #include "report.hpp"
-#include "world.hpp"
 
 namespace lonc::bench {
 

@@ -1,6 +1,6 @@
-// A local LON-CAPA cluster for black-box tests: a scratch tree with
-// access.conf and hosts.tab, lond-sim peers on 127.x.y.z, and the real lonc
-// started as root with --user www (directories it writes belong to www).
+// A local LON-CAPA cluster for black-box tests: the test world (world.hpp)
+// with one lonc tree at its top, lond-sim peers on 127.x.y.z, and the real
+// lonc started as root with --user www (directories it writes belong to www).
 //
 // Host 0 is "this" server (lonc's own lonHostID); hosts 1..n-1 are peers.
 // Every host, this one included, gets a child and a socket.
@@ -20,6 +20,7 @@
 #include "line_client.hpp"
 #include "process.hpp"
 #include "temp_dir.hpp"
+#include "world.hpp"
 
 namespace lonc::test {
 
@@ -35,39 +36,27 @@ struct ClusterOptions {
     std::vector<std::string> lonc_wrapper{}; // a command lonc runs under (prlimit, valgrind)
 };
 
-class Cluster {
+class Cluster : public World {
 public:
     explicit Cluster(ClusterOptions opts = {});
     ~Cluster();
     Cluster(const Cluster&) = delete;
     Cluster& operator=(const Cluster&) = delete;
 
-    [[nodiscard]] const std::string& id(int host) const {
-        return ids_.at(static_cast<std::size_t>(host));
-    }
-    [[nodiscard]] std::string ip(int host) const { return net_ + std::to_string(10 + host); }
-    [[nodiscard]] std::uint16_t port() const { return port_; }
     [[nodiscard]] static unsigned www_uid();
-    [[nodiscard]] const TempDir& dir() const { return dir_; }
-    [[nodiscard]] std::filesystem::path conf() const { return dir_ / "access.conf"; }
-    [[nodiscard]] std::filesystem::path hosts_tab() const { return dir_ / "hosts.tab"; }
+    [[nodiscard]] std::filesystem::path conf() const { return dir() / "access.conf"; }
     [[nodiscard]] std::filesystem::path socket(int host) const;
-    [[nodiscard]] std::filesystem::path spool() const { return dir_ / "sockets/delayed"; }
-    [[nodiscard]] std::filesystem::path log_file() const { return dir_ / "logs/lonc.log"; }
-    [[nodiscard]] std::filesystem::path perm_log() const { return dir_ / "logs/lonnet.perm.log"; }
-    [[nodiscard]] std::filesystem::path pid_file() const { return dir_ / "logs/lonc.pid"; }
+    [[nodiscard]] std::filesystem::path spool() const { return dir() / "sockets/delayed"; }
+    [[nodiscard]] std::filesystem::path log_file() const { return dir() / "logs/lonc.log"; }
+    [[nodiscard]] std::filesystem::path perm_log() const { return dir() / "logs/lonnet.perm.log"; }
+    [[nodiscard]] std::filesystem::path pid_file() const { return dir() / "logs/lonc.pid"; }
     [[nodiscard]] std::filesystem::path status_txt() const;
     [[nodiscard]] std::filesystem::path status_json() const;
     [[nodiscard]] std::filesystem::path sim_log(int host) const;
 
-    // Rewrites hosts.tab with the first n hosts (plus extra raw lines).
-    void write_hosts(int n, const std::string& extra = {});
-
-    // lond-sim for one host (--bind its ip --id its id, the cluster's
-    // sim_args, then extra), waits for "ready".
+    // lond-sim for one host (World::start_sim with --log sim_log(host), the
+    // cluster's sim_args, then extra).
     Process& start_sim(int host, const std::vector<std::string>& extra = {});
-    void kill_sim(int host);
-    [[nodiscard]] Process& sim(int host) { return sims_.at(host); }
 
     // lonc with the cluster's config, the test defaults and extra args;
     // env: extra "NAME=value" entries. Its stdout and stderr go to
@@ -135,17 +124,20 @@ public:
 
 private:
     ClusterOptions opts_;
-    TempDir dir_;
-    std::string net_;
-    std::uint16_t port_;
-    std::vector<std::string> ids_;
-    std::map<int, Process> sims_;
     Process lonc_;
 };
 
-// Paths of the binaries under test (set by CMake).
-[[nodiscard]] std::string lonc_binary();
-[[nodiscard]] std::string lond_sim_binary();
+// What a command run to completion printed, and how it exited (-1: killed).
+struct Run {
+    int code = -1;
+    std::string out;
+    std::string err;
+};
+
+// Runs the real lonctl with the cluster's access.conf and args; as user
+// (with no supplementary groups) when one is named. Its output is also left
+// in dir()/lonctl.out and lonctl.err.
+Run lonctl(const Cluster& c, const std::vector<std::string>& args, const std::string& user = {});
 
 // A token unique within this test process.
 [[nodiscard]] std::string unique_token(const std::string& prefix = "t");

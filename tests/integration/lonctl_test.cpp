@@ -19,39 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-struct Run {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
-
-// Runs the real lonctl with the cluster's access.conf; as user (with no
-// supplementary groups) when one is named.
-Run lonctl(const Cluster& c, const std::vector<std::string>& args, const std::string& user = {}) {
-    std::string cmd;
-    if (!user.empty()) {
-        const passwd* pw = ::getpwnam(user.c_str());
-        if (pw == nullptr) {
-            return {};
-        }
-        cmd = "setpriv --reuid=" + std::to_string(pw->pw_uid) +
-              " --regid=" + std::to_string(pw->pw_gid) + " --clear-groups ";
-    }
-    cmd += std::string(LONCTL_PATH) + " -c '" + c.conf().string() + "'";
-    for (const auto& a : args) {
-        cmd += " '" + a + "'";
-    }
-    const auto out = c.dir() / "lonctl.out";
-    const auto err = c.dir() / "lonctl.err";
-    cmd += " >'" + out.string() + "' 2>'" + err.string() + "'";
-    const int st = std::system(cmd.c_str());
-    Run r;
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-}
-
 // The local port of a peer's link, from a fresh status.
 std::string local_ports(const Cluster& c, const std::string& id) {
     const auto doc = json::parse(lonctl(c, {"status", "--json"}).out);

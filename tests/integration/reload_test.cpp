@@ -19,28 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-struct Run {
-    int code = -1;
-    std::string out;
-    std::string err;
-};
-
-Run lonctl(const Cluster& c, const std::vector<std::string>& args) {
-    std::string cmd = std::string(LONCTL_PATH) + " -c '" + c.conf().string() + "'";
-    for (const auto& a : args) {
-        cmd += " '" + a + "'";
-    }
-    const auto out = c.dir() / "lonctl.out";
-    const auto err = c.dir() / "lonctl.err";
-    cmd += " >'" + out.string() + "' 2>'" + err.string() + "'";
-    const int st = std::system(cmd.c_str());
-    Run r;
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-}
-
 // A fresh status generation, as lonctl status --json gives it.
 json fresh_status(const Cluster& c) {
     const auto r = lonctl(c, {"status", "--json"});
