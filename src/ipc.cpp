@@ -2,26 +2,26 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <sys/socket.h>
 #include <system_error>
 
 namespace lonc::ipc {
-namespace {
 
-bool all_digits(std::string_view s) {
-    if (s.empty() || s.size() > 20) {
-        return false;
-    }
-    for (const char c : s) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-    }
-    return true;
+std::string encode_generation(std::uint64_t generation) {
+    return std::to_string(generation);
 }
 
-} // namespace
+std::optional<std::uint64_t> decode_generation(std::string_view payload) noexcept {
+    std::uint64_t n = 0;
+    const auto* end = payload.data() + payload.size();
+    const auto [p, ec] = std::from_chars(payload.data(), end, n);
+    if (payload.empty() || ec != std::errc{} || p != end) {
+        return std::nullopt;
+    }
+    return n;
+}
 
 std::optional<Message> parse(std::string_view datagram, std::string& error) {
     if (datagram.empty()) {
@@ -33,7 +33,7 @@ std::optional<Message> parse(std::string_view datagram, std::string& error) {
     m.payload = std::string(datagram.substr(1));
     switch (m.type) {
     case Type::status_request:
-        if (!all_digits(m.payload)) {
+        if (!decode_generation(m.payload)) {
             error = "status request without a generation number";
             return std::nullopt;
         }
@@ -60,13 +60,13 @@ std::optional<Message> parse(std::string_view datagram, std::string& error) {
         }
         return m;
     case Type::status_reply:
-        if (!decode_fields(m.payload)) {
-            error = "malformed status fields";
+        if (std::string why; !ChildReport::decode(m.payload, why)) {
+            error = "malformed status report: " + why;
             return std::nullopt;
         }
         return m;
     case Type::link_state:
-        if (m.payload != "up" && m.payload != "down") {
+        if (!parse_link_state(m.payload)) {
             error = "bad link state";
             return std::nullopt;
         }
@@ -94,70 +94,6 @@ std::pair<UniqueFd, UniqueFd> make_pair() {
         throw std::system_error(errno, std::generic_category(), "socketpair");
     }
     return {UniqueFd(sv[0]), UniqueFd(sv[1])};
-}
-
-std::string encode_fields(const Fields& fields) {
-    std::string out;
-    for (const auto& [k, v] : fields) {
-        out += k;
-        out += '=';
-        for (const char c : v) {
-            if (c == '\n') {
-                out += "\\n";
-            } else if (c == '\\') {
-                out += "\\\\";
-            } else {
-                out += c;
-            }
-        }
-        out += '\n';
-    }
-    return out;
-}
-
-std::optional<Fields> decode_fields(std::string_view text) {
-    Fields out;
-    while (!text.empty()) {
-        const auto nl = text.find('\n');
-        if (nl == std::string_view::npos) {
-            return std::nullopt;
-        }
-        const auto line = text.substr(0, nl);
-        text.remove_prefix(nl + 1);
-        const auto eq = line.find('=');
-        if (eq == std::string_view::npos || eq == 0) {
-            return std::nullopt;
-        }
-        std::string value;
-        const auto raw = line.substr(eq + 1);
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-            if (raw[i] != '\\') {
-                value += raw[i];
-                continue;
-            }
-            if (++i == raw.size()) {
-                return std::nullopt;
-            }
-            if (raw[i] == 'n') {
-                value += '\n';
-            } else if (raw[i] == '\\') {
-                value += '\\';
-            } else {
-                return std::nullopt;
-            }
-        }
-        out.emplace_back(std::string(line.substr(0, eq)), std::move(value));
-    }
-    return out;
-}
-
-const std::string* find(const Fields& fields, std::string_view key) {
-    for (const auto& [k, v] : fields) {
-        if (k == key) {
-            return &v;
-        }
-    }
-    return nullptr;
 }
 
 Channel::Channel(EventLoop& loop, UniqueFd fd, OnMessage on_message, OnClose on_close)

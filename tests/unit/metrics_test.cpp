@@ -27,11 +27,13 @@ StatusReport report() {
     h.observe(0.0002);
     h.observe(0.0002);
     h.observe(2);
-    up.fields = {{"links_up", "1"},       {"requests", "12"},
-                 {"con_lost", "1"},       {"queue", "0"},
-                 {"spool_pending", "2"},  {"spool_oldest", "400"},
-                 {"latency", h.encode()}, {"cpu", "0.250000"},
-                 {"rss", "4096"},         {"fds", "9"}};
+    up.report.links_up = 1;
+    up.report.requests = 12;
+    up.report.con_lost = 1;
+    up.report.spool_pending = 2;
+    up.report.spool_oldest = 400;
+    up.report.latency = h;
+    up.report.process = {0.25, 4096, 9};
     PeerStatus gone;
     gone.id = "lon_capa.edu";
     gone.state = "unreachable";
@@ -91,7 +93,8 @@ TEST(StatusJson, HasASchemaAndTheSpoolAgeInSeconds) {
     auto r = report();
     r.peers.push_back(r.peers.front());
     r.peers.back().id = "idle";
-    r.peers.back().fields = {{"spool_pending", "0"}, {"spool_oldest", "0"}};
+    r.peers.back().report.spool_pending = 0;
+    r.peers.back().report.spool_oldest = 0;
     const auto doc = nlohmann::json::parse(format_status_json(r));
     EXPECT_EQ(doc["schema"], status_json_schema);
     EXPECT_EQ(doc["schema"], 1);
@@ -119,8 +122,8 @@ TEST(StatusTxt, IsTheOriginalsFormatByteForByte) {
     up.id = "msul2";
     up.pid = 42;
     up.answered = true;
-    up.fields = {{"status", "Tue Nov 14 22:13:20 2023: Connected"},
-                 {"last_log", "Tue Nov 14 22:13:18 2023: Secure connection initialized"}};
+    up.report.status = "Tue Nov 14 22:13:20 2023: Connected";
+    up.report.last_log = "Tue Nov 14 22:13:18 2023: Secure connection initialized";
     PeerStatus silent;
     silent.id = "h3";
     silent.pid = 43;
