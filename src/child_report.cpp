@@ -1,10 +1,13 @@
 #include "lonc/child_report.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <charconv>
 #include <cstdio>
 #include <dirent.h>
 #include <fstream>
 #include <sys/resource.h>
+#include <type_traits>
 #include <unistd.h>
 #include <unordered_map>
 
@@ -98,6 +101,32 @@ bool from_text(std::string_view t, LatencyHistogram& v) {
     return h.has_value();
 }
 
+template <typename T> nlohmann::json json_of(const T& v) {
+    if constexpr (std::is_same_v<T, LinkState>) {
+        return to_string(v);
+    } else if constexpr (std::is_same_v<T, LatencyHistogram>) {
+        return v.encode(); // has no json name: never in the document
+    } else {
+        return v;
+    }
+}
+
+template <typename T> void from_json(const nlohmann::json& j, T& v) {
+    if constexpr (std::is_same_v<T, std::string>) {
+        if (j.is_string()) {
+            v = j.get<std::string>();
+        }
+    } else if constexpr (std::is_same_v<T, LinkState>) {
+        if (j.is_string()) {
+            v = parse_link_state(j.get<std::string>()).value_or(v);
+        }
+    } else if constexpr (std::is_integral_v<T>) {
+        if (j.is_number_integer()) {
+            v = j.get<T>();
+        }
+    }
+}
+
 } // namespace
 
 std::string_view to_string(LinkState s) noexcept {
@@ -187,6 +216,26 @@ std::optional<ChildReport> ChildReport::decode(std::string_view payload, std::st
     if (!error.empty()) {
         return std::nullopt;
     }
+    return r;
+}
+
+void add_to_json(const ChildReport& r, nlohmann::json& peer) {
+    for_each_report_field([&](const auto& row) {
+        if (!row.json.empty()) {
+            peer[std::string(row.json)] = json_of(row.cget(r));
+        }
+    });
+}
+
+ChildReport report_from_json(const nlohmann::json& peer) {
+    ChildReport r;
+    for_each_report_field([&](const auto& row) {
+        if (!row.json.empty()) {
+            if (const auto it = peer.find(row.json); it != peer.end()) {
+                from_json(*it, row.get(r));
+            }
+        }
+    });
     return r;
 }
 

@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <type_traits>
 #include <unistd.h>
 
 namespace lonc {
@@ -22,17 +21,6 @@ std::string one_field(std::string s) {
         }
     }
     return s;
-}
-
-// A report field's value in loncstatus.json.
-template <typename T> nlohmann::json json_value(const T& v) {
-    if constexpr (std::is_same_v<T, LinkState>) {
-        return to_string(v);
-    } else if constexpr (std::is_same_v<T, LatencyHistogram>) {
-        return v.encode(); // not in the document (no json name): for completeness
-    } else {
-        return v;
-    }
 }
 
 } // namespace
@@ -70,13 +58,9 @@ std::string format_status_json(const StatusReport& r) {
         json j = {{"id", p.id}, {"state", p.state}, {"answered", p.answered}};
         j["pid"] = p.pid > 0 ? json(p.pid) : json(nullptr);
         if (p.answered) {
-            for_each_report_field([&](const auto& row) {
-                if (!row.json.empty()) {
-                    j[std::string(row.json)] = json_value(row.cget(p.report));
-                }
-            });
+            add_to_json(p.report, j);
             const auto age = spool_oldest_age(p, r.time);
-            j["spool_oldest_age_seconds"] = age ? json(*age) : json(nullptr);
+            j[std::string(spool_oldest_age_json)] = age ? json(*age) : json(nullptr);
         }
         peers.push_back(std::move(j));
     }

@@ -12,6 +12,8 @@
 
 #include "lonc/histogram.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -122,5 +124,16 @@ inline constexpr auto child_report_fields = std::tuple{
 template <typename F> void for_each_report_field(F&& f) {
     std::apply([&](const auto&... row) { (f(row), ...); }, child_report_fields);
 }
+
+// loncstatus.json has, instead of spool_oldest, the age of that file at the
+// report's time (null when none waits), under this name.
+inline constexpr std::string_view spool_oldest_age_json = "spool_oldest_age_seconds";
+
+// loncstatus.json's view of a report: the fields that have a json name, set
+// in the peer object (docs/status.md).
+void add_to_json(const ChildReport& r, nlohmann::json& peer);
+// The inverse, for readers of loncstatus.json (lonctl): a field that is
+// absent or of another type keeps its default.
+[[nodiscard]] ChildReport report_from_json(const nlohmann::json& peer);
 
 } // namespace lonc
