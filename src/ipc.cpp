@@ -112,6 +112,42 @@ bool Channel::send(Type type, std::string_view payload) const {
     return fd_ && ipc::send(fd_.get(), type, payload);
 }
 
+bool Channel::send_or_queue(Type type, std::string payload) {
+    if (!fd_ || payload.size() + 1 > max_message) {
+        return false;
+    }
+    for (auto& m : queued_) {
+        if (m.type == type) {
+            m.payload = std::move(payload);
+            return true;
+        }
+    }
+    if (queued_.empty()) {
+        if (ipc::send(fd_.get(), type, payload)) {
+            return true;
+        }
+        if (errno != EAGAIN && errno != ENOBUFS) {
+            return false; // the other end is gone: close() follows on EPOLLIN
+        }
+        loop_.modify(fd_.get(), EPOLLIN | EPOLLOUT, *this);
+    }
+    queued_.push_back(Message{type, std::move(payload)});
+    return true;
+}
+
+void Channel::flush() {
+    std::size_t sent = 0;
+    while (sent < queued_.size() &&
+           ipc::send(fd_.get(), queued_[sent].type, queued_[sent].payload)) {
+        ++sent;
+    }
+    queued_.erase(queued_.begin(), queued_.begin() + static_cast<std::ptrdiff_t>(sent));
+    if (queued_.empty() || (errno != EAGAIN && errno != ENOBUFS)) {
+        queued_.clear(); // sent, or the other end is gone
+        loop_.modify(fd_.get(), EPOLLIN, *this);
+    }
+}
+
 void Channel::close(std::string_view why) {
     if (fd_) {
         loop_.remove(fd_.get(), *this);
@@ -122,7 +158,10 @@ void Channel::close(std::string_view why) {
     }
 }
 
-void Channel::on_events(std::uint32_t /*events*/) {
+void Channel::on_events(std::uint32_t events) {
+    if ((events & EPOLLOUT) != 0 && fd_ && !queued_.empty()) {
+        flush();
+    }
     // One receive buffer for every channel of the process (the loop is
     // single-threaded and parse() copies what it keeps): a buffer per channel
     // cost the supervisor 64 KiB for each child, and made every fork slower.

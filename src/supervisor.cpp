@@ -783,7 +783,7 @@ std::string Supervisor::apply(Loaded next) {
         const auto text = child_options_text(s_.opts);
         for (auto& [id, slot] : slots_) {
             if (slot.state == SlotState::running && slot.channel &&
-                !slot.channel->send(ipc::Type::options, text)) {
+                !slot.channel->send_or_queue(ipc::Type::options, text)) {
                 lg().warn("Could not pass the new options to child {} for {}", slot.pid, id);
             }
         }

@@ -35,6 +35,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace lonc::ipc {
 
@@ -84,13 +85,20 @@ public:
     Channel& operator=(const Channel&) = delete;
 
     bool send(Type type, std::string_view payload = {}) const;
+    // For a message that must not be dropped (a reload's options): sent now,
+    // or, while the other end's buffer is full, kept (a later one of the
+    // same type replaces it) and sent once the socket takes it. False only
+    // when the channel is closed or the message too long.
+    bool send_or_queue(Type type, std::string payload);
     [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     void on_events(std::uint32_t events) override;
 
 private:
     void close(std::string_view why);
+    void flush();
     EventLoop& loop_;
     UniqueFd fd_;
+    std::vector<Message> queued_; // waiting for EPOLLOUT, oldest first
     OnMessage on_message_;
     OnClose on_close_;
 };

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -162,6 +163,45 @@ TEST(IpcChannel, ABadMessageClosesTheChannelWithTheReason) {
     EXPECT_EQ(*seen.closed, "bad message: bad link state");
     EXPECT_TRUE(seen.messages.empty());
     EXPECT_EQ(ch->fd(), -1);
+}
+
+// A reload's options reach a child whose socket buffer was full when they
+// were sent: kept, then sent once the child reads again; a later set
+// replaces one still waiting.
+TEST(IpcChannel, OptionsWaitForRoomInsteadOfBeingDropped) {
+    EventLoop loop;
+    auto [a, b] = ipc::make_pair();
+    Seen seen;
+    std::optional<ipc::Channel> parent;
+    parent.emplace(
+        loop, std::move(a), [&](const ipc::Message& m) { seen.messages.push_back(m); },
+        [&](std::string_view why) { seen.closed = std::string(why); });
+    std::size_t hints = 0;
+    while (parent->send(ipc::Type::spool_hint, "*")) {
+        ++hints; // fill the child's receive queue
+    }
+    ASSERT_GT(hints, 0U);
+    EXPECT_TRUE(parent->send_or_queue(ipc::Type::options, "log-level = info\n"));
+    EXPECT_TRUE(parent->send_or_queue(ipc::Type::options, "log-level = debug\n"));
+    // The child reads everything: hints, then the last options.
+    std::vector<ipc::Message> got;
+    std::array<char, ipc::max_message + 1> buf{};
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline &&
+           (got.empty() || got.back().type != ipc::Type::options)) {
+        loop.run_once(std::chrono::milliseconds(10));
+        ssize_t n = 0;
+        while ((n = ::recv(b.get(), buf.data(), buf.size(), MSG_DONTWAIT)) > 0) {
+            std::string error;
+            auto m = ipc::parse(std::string_view(buf.data(), static_cast<std::size_t>(n)), error);
+            ASSERT_TRUE(m) << error;
+            got.push_back(std::move(*m));
+        }
+    }
+    ASSERT_EQ(got.size(), hints + 1);
+    EXPECT_EQ(got.back().type, ipc::Type::options);
+    EXPECT_EQ(got.back().payload, "log-level = debug\n");
+    EXPECT_FALSE(seen.closed);
 }
 
 } // namespace
