@@ -1,10 +1,10 @@
 #include "lonc/child.hpp"
 
+#include "lonc/child_report.hpp"
 #include "lonc/clock_text.hpp"
 #include "lonc/event_loop.hpp"
 #include "lonc/ipc.hpp"
 #include "lonc/log.hpp"
-#include "lonc/metrics.hpp"
 #include "lonc/peer_worker.hpp"
 #include "lonc/signals.hpp"
 
@@ -20,51 +20,40 @@ namespace {
 // In-flight requests get this long to finish at TERM (bounded, 5 s).
 constexpr double drain_grace = 5.0;
 
-ipc::Fields status_fields(const PeerWorker& w, const std::string& generation) {
-    const auto& st = w.stats();
-    std::string ports;
+ChildReport make_report(const PeerWorker& w, std::uint64_t generation) {
+    ChildReport r;
+    r.generation = generation;
+    r.link = w.link_up() ? LinkState::up : LinkState::down;
     for (const auto& l : w.links()) {
         if (l->ready()) {
-            ports += (ports.empty() ? "" : ",") + std::to_string(l->local_port());
+            ++r.links_up;
+            r.local_ports += (r.local_ports.empty() ? "" : ",") + std::to_string(l->local_port());
+        } else if (!l->last_error().empty()) {
+            r.last_error = l->last_error();
         }
     }
-    std::string last_error;
-    for (const auto& l : w.links()) {
-        if (!l->ready() && !l->last_error().empty()) {
-            last_error = l->last_error();
-        }
-    }
-    unsigned up = 0;
-    for (const auto& l : w.links()) {
-        up += l->ready() ? 1U : 0U;
-    }
-    ipc::Fields fields = {
-        {"generation", generation},
-        {"link", w.link_up() ? "up" : "down"},
-        {"links_up", std::to_string(up)},
-        {"links_total", std::to_string(w.links().size())},
-        {"since", std::to_string(w.link_since_wall())},
-        {"local_ports", ports},
-        {"last_error", last_error},
-        {"requests", std::to_string(st.requests)},
-        {"errors", std::to_string(st.con_lost + st.rejected)},
-        {"con_lost", std::to_string(st.con_lost)},
-        {"rejected", std::to_string(st.rejected)},
-        {"timeouts", std::to_string(st.timeouts)},
-        {"reconnects", std::to_string(st.link_downs)},
-        {"queue", std::to_string(w.queue_depth())},
-        {"clients", std::to_string(w.client_count())},
-        {"spool_pending", std::to_string(w.spooler().pending())},
-        {"spool_oldest", std::to_string(w.spooler().oldest())},
-        {"spool_delivered", std::to_string(w.spooler().stats().delivered)},
-        {"spool_refused", std::to_string(w.spooler().stats().refused)},
-        {"spool_bad", std::to_string(w.spooler().stats().bad)},
-        {"latency", w.latency().encode()},
-        {"status", perl_localtime(std::time(nullptr)) + ": " + w.summary()},
-        {"last_log", log::last_log()},
-    };
-    add_facts(fields, read_self_facts());
-    return fields;
+    r.links_total = w.links().size();
+    r.since = w.link_since_wall();
+    const auto& st = w.stats();
+    r.requests = st.requests;
+    r.errors = st.con_lost + st.rejected;
+    r.con_lost = st.con_lost;
+    r.rejected = st.rejected;
+    r.timeouts = st.timeouts;
+    r.reconnects = st.link_downs;
+    r.queue = w.queue_depth();
+    r.clients = w.client_count();
+    const auto& spool = w.spooler();
+    r.spool_pending = spool.pending();
+    r.spool_oldest = spool.oldest();
+    r.spool_delivered = spool.stats().delivered;
+    r.spool_refused = spool.stats().refused;
+    r.spool_bad = spool.stats().bad;
+    r.latency = w.latency();
+    r.status = perl_localtime(std::time(nullptr)) + ": " + w.summary();
+    r.last_log = log::last_log();
+    r.process = read_self_facts();
+    return r;
 }
 
 } // namespace
@@ -94,8 +83,10 @@ int run_child(const ChildSetup& setup) {
             [&](const ipc::Message& m) {
                 switch (m.type) {
                 case ipc::Type::status_request:
+                    // parse() checked the generation
                     parent->send(ipc::Type::status_reply,
-                                 ipc::encode_fields(status_fields(worker, m.payload)));
+                                 make_report(worker, ipc::decode_generation(m.payload).value_or(0))
+                                     .encode());
                     break;
                 case ipc::Type::retry:
                     (void)worker.retry_now();
@@ -134,7 +125,7 @@ int run_child(const ChildSetup& setup) {
                 }
             });
         worker.on_link_state = [&](bool up) {
-            parent->send(ipc::Type::link_state, up ? "up" : "down");
+            parent->send(ipc::Type::link_state, to_string(up ? LinkState::up : LinkState::down));
         };
     }
 

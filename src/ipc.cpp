@@ -2,26 +2,26 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <sys/socket.h>
 #include <system_error>
 
 namespace lonc::ipc {
-namespace {
 
-bool all_digits(std::string_view s) {
-    if (s.empty() || s.size() > 20) {
-        return false;
-    }
-    for (const char c : s) {
-        if (c < '0' || c > '9') {
-            return false;
-        }
-    }
-    return true;
+std::string encode_generation(std::uint64_t generation) {
+    return std::to_string(generation);
 }
 
-} // namespace
+std::optional<std::uint64_t> decode_generation(std::string_view payload) noexcept {
+    std::uint64_t n = 0;
+    const auto* end = payload.data() + payload.size();
+    const auto [p, ec] = std::from_chars(payload.data(), end, n);
+    if (payload.empty() || ec != std::errc{} || p != end) {
+        return std::nullopt;
+    }
+    return n;
+}
 
 std::optional<Message> parse(std::string_view datagram, std::string& error) {
     if (datagram.empty()) {
@@ -33,7 +33,7 @@ std::optional<Message> parse(std::string_view datagram, std::string& error) {
     m.payload = std::string(datagram.substr(1));
     switch (m.type) {
     case Type::status_request:
-        if (!all_digits(m.payload)) {
+        if (!decode_generation(m.payload)) {
             error = "status request without a generation number";
             return std::nullopt;
         }
@@ -60,13 +60,13 @@ std::optional<Message> parse(std::string_view datagram, std::string& error) {
         }
         return m;
     case Type::status_reply:
-        if (!decode_fields(m.payload)) {
-            error = "malformed status fields";
+        if (std::string why; !ChildReport::decode(m.payload, why)) {
+            error = "malformed status report: " + why;
             return std::nullopt;
         }
         return m;
     case Type::link_state:
-        if (m.payload != "up" && m.payload != "down") {
+        if (!parse_link_state(m.payload)) {
             error = "bad link state";
             return std::nullopt;
         }
@@ -96,70 +96,6 @@ std::pair<UniqueFd, UniqueFd> make_pair() {
     return {UniqueFd(sv[0]), UniqueFd(sv[1])};
 }
 
-std::string encode_fields(const Fields& fields) {
-    std::string out;
-    for (const auto& [k, v] : fields) {
-        out += k;
-        out += '=';
-        for (const char c : v) {
-            if (c == '\n') {
-                out += "\\n";
-            } else if (c == '\\') {
-                out += "\\\\";
-            } else {
-                out += c;
-            }
-        }
-        out += '\n';
-    }
-    return out;
-}
-
-std::optional<Fields> decode_fields(std::string_view text) {
-    Fields out;
-    while (!text.empty()) {
-        const auto nl = text.find('\n');
-        if (nl == std::string_view::npos) {
-            return std::nullopt;
-        }
-        const auto line = text.substr(0, nl);
-        text.remove_prefix(nl + 1);
-        const auto eq = line.find('=');
-        if (eq == std::string_view::npos || eq == 0) {
-            return std::nullopt;
-        }
-        std::string value;
-        const auto raw = line.substr(eq + 1);
-        for (std::size_t i = 0; i < raw.size(); ++i) {
-            if (raw[i] != '\\') {
-                value += raw[i];
-                continue;
-            }
-            if (++i == raw.size()) {
-                return std::nullopt;
-            }
-            if (raw[i] == 'n') {
-                value += '\n';
-            } else if (raw[i] == '\\') {
-                value += '\\';
-            } else {
-                return std::nullopt;
-            }
-        }
-        out.emplace_back(std::string(line.substr(0, eq)), std::move(value));
-    }
-    return out;
-}
-
-const std::string* find(const Fields& fields, std::string_view key) {
-    for (const auto& [k, v] : fields) {
-        if (k == key) {
-            return &v;
-        }
-    }
-    return nullptr;
-}
-
 Channel::Channel(EventLoop& loop, UniqueFd fd, OnMessage on_message, OnClose on_close)
     : loop_(loop), fd_(std::move(fd)), on_message_(std::move(on_message)),
       on_close_(std::move(on_close)) {
@@ -176,6 +112,42 @@ bool Channel::send(Type type, std::string_view payload) const {
     return fd_ && ipc::send(fd_.get(), type, payload);
 }
 
+bool Channel::send_or_queue(Type type, std::string payload) {
+    if (!fd_ || payload.size() + 1 > max_message) {
+        return false;
+    }
+    for (auto& m : queued_) {
+        if (m.type == type) {
+            m.payload = std::move(payload);
+            return true;
+        }
+    }
+    if (queued_.empty()) {
+        if (ipc::send(fd_.get(), type, payload)) {
+            return true;
+        }
+        if (errno != EAGAIN && errno != ENOBUFS) {
+            return false; // the other end is gone: close() follows on EPOLLIN
+        }
+        loop_.modify(fd_.get(), EPOLLIN | EPOLLOUT, *this);
+    }
+    queued_.push_back(Message{type, std::move(payload)});
+    return true;
+}
+
+void Channel::flush() {
+    std::size_t sent = 0;
+    while (sent < queued_.size() &&
+           ipc::send(fd_.get(), queued_[sent].type, queued_[sent].payload)) {
+        ++sent;
+    }
+    queued_.erase(queued_.begin(), queued_.begin() + static_cast<std::ptrdiff_t>(sent));
+    if (queued_.empty() || (errno != EAGAIN && errno != ENOBUFS)) {
+        queued_.clear(); // sent, or the other end is gone
+        loop_.modify(fd_.get(), EPOLLIN, *this);
+    }
+}
+
 void Channel::close(std::string_view why) {
     if (fd_) {
         loop_.remove(fd_.get(), *this);
@@ -186,7 +158,10 @@ void Channel::close(std::string_view why) {
     }
 }
 
-void Channel::on_events(std::uint32_t /*events*/) {
+void Channel::on_events(std::uint32_t events) {
+    if ((events & EPOLLOUT) != 0 && fd_ && !queued_.empty()) {
+        flush();
+    }
     // One receive buffer for every channel of the process (the loop is
     // single-threaded and parse() copies what it keeps): a buffer per channel
     // cost the supervisor 64 KiB for each child, and made every fork slower.

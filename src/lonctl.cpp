@@ -1,5 +1,6 @@
 #include "lonc/lonctl.hpp"
 
+#include "lonc/child_report.hpp"
 #include "lonc/spool.hpp"
 
 #include <nlohmann/json.hpp>
@@ -242,7 +243,7 @@ std::string age(std::int64_t seconds) {
 }
 
 // Why a peer's link is not up, from its status entry; "" when it is up.
-std::string down_reason(const json& p) {
+std::string down_reason(const json& p, const ChildReport& report) {
     if (!p.value("answered", false)) {
         const auto state = p.value("state", "");
         if (state == "unreachable") {
@@ -262,11 +263,10 @@ std::string down_reason(const json& p) {
         }
         return "child did not answer the status request";
     }
-    auto last = p.value("last_error", "");
-    if (!last.empty()) {
-        return last;
+    if (!report.last_error.empty()) {
+        return report.last_error;
     }
-    return p.value("link", "") == "up" ? "" : "no link yet";
+    return report.link == LinkState::up ? "" : "no link yet";
 }
 
 struct SpoolFileInfo {
@@ -394,29 +394,26 @@ int status(const Context& ctx) {
                        "LINK", "SINCE", "REQUESTS", "ERRORS", "QUEUE", "SPOOL", "OLDEST", "REASON");
     for (const auto& p : doc["peers"]) {
         const auto pid = p["pid"].is_number() ? std::to_string(p["pid"].get<long long>()) : "-";
+        const bool has = p.value("answered", false);
+        const auto rep = report_from_json(p);
         std::string link = p.value("state", "?");
-        if (p.value("answered", false)) {
-            link = p.value("link", "?");
-            const auto up = p.value("links_up", 0LL);
-            const auto total = p.value("links_total", 0LL);
-            if (total > 1) {
-                link += " " + std::to_string(up) + "/" + std::to_string(total);
+        if (has) {
+            link = to_string(rep.link);
+            if (rep.links_total > 1) {
+                link += " " + std::to_string(rep.links_up) + "/" + std::to_string(rep.links_total);
             }
         }
-        const bool has = p.value("answered", false);
-        auto num = [&](const char* key) {
-            return has ? std::to_string(p.value(key, 0LL)) : std::string("-");
-        };
+        auto num = [&](std::uint64_t n) { return has ? std::to_string(n) : std::string("-"); };
         // An age in seconds, null when nothing waits (docs/status.md).
-        const auto oldest_it = p.find("spool_oldest_age_seconds");
+        const auto oldest_it = p.find(spool_oldest_age_json);
         const std::int64_t oldest =
             oldest_it != p.end() && oldest_it->is_number() ? oldest_it->get<std::int64_t>() : -1;
-        const auto reason = down_reason(p);
+        const auto reason = down_reason(p, rep);
         (void)std::fprintf(
             ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", p.value("id", "?").c_str(),
-            pid.c_str(), link.c_str(), has ? local_time(p.value("link_since", 0LL)).c_str() : "-",
-            num("requests").c_str(), num("errors").c_str(), num("queue").c_str(),
-            num("spool_pending").c_str(), has && oldest >= 0 ? age(oldest).c_str() : "-",
+            pid.c_str(), link.c_str(), has ? local_time(rep.since).c_str() : "-",
+            num(rep.requests).c_str(), num(rep.errors).c_str(), num(rep.queue).c_str(),
+            num(rep.spool_pending).c_str(), has && oldest >= 0 ? age(oldest).c_str() : "-",
             reason.empty() ? "-" : reason.c_str());
     }
     return ok;

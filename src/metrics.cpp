@@ -6,14 +6,10 @@
 #include <prometheus/text_serializer.h>
 
 #include <algorithm>
-#include <charconv>
-#include <dirent.h>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <sstream>
-#include <sys/resource.h>
-#include <unistd.h>
+#include <tuple>
 
 namespace lonc {
 namespace {
@@ -21,15 +17,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-double number(const ipc::Fields& f, std::string_view key) {
-    const auto* v = ipc::find(f, key);
-    double n = 0;
-    if (v != nullptr) {
-        std::from_chars(v->data(), v->data() + v->size(), n);
-    }
-    return n;
-}
 
 // The families in the order they are written, each filled per peer.
 class Families {
@@ -76,39 +63,26 @@ void add_process(Families& fam, const std::string& peer, const ProcessFacts& p) 
             static_cast<double>(p.open_fds));
 }
 
+// lonc_request_duration_seconds of one peer: Prometheus' buckets are
+// cumulative, the histogram's are not.
+void add_latency(Families& fam, const std::vector<ClientMetric::Label>& l,
+                 const LatencyHistogram& h) {
+    ClientMetric m;
+    m.label = l;
+    m.histogram.sample_count = h.count();
+    m.histogram.sample_sum = h.sum();
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < LatencyHistogram::bounds.size(); ++i) {
+        cumulative += h.bucket(i);
+        m.histogram.bucket.push_back({cumulative, LatencyHistogram::bounds.at(i)});
+    }
+    m.histogram.bucket.push_back({h.count(), std::numeric_limits<double>::infinity()});
+    fam.get("lonc_request_duration_seconds", MetricType::Histogram,
+            "Client requests from arrival to reply")
+        .metric.push_back(std::move(m));
+}
+
 } // namespace
-
-ProcessFacts read_self_facts() {
-    ProcessFacts p;
-    rusage ru{};
-    if (::getrusage(RUSAGE_SELF, &ru) == 0) {
-        p.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-                        static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    }
-    std::ifstream statm("/proc/self/statm");
-    std::uint64_t size = 0;
-    std::uint64_t resident = 0;
-    if (statm >> size >> resident) {
-        p.rss_bytes = resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-    }
-    if (DIR* d = ::opendir("/proc/self/fd")) {
-        while (const dirent* e = ::readdir(d)) {
-            p.open_fds += e->d_name[0] != '.' ? 1 : 0;
-        }
-        ::closedir(d);
-        p.open_fds -= p.open_fds > 0 ? 1 : 0; // the directory's own descriptor
-    }
-    return p;
-}
-
-void add_facts(ipc::Fields& fields, const ProcessFacts& facts) {
-    std::ostringstream cpu;
-    cpu.precision(6);
-    cpu << std::fixed << facts.cpu_seconds;
-    fields.emplace_back("cpu", cpu.str());
-    fields.emplace_back("rss", std::to_string(facts.rss_bytes));
-    fields.emplace_back("fds", std::to_string(facts.open_fds));
-}
 
 std::string format_metrics(const MetricsInput& in) {
     const auto& r = *in.report;
@@ -158,53 +132,33 @@ std::string format_metrics(const MetricsInput& in) {
         if (!p.answered) {
             continue; // no child, or it did not answer in time: no fresh facts
         }
-        const auto& f = p.fields;
+        const auto& f = p.report;
+        auto value = [](std::uint64_t n) { return static_cast<double>(n); };
         fam.add("lonc_links_up", MetricType::Gauge, "Links to the peer that are up", l,
-                number(f, "links_up"));
-        const std::pair<const char*, const char*> counters[] = {
-            {"requests", "Client requests answered by the peer's lond"},
-            {"con_lost", "Client requests answered con_lost"},
-            {"rejected", "Client requests refused by lonc (queue full, line too long)"},
-            {"timeouts", "Requests that ran past --request-timeout"},
-            {"reconnects", "Links to the peer that were up and went down"},
-            {"spool_delivered", "Delayed messages delivered"},
-            {"spool_bad", "Delayed messages set aside as .bad"},
+                value(f.links_up));
+        const std::tuple<const char*, std::uint64_t, const char*> counters[] = {
+            {"lonc_requests_total", f.requests, "Client requests answered by the peer's lond"},
+            {"lonc_con_lost_total", f.con_lost, "Client requests answered con_lost"},
+            {"lonc_rejected_total", f.rejected,
+             "Client requests refused by lonc (queue full, line too long)"},
+            {"lonc_timeouts_total", f.timeouts, "Requests that ran past --request-timeout"},
+            {"lonc_reconnects_total", f.reconnects, "Links to the peer that were up and went down"},
+            {"lonc_spool_delivered_total", f.spool_delivered, "Delayed messages delivered"},
+            {"lonc_spool_bad_total", f.spool_bad, "Delayed messages set aside as .bad"},
         };
-        for (const auto& [key, help] : counters) {
-            fam.add(std::string("lonc_") + key + "_total", MetricType::Counter, help, l,
-                    number(f, key));
+        for (const auto& [name, n, help] : counters) {
+            fam.add(name, MetricType::Counter, help, l, value(n));
         }
         fam.add("lonc_queue_depth", MetricType::Gauge, "Client requests waiting for a link", l,
-                number(f, "queue"));
-        fam.add("lonc_clients", MetricType::Gauge, "Open client connections", l,
-                number(f, "clients"));
+                value(f.queue));
+        fam.add("lonc_clients", MetricType::Gauge, "Open client connections", l, value(f.clients));
         fam.add("lonc_spool_pending", MetricType::Gauge, "Delayed messages waiting for delivery", l,
-                number(f, "spool_pending"));
+                value(f.spool_pending));
         fam.add("lonc_spool_oldest_age_seconds", MetricType::Gauge,
                 "Age of the oldest waiting delayed message (0: none)", l,
                 static_cast<double>(spool_oldest_age(p, r.time).value_or(0)));
-        if (const auto* text = ipc::find(f, "latency")) {
-            if (const auto h = LatencyHistogram::decode(*text)) {
-                ClientMetric m;
-                m.label = l;
-                m.histogram.sample_count = h->count();
-                m.histogram.sample_sum = h->sum();
-                std::uint64_t cumulative = 0;
-                for (std::size_t i = 0; i < LatencyHistogram::bounds.size(); ++i) {
-                    cumulative += h->bucket(i);
-                    m.histogram.bucket.push_back({cumulative, LatencyHistogram::bounds.at(i)});
-                }
-                m.histogram.bucket.push_back({h->count(), std::numeric_limits<double>::infinity()});
-                fam.get("lonc_request_duration_seconds", MetricType::Histogram,
-                        "Client requests from arrival to reply")
-                    .metric.push_back(std::move(m));
-            }
-        }
-        ProcessFacts child;
-        child.cpu_seconds = number(f, "cpu");
-        child.rss_bytes = static_cast<std::uint64_t>(number(f, "rss"));
-        child.open_fds = static_cast<std::uint64_t>(number(f, "fds"));
-        add_process(fam, p.id, child);
+        add_latency(fam, l, f.latency);
+        add_process(fam, p.id, f.process);
     }
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, fam.all());

@@ -6,18 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
 
 namespace lonc {
 namespace {
-
-std::string field(const ipc::Fields& f, std::string_view key, std::string_view fallback = "") {
-    const auto* v = ipc::find(f, key);
-    return v != nullptr ? *v : std::string(fallback);
-}
 
 // Tabs and newlines would break the line format.
 std::string one_field(std::string s) {
@@ -27,15 +21,6 @@ std::string one_field(std::string s) {
         }
     }
     return s;
-}
-
-std::int64_t number(const ipc::Fields& f, std::string_view key) {
-    const auto* v = ipc::find(f, key);
-    std::int64_t n = 0;
-    if (v != nullptr) {
-        std::from_chars(v->data(), v->data() + v->size(), n);
-    }
-    return n;
 }
 
 } // namespace
@@ -49,10 +34,10 @@ std::string format_status_txt(const StatusReport& r) {
         if (p.pid <= 0) {
             continue;
         }
-        const auto status = p.answered ? field(p.fields, "status")
-                                       : perl_localtime(r.time) + ": no answer to status request";
+        const auto status =
+            p.answered ? p.report.status : perl_localtime(r.time) + ": no answer to status request";
         out += std::to_string(p.pid) + "\t" + p.id + "\t" + one_field(status) + "\t" +
-               one_field(field(p.fields, "last_log")) + "\n";
+               one_field(p.report.last_log) + "\n";
     }
     for (const auto& [host, files] : r.reload.undeliverable) {
         std::string names;
@@ -73,21 +58,9 @@ std::string format_status_json(const StatusReport& r) {
         json j = {{"id", p.id}, {"state", p.state}, {"answered", p.answered}};
         j["pid"] = p.pid > 0 ? json(p.pid) : json(nullptr);
         if (p.answered) {
-            j["link"] = field(p.fields, "link");
-            j["links_up"] = number(p.fields, "links_up");
-            j["links_total"] = number(p.fields, "links_total");
-            j["link_since"] = number(p.fields, "since");
-            j["local_ports"] = field(p.fields, "local_ports");
-            j["last_error"] = field(p.fields, "last_error");
-            for (const char* k :
-                 {"requests", "errors", "con_lost", "rejected", "timeouts", "reconnects", "queue",
-                  "clients", "spool_pending", "spool_delivered", "spool_bad"}) {
-                j[k] = number(p.fields, k);
-            }
+            add_to_json(p.report, j);
             const auto age = spool_oldest_age(p, r.time);
-            j["spool_oldest_age_seconds"] = age ? json(*age) : json(nullptr);
-            j["status"] = field(p.fields, "status");
-            j["last_log"] = field(p.fields, "last_log");
+            j[std::string(spool_oldest_age_json)] = age ? json(*age) : json(nullptr);
         }
         peers.push_back(std::move(j));
     }
@@ -113,7 +86,8 @@ std::string format_status_json(const StatusReport& r) {
 }
 
 std::optional<std::int64_t> spool_oldest_age(const PeerStatus& peer, std::time_t now) {
-    const auto oldest = number(peer.fields, "spool_oldest"); // the child's: epoch seconds
+    // the child's: epoch seconds
+    const auto oldest = static_cast<std::int64_t>(peer.report.spool_oldest);
     if (!peer.answered || oldest <= 0) {
         return std::nullopt;
     }

@@ -1,6 +1,7 @@
 #include "lonc/supervisor.hpp"
 
 #include "lonc/child.hpp"
+#include "lonc/child_report.hpp"
 #include "lonc/clock_text.hpp"
 #include "lonc/control.hpp"
 #include "lonc/event_loop.hpp"
@@ -113,9 +114,8 @@ private:
         std::uint64_t starts = 0;          // children forked for this peer
         bool link_up = false;
         bool unreachable_logged = false;
-        // The last status generation this child answered, and its fields.
-        std::uint64_t answered = 0;
-        ipc::Fields fields;
+        // The last status report of this child (generation 0: none yet).
+        ChildReport report;
     };
 
     static const char* to_string(SlotState s);
@@ -373,8 +373,7 @@ void Supervisor::spawn(Slot& slot) {
     slot.pid = pid;
     slot.state = SlotState::running;
     slot.link_up = false;
-    slot.answered = 0;
-    slot.fields.clear();
+    slot.report = {};
     pids_[pid] = slot.peer.id;
     Slot* sp = &slot;
     slot.channel = std::make_unique<ipc::Channel>(
@@ -407,20 +406,19 @@ void Supervisor::become_child(Slot& slot, UniqueFd channel) {
 void Supervisor::on_child_message(Slot& slot, const ipc::Message& msg) {
     switch (msg.type) {
     case ipc::Type::status_reply: {
-        auto fields = ipc::decode_fields(msg.payload);
-        const auto* gen = fields ? ipc::find(*fields, "generation") : nullptr;
-        if (gen == nullptr) {
+        std::string error;
+        auto report = ChildReport::decode(msg.payload, error);
+        if (!report) { // parse() let it through, so this is a bug
+            lg().warn("Bad status report from child {} for {}: {}", slot.pid, slot.peer.id, error);
             return;
         }
-        slot.answered = std::strtoull(gen->c_str(), nullptr, 10);
-        slot.fields = std::move(*fields);
-        if (const auto* link = ipc::find(slot.fields, "link")) {
-            slot.link_up = *link == "up";
-        }
+        slot.report = std::move(*report);
+        slot.link_up = slot.report.link == LinkState::up;
         if (status_collecting_) {
             bool all = true;
             for (const auto& [id, s] : slots_) {
-                if (s.state == SlotState::running && s.channel && s.answered != status_gen_) {
+                if (s.state == SlotState::running && s.channel &&
+                    s.report.generation != status_gen_) {
                     all = false;
                 }
             }
@@ -431,7 +429,7 @@ void Supervisor::on_child_message(Slot& slot, const ipc::Message& msg) {
         break;
     }
     case ipc::Type::link_state:
-        slot.link_up = msg.payload == "up";
+        slot.link_up = parse_link_state(msg.payload) == LinkState::up;
         update_notify();
         break;
     default:
@@ -705,7 +703,7 @@ std::string Supervisor::apply(Loaded next) {
         const auto text = child_options_text(s_.opts);
         for (auto& [id, slot] : slots_) {
             if (slot.state == SlotState::running && slot.channel &&
-                !slot.channel->send(ipc::Type::options, text)) {
+                !slot.channel->send_or_queue(ipc::Type::options, text)) {
                 lg().warn("Could not pass the new options to child {} for {}", slot.pid, id);
             }
         }
@@ -872,7 +870,7 @@ void Supervisor::start_status(unsigned want) {
     }
     status_collecting_ = true;
     ++status_gen_;
-    const auto gen = std::to_string(status_gen_);
+    const auto gen = ipc::encode_generation(status_gen_);
     bool any = false;
     for (auto& [id, slot] : slots_) {
         if (slot.state == SlotState::running && slot.channel) {
@@ -920,11 +918,11 @@ void Supervisor::finish_status() {
         p.id = id;
         p.pid = slot.pid;
         p.state = to_string(slot.state);
-        p.answered = slot.pid > 0 && slot.answered == status_gen_;
+        p.answered = slot.pid > 0 && slot.report.generation == status_gen_;
         p.link_up = slot.link_up;
         p.restarts = slot.starts > 0 ? slot.starts - 1 : 0;
         if (p.answered) {
-            p.fields = slot.fields;
+            p.report = slot.report;
         }
         r.peers.push_back(std::move(p));
     }

@@ -20,20 +20,9 @@
 
 namespace lonc {
 
-// What a process knows of itself (a process that dropped root cannot read
-// another one's /proc/<pid>/fd, so each reports its own).
-struct ProcessFacts {
-    double cpu_seconds = 0; // user + system
-    std::uint64_t rss_bytes = 0;
-    std::uint64_t open_fds = 0;
-};
-[[nodiscard]] ProcessFacts read_self_facts();
-// As status fields: "cpu", "rss", "fds".
-void add_facts(ipc::Fields& fields, const ProcessFacts& facts);
-
 struct MetricsInput {
     const StatusReport* report = nullptr;
-    ProcessFacts parent;
+    ProcessFacts parent; // read_self_facts() of the supervisor
     std::time_t start_time = 0;
 };
 

@@ -2,7 +2,7 @@
 // format and loncstatus.json with the same facts as fields.
 #pragma once
 
-#include "lonc/ipc.hpp"
+#include "lonc/child_report.hpp"
 
 #include <cstdint>
 #include <ctime>
@@ -17,12 +17,12 @@ namespace lonc {
 
 struct PeerStatus {
     std::string id;
-    pid_t pid = 0;     // 0: no child
-    std::string state; // running, unreachable, skipped, restarting, probing
-    bool answered = false;
+    pid_t pid = 0;              // 0: no child
+    std::string state;          // running, unreachable, skipped, restarting, probing
+    bool answered = false;      // report is this generation's; else it is empty
     bool link_up = false;       // as the supervisor last heard it
     std::uint64_t restarts = 0; // children the supervisor started after the first
-    ipc::Fields fields;         // the child's report (see status_fields in child.cpp)
+    ChildReport report;
 };
 
 // The last reload attempt; before any, the start counts as one that worked.

@@ -27,11 +27,13 @@ StatusReport report() {
     h.observe(0.0002);
     h.observe(0.0002);
     h.observe(2);
-    up.fields = {{"links_up", "1"},       {"requests", "12"},
-                 {"con_lost", "1"},       {"queue", "0"},
-                 {"spool_pending", "2"},  {"spool_oldest", "400"},
-                 {"latency", h.encode()}, {"cpu", "0.250000"},
-                 {"rss", "4096"},         {"fds", "9"}};
+    up.report.links_up = 1;
+    up.report.requests = 12;
+    up.report.con_lost = 1;
+    up.report.spool_pending = 2;
+    up.report.spool_oldest = 400;
+    up.report.latency = h;
+    up.report.process = {0.25, 4096, 9};
     PeerStatus gone;
     gone.id = "lon_capa.edu";
     gone.state = "unreachable";
@@ -85,13 +87,58 @@ TEST(Metrics, EveryFamilyHasHelpAndTypeOnce) {
     }
 }
 
+// Each fact of a child's report lands in its own series, labelled with the
+// peer; the process series also say which kind of process they describe.
+TEST(Metrics, NamesAndLabelsFromAReport) {
+    StatusReport r;
+    r.time = 2000;
+    PeerStatus p;
+    p.id = "h1";
+    p.pid = 5;
+    p.state = "running";
+    p.answered = true;
+    auto& f = p.report;
+    f.links_up = 21;
+    f.requests = 22;
+    f.con_lost = 23;
+    f.rejected = 24;
+    f.timeouts = 25;
+    f.reconnects = 26;
+    f.spool_delivered = 27;
+    f.spool_bad = 28;
+    f.queue = 29;
+    f.clients = 30;
+    f.spool_pending = 31;
+    f.spool_oldest = 1968;
+    f.process = {0.5, 33, 34};
+    r.peers = {p};
+    const auto text = format_metrics({&r, ProcessFacts{2.5, 35, 36}, 1});
+    for (const char* line :
+         {"lonc_links_up{peer=\"h1\"} 21", "lonc_requests_total{peer=\"h1\"} 22",
+          "lonc_con_lost_total{peer=\"h1\"} 23", "lonc_rejected_total{peer=\"h1\"} 24",
+          "lonc_timeouts_total{peer=\"h1\"} 25", "lonc_reconnects_total{peer=\"h1\"} 26",
+          "lonc_spool_delivered_total{peer=\"h1\"} 27", "lonc_spool_bad_total{peer=\"h1\"} 28",
+          "lonc_queue_depth{peer=\"h1\"} 29", "lonc_clients{peer=\"h1\"} 30",
+          "lonc_spool_pending{peer=\"h1\"} 31", "lonc_spool_oldest_age_seconds{peer=\"h1\"} 32",
+          "lonc_request_duration_seconds_count{peer=\"h1\"} 0",
+          "lonc_process_cpu_seconds_total{peer=\"h1\",process=\"child\"} 0.5",
+          "lonc_process_resident_memory_bytes{peer=\"h1\",process=\"child\"} 33",
+          "lonc_process_open_fds{peer=\"h1\",process=\"child\"} 34",
+          "lonc_process_cpu_seconds_total{process=\"supervisor\"} 2.5",
+          "lonc_process_resident_memory_bytes{process=\"supervisor\"} 35",
+          "lonc_process_open_fds{process=\"supervisor\"} 36"}) {
+        EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line << "\n" << text;
+    }
+}
+
 // ------------------------------------------------------------ status files
 
 TEST(StatusJson, HasASchemaAndTheSpoolAgeInSeconds) {
     auto r = report();
     r.peers.push_back(r.peers.front());
     r.peers.back().id = "idle";
-    r.peers.back().fields = {{"spool_pending", "0"}, {"spool_oldest", "0"}};
+    r.peers.back().report.spool_pending = 0;
+    r.peers.back().report.spool_oldest = 0;
     const auto doc = nlohmann::json::parse(format_status_json(r));
     EXPECT_EQ(doc["schema"], status_json_schema);
     EXPECT_EQ(doc["schema"], 1);
@@ -119,8 +166,8 @@ TEST(StatusTxt, IsTheOriginalsFormatByteForByte) {
     up.id = "msul2";
     up.pid = 42;
     up.answered = true;
-    up.fields = {{"status", "Tue Nov 14 22:13:20 2023: Connected"},
-                 {"last_log", "Tue Nov 14 22:13:18 2023: Secure connection initialized"}};
+    up.report.status = "Tue Nov 14 22:13:20 2023: Connected";
+    up.report.last_log = "Tue Nov 14 22:13:18 2023: Secure connection initialized";
     PeerStatus silent;
     silent.id = "h3";
     silent.pid = 43;
