@@ -146,7 +146,9 @@ private:
     std::filesystem::path path_;
     UniqueFd fd_;
     pid_t owner_ = 0; // the process that opened fd_
-    std::uint64_t lost_reported_ = 0;
+    // Losses before this sink existed were reported by the one before it
+    // (in a forked child: by the parent's).
+    std::uint64_t lost_reported_ = state().lost;
     int last_errno_ = 0;
 };
 
