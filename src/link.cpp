@@ -189,7 +189,7 @@ void Link::stop(std::string_view reason) {
     }
 }
 
-void Link::fail(LinkError error) {
+void Link::fail(const LinkError& error) {
     const Lost cause = lost_cause(error.kind);
     const bool requested = cause == Lost::closed; // a reset, a shutdown, a removed peer
     const bool retry = !requested && !stopped_;

@@ -150,7 +150,7 @@ public:
 private:
     // Tears down for error. A failure (not closed on purpose) counts against
     // the link and a reconnect follows, with backoff, unless stop() was called.
-    void fail(LinkError error);
+    void fail(const LinkError& error);
     // The words for error: the link's address, limits and current step
     // fill in what error does not carry.
     [[nodiscard]] std::string describe(const LinkError& error) const;
