@@ -1,5 +1,7 @@
 #include "lonc/config.hpp"
 
+#include "lonc/fd.hpp"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <charconv>
@@ -260,20 +262,20 @@ HostTable parse_hosts_tab(std::string_view text, std::string file) {
 }
 
 std::optional<std::string> read_file(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
         return std::nullopt;
     }
     std::string data;
     char chunk[16384];
     for (;;) {
-        const auto n = ::read(fd, chunk, sizeof chunk);
+        const auto n = ::read(fd.get(), chunk, sizeof chunk);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0) {
-            const int saved = errno;
-            ::close(fd);
+            const int saved = errno; // the caller reports it
+            fd.reset();
             errno = saved;
             return std::nullopt;
         }
@@ -282,7 +284,6 @@ std::optional<std::string> read_file(const std::filesystem::path& path) {
         }
         data.append(chunk, static_cast<std::size_t>(n));
     }
-    ::close(fd);
     return data;
 }
 

@@ -65,7 +65,11 @@ bool is_lonc_process(pid_t pid) {
     return false;
 }
 
-std::optional<PidFile> PidFile::acquire(const std::filesystem::path& path, std::string& error) {
+std::optional<PidFile> PidFile::acquire(const std::filesystem::path& path, PidFileError& error) {
+    auto running = [&](const std::string& text) {
+        error = {PidFileError::Kind::running, "lonc is already running" + text};
+        return std::nullopt;
+    };
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (!fd && errno == EACCES) {
         // Left by another user (an old lonc run as root, say). If it names a
@@ -73,9 +77,7 @@ std::optional<PidFile> PidFile::acquire(const std::filesystem::path& path, std::
         const UniqueFd ro(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
         if (ro) {
             if (const auto pid = read_pid(ro.get()); pid && is_lonc_process(*pid)) {
-                error = "lonc is already running (pid " + std::to_string(*pid) + " in " +
-                        path.string() + ")";
-                return std::nullopt;
+                return running(" (pid " + std::to_string(*pid) + " in " + path.string() + ")");
             }
         }
         if (::unlink(path.c_str()) == 0) {
@@ -85,19 +87,17 @@ std::optional<PidFile> PidFile::acquire(const std::filesystem::path& path, std::
         }
     }
     if (!fd) {
-        error = "cannot open " + path.string() + ": " + std::strerror(errno);
+        error = {PidFileError::Kind::cannot_open,
+                 "cannot open " + path.string() + ": " + std::strerror(errno)};
         return std::nullopt;
     }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         const auto pid = read_pid(fd.get());
-        error = "lonc is already running" + (pid ? " (pid " + std::to_string(*pid) + ")" : "") +
-                ": " + path.string() + " is locked";
-        return std::nullopt;
+        return running((pid ? " (pid " + std::to_string(*pid) + ")" : "") + ": " + path.string() +
+                       " is locked");
     }
     if (const auto pid = read_pid(fd.get()); pid && *pid != ::getpid() && is_lonc_process(*pid)) {
-        error =
-            "lonc is already running (pid " + std::to_string(*pid) + " in " + path.string() + ")";
-        return std::nullopt;
+        return running(" (pid " + std::to_string(*pid) + " in " + path.string() + ")");
     }
     return PidFile(std::move(fd), path);
 }
@@ -130,17 +130,19 @@ Launcher daemonize() {
         std::perror("lonc: pipe");
         std::exit(1);
     }
+    UniqueFd read_end(p[0]);
+    UniqueFd write_end(p[1]);
     const pid_t pid = ::fork();
     if (pid < 0) {
         std::perror("lonc: fork");
         std::exit(1);
     }
     if (pid > 0) {
-        ::close(p[1]);
+        write_end.reset(); // EOF once the daemon reports or dies
         std::string got;
         char buf[4096];
         for (;;) {
-            const auto n = ::read(p[0], buf, sizeof buf);
+            const auto n = ::read(read_end.get(), buf, sizeof buf);
             if (n < 0 && errno == EINTR) {
                 continue;
             }
@@ -159,21 +161,21 @@ Launcher daemonize() {
         }
         ::_exit(static_cast<unsigned char>(got[0]));
     }
-    ::close(p[0]);
+    read_end.reset();
     ::setsid();
     if (::chdir("/") != 0) {
         // not fatal: paths lonc uses are absolute
     }
-    const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        ::dup2(null, 0);
-        ::dup2(null, 1);
-        ::dup2(null, 2);
-        if (null > 2) {
-            ::close(null);
+    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (null) {
+        ::dup2(null.get(), 0);
+        ::dup2(null.get(), 1);
+        ::dup2(null.get(), 2);
+        if (null.get() <= 2) {
+            (void)null.release(); // it is stdin, stdout or stderr now
         }
     }
-    return Launcher(UniqueFd(p[1]));
+    return Launcher(std::move(write_end));
 }
 
 } // namespace lonc

@@ -22,6 +22,8 @@ spdlog::logger& lg() {
     return log::get("link");
 }
 
+using Kind = LinkError::Kind;
+
 } // namespace
 
 const char* to_string(Link::State s) noexcept {
@@ -42,13 +44,62 @@ const char* to_string(Link::State s) noexcept {
     return "?";
 }
 
+Lost lost_cause(LinkError::Kind kind) noexcept {
+    switch (kind) {
+    case LinkError::Kind::timed_out:
+        return Lost::timeout;
+    case LinkError::Kind::closed:
+        return Lost::closed;
+    case LinkError::Kind::connect_failed:
+    case LinkError::Kind::refused:
+    case LinkError::Kind::bad_challenge:
+    case LinkError::Kind::handshake_timeout:
+    case LinkError::Kind::closed_by_lond:
+    case LinkError::Kind::read_failed:
+    case LinkError::Kind::write_failed:
+    case LinkError::Kind::reply_too_long:
+    case LinkError::Kind::unexpected_line:
+    case LinkError::Kind::bad_enc_reply:
+        break;
+    }
+    return Lost::fault;
+}
+
+std::string Link::describe(const LinkError& error) const {
+    switch (error.kind) {
+    case Kind::connect_failed:
+        return "connect to " + to_string(cfg_.addr) + ":" + std::to_string(cfg_.port) +
+               " failed: " + std::strerror(error.sys_errno);
+    case Kind::refused:
+        return "lond refused the connection at init (is this host's ip in its hosts.tab?)";
+    case Kind::bad_challenge:
+        return "init failed: lond answered '" + error.detail + "' to the challenge";
+    case Kind::handshake_timeout:
+        return std::string("handshake timed out at step '") + step() + "' after " +
+               std::to_string(cfg_.handshake_timeout) + " s";
+    case Kind::closed_by_lond:
+        return std::string("lond closed the connection during ") + step();
+    case Kind::read_failed:
+        return std::string("read failed: ") + std::strerror(error.sys_errno);
+    case Kind::write_failed:
+        return std::string("write failed: ") + std::strerror(error.sys_errno);
+    case Kind::reply_too_long:
+        return "reply longer than --max-reply (" + std::to_string(cfg_.max_reply) + " bytes)";
+    case Kind::unexpected_line:
+        return "unexpected line from lond with no request outstanding: '" + error.detail + "'";
+    case Kind::bad_enc_reply:
+        return std::string("malformed enc: reply (") + to_string(error.decode) + "): '" +
+               error.detail + "'";
+    case Kind::timed_out:
+    case Kind::closed:
+        break;
+    }
+    return error.detail;
+}
+
 Link::Link(EventLoop& loop, LinkConfig cfg, LinkEvents& events, unsigned index)
     : loop_(loop), cfg_(std::move(cfg)), events_(events), index_(index), in_(cfg_.max_reply),
-      handshake_timer_(loop,
-                       [this] {
-                           fail(std::string("handshake timed out at step '") + step() + "' after " +
-                                std::to_string(cfg_.handshake_timeout) + " s");
-                       }),
+      handshake_timer_(loop, [this] { fail(LinkError(Kind::handshake_timeout)); }),
       retry_timer_(loop, [this] { connect(); }),
       rng_(static_cast<std::minstd_rand::result_type>(std::random_device{}())) {
     inflight_.reserve(cfg_.pipeline);
@@ -81,10 +132,7 @@ void Link::connect() {
     attempted_ = loop_.now();
     fd_ = tcp_connect(cfg_.addr, cfg_.port, cfg_.source);
     if (!fd_) {
-        const int e = errno;
-        teardown(std::string("connect to ") + to_string(cfg_.addr) + ":" +
-                     std::to_string(cfg_.port) + " failed: " + std::strerror(e),
-                 true, Lost::fault);
+        fail(LinkError(Kind::connect_failed, errno));
         return;
     }
     set_state(State::connecting);
@@ -117,12 +165,8 @@ bool Link::retry_now() {
     return false;
 }
 
-void Link::fail(std::string_view reason) {
-    teardown(reason, true, Lost::fault);
-}
-
 void Link::time_out(std::string_view reason) {
-    teardown(reason, true, Lost::timeout);
+    fail(LinkError(Kind::timed_out, std::string(reason)));
 }
 
 void Link::reset(std::string_view reason) {
@@ -130,7 +174,7 @@ void Link::reset(std::string_view reason) {
         return;
     }
     if (state_ != State::down) {
-        teardown(reason, true, Lost::closed);
+        fail(LinkError(Kind::closed, std::string(reason)));
     }
     failures_ = 0;
     connect();
@@ -141,14 +185,17 @@ void Link::stop(std::string_view reason) {
     retry_timer_.cancel();
     if (state_ != State::down) {
         // On purpose (shutdown, a removed peer): not CRITICAL.
-        teardown(reason, false, Lost::closed);
+        fail(LinkError(Kind::closed, std::string(reason)));
     }
 }
 
-void Link::teardown(std::string_view reason, bool reconnect, Lost cause) {
+void Link::fail(const LinkError& error) {
+    const Lost cause = lost_cause(error.kind);
     const bool requested = cause == Lost::closed; // a reset, a shutdown, a removed peer
+    const bool retry = !requested && !stopped_;
     const bool was_up = state_ == State::ready;
     const auto step_name = std::string(step());
+    const auto reason = describe(error); // names the step: before the state changes
     if (fd_) {
         loop_.remove(fd_.get(), *this);
         fd_.reset();
@@ -163,7 +210,8 @@ void Link::teardown(std::string_view reason, bool reconnect, Lost cause) {
     auto lost = std::move(inflight_);
     inflight_.clear();
     inflight_.reserve(cfg_.pipeline);
-    last_error_ = std::string(reason);
+    write_error_.reset();
+    last_error_ = reason;
     set_state(State::down);
 
     if (was_up) {
@@ -174,10 +222,10 @@ void Link::teardown(std::string_view reason, bool reconnect, Lost cause) {
         } else {
             lg().error("Connection to {} lost (link {}): {}", cfg_.remote_id, index_, reason);
         }
-    } else if (reconnect && !stopped_ && !requested) {
+    } else if (retry) {
         ++failures_;
     }
-    if (reconnect && !stopped_ && !requested) {
+    if (retry) {
         schedule_retry();
         if (!was_up && (failures_ & (failures_ - 1)) == 0) { // 1, 2, 4, 8, ...
             const double wait =
@@ -216,8 +264,7 @@ void Link::on_events(std::uint32_t events) {
             return;
         }
         if (const int err = socket_error(fd_.get()); err != 0) {
-            fail(std::string("connect to ") + to_string(cfg_.addr) + ":" +
-                 std::to_string(cfg_.port) + " failed: " + std::strerror(err));
+            fail(LinkError(Kind::connect_failed, err));
             return;
         }
         on_connected();
@@ -313,7 +360,7 @@ void Link::flush() {
                 }
                 return;
             }
-            last_error_ = std::string("write failed: ") + std::strerror(errno);
+            write_error_ = LinkError(Kind::write_failed, errno);
             ::shutdown(fd_.get(), SHUT_RDWR);
             out_off_ = out_.size();
             break;
@@ -335,14 +382,13 @@ void Link::on_readable() {
     for (;;) {
         auto space = in_.prepare(read_chunk);
         if (space.empty()) {
-            fail("reply longer than --max-reply (" + std::to_string(cfg_.max_reply) + " bytes)");
+            fail(LinkError(Kind::reply_too_long));
             return;
         }
         const auto n = ::recv(fd_.get(), space.data(), space.size(), MSG_DONTWAIT);
         if (n == 0) {
-            fail(last_error_.rfind("write failed", 0) == 0
-                     ? last_error_
-                     : std::string("lond closed the connection during ") + step());
+            // A failed write shut the socket down: that is the news, not the EOF.
+            fail(write_error_.value_or(LinkError(Kind::closed_by_lond)));
             return;
         }
         if (n < 0) {
@@ -352,7 +398,7 @@ void Link::on_readable() {
             if (errno == EAGAIN) {
                 break;
             }
-            fail(std::string("read failed: ") + std::strerror(errno));
+            fail(LinkError(Kind::read_failed, errno));
             return;
         }
         in_.commit(static_cast<std::size_t>(n));
@@ -362,7 +408,7 @@ void Link::on_readable() {
             }
         }
         if (in_.overflowed()) {
-            fail("reply longer than --max-reply (" + std::to_string(cfg_.max_reply) + " bytes)");
+            fail(LinkError(Kind::reply_too_long));
             return;
         }
         if (static_cast<std::size_t>(n) < space.size()) {
@@ -378,7 +424,7 @@ bool Link::handle_line(std::string_view line) {
     switch (state_) {
     case State::greeting:
         if (line == "refused") {
-            fail("lond refused the connection at init (is this host's ip in its hosts.tab?)");
+            fail(LinkError(Kind::refused));
             return false;
         }
         set_state(State::authenticating);
@@ -386,7 +432,7 @@ bool Link::handle_line(std::string_view line) {
         return true;
     case State::authenticating:
         if (line != "ok") {
-            fail("init failed: lond answered '" + log::printable(line) + "' to the challenge");
+            fail(LinkError(Kind::bad_challenge, log::printable(line)));
             return false;
         }
         set_state(State::keying);
@@ -407,8 +453,7 @@ bool Link::handle_line(std::string_view line) {
     }
     case State::ready: {
         if (inflight_.empty()) {
-            fail("unexpected line from lond with no request outstanding: '" +
-                 log::printable(line, 80) + "'");
+            fail(LinkError(Kind::unexpected_line, log::printable(line, 80)));
             return false;
         }
         Request* req = inflight_.front();
@@ -416,8 +461,7 @@ bool Link::handle_line(std::string_view line) {
         if (looks_encrypted(line)) {
             scratch_.clear();
             if (const auto err = cipher().decode(line, scratch_); err != DecodeError::none) {
-                fail(std::string("malformed enc: reply (") + to_string(err) + "): '" +
-                     log::printable(line, 80) + "'");
+                fail(LinkError(Kind::bad_enc_reply, log::printable(line, 80), err));
                 return false;
             }
             reply = scratch_;

@@ -1,6 +1,7 @@
 #include "lonc/log.hpp"
 
 #include "lonc/clock_text.hpp"
+#include "lonc/fd.hpp"
 
 #include <spdlog/details/null_mutex.h>
 #include <spdlog/formatter.h>
@@ -20,6 +21,7 @@ namespace lonc::log {
 namespace {
 
 struct State {
+    bool not_critical = false; // inside error_not_critical()
     std::string role = "PARENT";
     std::string status;
     std::string last_log;
@@ -38,17 +40,18 @@ std::string_view payload(const spdlog::details::log_msg& msg) {
     return {msg.payload.data(), msg.payload.size()};
 }
 
-// An error that says "ERROR: " itself keeps that word: loncron counts
-// CRITICAL lines as trouble with links, and a rejected reload is not one.
-std::string_view level_word(const spdlog::details::log_msg& msg) {
-    switch (msg.level) {
-    case spdlog::level::warn:
-        return "WARNING: ";
-    case spdlog::level::err:
+Severity severity_of(spdlog::level::level_enum level) {
+    switch (level) {
     case spdlog::level::critical:
-        return payload(msg).substr(0, 7) == "ERROR: " ? "" : "CRITICAL: ";
+        return Severity::critical;
+    case spdlog::level::err:
+        return state().not_critical ? Severity::error : Severity::critical;
+    case spdlog::level::warn:
+        return Severity::warning;
+    case spdlog::level::info:
+        return Severity::info;
     default:
-        return "";
+        return Severity::debug;
     }
 }
 
@@ -58,13 +61,7 @@ std::string_view level_word(const spdlog::details::log_msg& msg) {
 class ClassicFileSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
 public:
     explicit ClassicFileSink(std::filesystem::path path) : path_(std::move(path)) { reopen(); }
-    ~ClassicFileSink() override {
-        // A forked child inherits this sink but not the descriptor (it closes
-        // the parent's descriptors): the number may be someone else's now.
-        if (fd_ >= 0 && owner_ == ::getpid()) {
-            ::close(fd_);
-        }
-    }
+    ~ClassicFileSink() override { let_go_if_inherited(); }
     ClassicFileSink(const ClassicFileSink&) = delete;
     ClassicFileSink& operator=(const ClassicFileSink&) = delete;
 
@@ -83,7 +80,8 @@ protected:
         line += "] [";
         line += st.status;
         line += "]: ";
-        const auto text = std::string(level_word(msg)) + std::string(payload(msg));
+        const auto text =
+            std::string(level_word(severity_of(msg.level))) + std::string(payload(msg));
         line += text;
         line += '\n';
         st.last_log = when + ": " + text;
@@ -92,22 +90,31 @@ protected:
     void flush_() override {}
 
 private:
-    void reopen() {
-        const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            if (fd_ >= 0 && owner_ == ::getpid()) {
-                ::close(fd_);
-            }
-            fd_ = fd;
-            owner_ = ::getpid();
+    // A forked child inherits this sink but not the descriptor (it closes
+    // the parent's descriptors): the number may be someone else's now, so
+    // it is let go of, not closed.
+    void let_go_if_inherited() noexcept {
+        if (fd_ && owner_ != ::getpid()) {
+            (void)fd_.release();
         }
+    }
+
+    void reopen() {
+        UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+        if (!fd) {
+            last_errno_ = errno; // what the lost-lines note will say
+            return;
+        }
+        let_go_if_inherited();
+        fd_ = std::move(fd);
+        owner_ = ::getpid();
     }
 
     // Renamed away (rotation) or removed: start a new file at the path.
     void follow_rename() {
         struct stat by_path {};
         struct stat by_fd {};
-        if (fd_ < 0 || ::stat(path_.c_str(), &by_path) != 0 || ::fstat(fd_, &by_fd) != 0 ||
+        if (!fd_ || ::stat(path_.c_str(), &by_path) != 0 || ::fstat(fd_.get(), &by_fd) != 0 ||
             by_path.st_ino != by_fd.st_ino || by_path.st_dev != by_fd.st_dev) {
             reopen();
         }
@@ -116,7 +123,7 @@ private:
     void write_line(const std::string& line) {
         follow_rename();
         auto& st = state();
-        if (fd_ < 0) {
+        if (!fd_) {
             ++st.lost;
             return;
         }
@@ -125,11 +132,11 @@ private:
                               std::to_string(::getpid()) + ") [" + st.role + "] [" + st.status +
                               "]: WARNING: " + std::to_string(st.lost - lost_reported_) +
                               " log lines lost (" + std::strerror(last_errno_) + ")\n";
-            if (::write(fd_, note.data(), note.size()) == static_cast<ssize_t>(note.size())) {
+            if (::write(fd_.get(), note.data(), note.size()) == static_cast<ssize_t>(note.size())) {
                 lost_reported_ = st.lost;
             }
         }
-        const auto n = ::write(fd_, line.data(), line.size());
+        const auto n = ::write(fd_.get(), line.data(), line.size());
         if (n != static_cast<ssize_t>(line.size())) {
             last_errno_ = n < 0 ? errno : ENOSPC;
             ++st.lost;
@@ -137,9 +144,11 @@ private:
     }
 
     std::filesystem::path path_;
-    int fd_ = -1;
+    UniqueFd fd_;
     pid_t owner_ = 0; // the process that opened fd_
-    std::uint64_t lost_reported_ = 0;
+    // Losses before this sink existed were reported by the one before it
+    // (in a forked child: by the parent's).
+    std::uint64_t lost_reported_ = state().lost;
     int last_errno_ = 0;
 };
 
@@ -151,10 +160,11 @@ public:
 
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
-        const auto prefix = journal_ ? journal_prefix(msg.level, payload(msg)) : std::string_view();
+        const auto severity = severity_of(msg.level);
+        const auto prefix = journal_ ? journal_prefix(severity) : std::string_view();
         std::string line(prefix);
         line += "[" + state().role + "] ";
-        line += level_word(msg);
+        line += level_word(severity);
         for (const char c : payload(msg)) {
             line += c;
             if (c == '\n') {
@@ -199,20 +209,45 @@ bool stderr_is_journal() {
            stream[used] == '\0' && ::fstat(2, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
-std::string_view journal_prefix(spdlog::level::level_enum level, std::string_view message) {
-    switch (level) {
-    case spdlog::level::critical:
-        return "<2>";
-    case spdlog::level::err:
-        return message.substr(0, 7) == "ERROR: " ? "<3>" : "<2>";
-    case spdlog::level::warn:
-        return "<4>";
-    case spdlog::level::info:
-        return "<6>";
-    default:
-        return "<7>";
+std::string_view level_word(Severity severity) {
+    switch (severity) {
+    case Severity::critical:
+        return "CRITICAL: ";
+    case Severity::error:
+        return "ERROR: ";
+    case Severity::warning:
+        return "WARNING: ";
+    case Severity::info:
+    case Severity::debug:
+        break;
     }
+    return "";
 }
+
+std::string_view journal_prefix(Severity severity) {
+    switch (severity) {
+    case Severity::critical:
+        return "<2>";
+    case Severity::error:
+        return "<3>";
+    case Severity::warning:
+        return "<4>";
+    case Severity::info:
+        return "<6>";
+    case Severity::debug:
+        break;
+    }
+    return "<7>";
+}
+
+namespace detail {
+NotCritical::NotCritical() noexcept {
+    state().not_critical = true;
+}
+NotCritical::~NotCritical() {
+    state().not_critical = false;
+}
+} // namespace detail
 
 void set_level(spdlog::level::level_enum level) {
     auto& st = state();
@@ -261,30 +296,27 @@ bool perm(const std::filesystem::path& file, std::string_view message) {
     line += ':';
     line += perl_localtime(now);
     line += '\n';
-    const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+    if (!fd) {
         return false;
     }
-    const auto n = ::write(fd, line.data(), line.size());
+    const auto n = ::write(fd.get(), line.data(), line.size());
     const bool whole = n == static_cast<ssize_t>(line.size());
-    int err = n < 0 ? errno : ENOSPC; // a short write: the disk is full
+    const int err = n < 0 ? errno : ENOSPC; // a short write: the disk is full
     if (n > 0 && !whole) {
         // A full disk took the start of the line: a fragment such as
         // "1700000000:S:h1" would count as a record for loncron. Its bytes
         // are on disk already, so overwriting them needs no space: spaces
         // and a newline leave a blank line.
-        const off_t end = ::lseek(fd, 0, SEEK_CUR);
-        const int over = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
-        if (end >= n && over >= 0) {
+        const off_t end = ::lseek(fd.get(), 0, SEEK_CUR);
+        const UniqueFd over(::open(file.c_str(), O_WRONLY | O_CLOEXEC));
+        if (end >= n && over) {
             std::string blank(static_cast<std::size_t>(n) - 1, ' ');
             blank += '\n';
-            (void)!::pwrite(over, blank.data(), blank.size(), end - n);
-        }
-        if (over >= 0) {
-            ::close(over);
+            (void)!::pwrite(over.get(), blank.data(), blank.size(), end - n);
         }
     }
-    const int closed = ::close(fd);
+    const int closed = fd.close();
     if (whole && closed == 0) {
         return true;
     }

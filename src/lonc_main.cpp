@@ -91,11 +91,18 @@ int main(int argc, char** argv) {
         lg.debug("command line: {}", lonc::log::printable(command_line, 1000));
     }
 
-    auto pid_file = lonc::PidFile::acquire(settings.pid_file(), error);
+    lonc::PidFileError taken;
+    auto pid_file = lonc::PidFile::acquire(settings.pid_file(), taken);
     if (!pid_file) {
-        std::fprintf(stderr, "lonc: %s\n", error.c_str());
-        lg.error("{}", error);
-        return error.rfind("cannot open", 0) == 0 ? lonc::exit_config : lonc::exit_running;
+        std::fprintf(stderr, "lonc: %s\n", taken.text.c_str());
+        lg.error("{}", taken.text);
+        switch (taken.kind) {
+        case lonc::PidFileError::Kind::cannot_open:
+            return lonc::exit_config;
+        case lonc::PidFileError::Kind::running:
+            break;
+        }
+        return lonc::exit_running;
     }
 
     lonc::Launcher launcher;

@@ -1,6 +1,7 @@
 #include "lonc/lonctl.hpp"
 
 #include "lonc/child_report.hpp"
+#include "lonc/fd.hpp"
 #include "lonc/spool.hpp"
 
 #include <nlohmann/json.hpp>
@@ -43,19 +44,18 @@ Reach exchange(const std::filesystem::path& path, const std::string& line, int t
         return Reach::unreachable;
     }
     std::memcpy(addr.sun_path, p.c_str(), p.size() + 1);
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    const UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
         error = errno;
         return Reach::unreachable;
     }
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
         error = errno;
-        ::close(fd);
         return Reach::unreachable;
     }
     const std::string out = line + "\n";
-    if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) {
-        ::close(fd);
+    if (::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(out.size())) {
         return Reach::no_answer;
     }
     const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -64,13 +64,12 @@ Reach exchange(const std::filesystem::path& path, const std::string& line, int t
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                               end - std::chrono::steady_clock::now())
                               .count();
-        pollfd pfd{fd, POLLIN, 0};
+        pollfd pfd{fd.get(), POLLIN, 0};
         if (left <= 0 || ::poll(&pfd, 1, static_cast<int>(left)) <= 0) {
             break;
         }
-        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        const auto n = ::recv(fd.get(), buf, sizeof buf, 0);
         if (n <= 0) {
-            ::close(fd);
             if (n == 0 && !one_line && !reply.empty()) {
                 return Reach::answered;
             }
@@ -81,12 +80,10 @@ Reach exchange(const std::filesystem::path& path, const std::string& line, int t
         if (one_line) {
             if (const auto nl = reply.find('\n'); nl != std::string::npos) {
                 reply.resize(nl);
-                ::close(fd);
                 return Reach::answered;
             }
         }
     }
-    ::close(fd);
     reply.clear();
     return Reach::no_answer;
 }
@@ -150,13 +147,12 @@ int host_check(const Context& ctx, const std::string& host) {
 // The pid in lonc.pid when that process is alive, 0 when none is, -errno
 // when lonc.pid cannot be read for another reason than its absence.
 pid_t running_pid(const Context& ctx) {
-    std::FILE* f = std::fopen(settings(ctx).pid_file().c_str(), "re");
-    if (f == nullptr) {
+    const UniqueFile f(std::fopen(settings(ctx).pid_file().c_str(), "re"));
+    if (!f) {
         return errno == ENOENT ? 0 : -errno;
     }
     long pid = 0;
-    const bool read = std::fscanf(f, "%ld", &pid) == 1;
-    (void)std::fclose(f);
+    const bool read = std::fscanf(f.get(), "%ld", &pid) == 1;
     if (!read || pid <= 0) {
         return 0;
     }

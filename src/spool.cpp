@@ -1,6 +1,7 @@
 #include "lonc/spool.hpp"
 
 #include "lonc/config.hpp"
+#include "lonc/fd.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -47,18 +48,17 @@ std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept {
 
 std::vector<SpoolEntry> scan_spool(const std::filesystem::path& dir, std::string_view host) {
     std::vector<SpoolEntry> out;
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) {
+    const UniqueDir d(::opendir(dir.c_str()));
+    if (!d) {
         return out;
     }
-    while (const dirent* e = ::readdir(d)) {
+    while (const dirent* e = ::readdir(d.get())) {
         const std::string_view name = e->d_name;
         const auto parsed = parse_spool_name(name);
         if (parsed && parsed->host == host) {
             out.push_back(SpoolEntry{std::string(name), parsed->epoch});
         }
     }
-    ::closedir(d);
     std::sort(out.begin(), out.end());
     return out;
 }
@@ -104,17 +104,16 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
     if (::lstat(path.c_str(), &lst) == 0) {
         f.mtime = lst.st_mtime; // known even when the file cannot be opened
     }
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0) {
+    const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!fd) {
         f.error = errno;
         f.result = errno == ENOENT ? SpoolRead::missing : SpoolRead::unreadable;
         return f;
     }
     struct stat st {};
-    const bool stat_ok = ::fstat(fd, &st) == 0;
+    const bool stat_ok = ::fstat(fd.get(), &st) == 0;
     if (!stat_ok || !S_ISREG(st.st_mode)) {
         f.error = stat_ok ? 0 : errno; // not a regular file: no errno (a stale one would lie)
-        ::close(fd);
         f.result = SpoolRead::unreadable;
         return f;
     }
@@ -126,13 +125,12 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
     // To the end (within the limit): the bytes must add up to the stamp's size.
     while (data.size() <= max_line) {
         const auto want = std::min(sizeof chunk, max_line + 1 - data.size());
-        const auto n = ::read(fd, chunk, want);
+        const auto n = ::read(fd.get(), chunk, want);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0) {
             f.error = errno;
-            ::close(fd);
             f.result = SpoolRead::unreadable;
             return f;
         }
@@ -147,9 +145,8 @@ SpoolFile read_spool_file(const std::filesystem::path& path, std::size_t max_lin
     // coarse (two rewrites in one tick look alike), so the sizes must agree too.
     struct stat after {};
     const auto size = static_cast<std::size_t>(st.st_size);
-    f.changed = ::fstat(fd, &after) != 0 || !(stamp_of(after) == f.stamp) || data.size() > size ||
-                (eof && data.size() != size);
-    ::close(fd);
+    f.changed = ::fstat(fd.get(), &after) != 0 || !(stamp_of(after) == f.stamp) ||
+                data.size() > size || (eof && data.size() != size);
     f.result = parse_spool_bytes(data, eof, max_line, f.line);
     return f;
 }

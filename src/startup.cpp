@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <grp.h>
+#include <memory>
 #include <pwd.h>
 #include <sstream>
 #include <sys/prctl.h>
@@ -169,13 +170,13 @@ void mail_alert(const Options& opts, const Config& cfg, const std::string& subje
     if (to.empty()) {
         return;
     }
-    std::FILE* p = ::popen(cmd.c_str(), "w");
-    if (p == nullptr) {
+    // pclose(), not fclose(): it also waits for the mailer.
+    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> p(::popen(cmd.c_str(), "w"), ::pclose);
+    if (!p) {
         return;
     }
-    std::fprintf(p, "To: %s\nSubject: LON: %s %s\n\n%s\n", to.c_str(),
+    std::fprintf(p.get(), "To: %s\nSubject: LON: %s %s\n\n%s\n", to.c_str(),
                  cfg.settings->host_id.c_str(), subject.c_str(), body.c_str());
-    ::pclose(p);
 }
 
 namespace {

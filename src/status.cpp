@@ -1,6 +1,7 @@
 #include "lonc/status.hpp"
 
 #include "lonc/clock_text.hpp"
+#include "lonc/fd.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -99,14 +100,14 @@ bool write_file_atomic(const std::filesystem::path& path, std::string_view conte
     std::error_code ec;
     std::filesystem::create_directories(path.parent_path(), ec);
     const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) {
         error = "cannot create " + tmp + ": " + std::strerror(errno);
         return false;
     }
-    const auto n = ::write(fd, content.data(), content.size());
+    const auto n = ::write(fd.get(), content.data(), content.size());
     const int write_errno = errno;
-    if (::close(fd) != 0 || n != static_cast<ssize_t>(content.size())) {
+    if (fd.close() != 0 || n != static_cast<ssize_t>(content.size())) {
         error = "cannot write " + tmp + ": " +
                 std::strerror(n < 0 ? write_errno : (errno != 0 ? errno : ENOSPC));
         ::unlink(tmp.c_str());

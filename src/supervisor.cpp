@@ -646,10 +646,10 @@ Supervisor::ReloadOutcome Supervisor::reload(const std::string& source) {
     reload_.time = std::time(nullptr);
     if (!reasons.empty()) {
         for (const auto& r : reasons) {
-            lg().error("ERROR: {}: configuration not reloaded: {}", source, r);
+            log::error_not_critical(lg(), "{}: configuration not reloaded: {}", source, r);
         }
-        lg().error("ERROR: {}: reload rejected; lonc runs on with its configuration unchanged",
-                   source);
+        log::error_not_critical(
+            lg(), "{}: reload rejected; lonc runs on with its configuration unchanged", source);
         out.text = joined(reasons, "\n");
         reload_.success = false;
         reload_.result = "rejected: " + joined(reasons, "; ");

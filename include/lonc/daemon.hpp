@@ -5,6 +5,7 @@
 
 #include "lonc/fd.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -13,12 +14,23 @@
 
 namespace lonc {
 
+// Why the pid file could not be taken.
+struct PidFileError {
+    enum class Kind : std::uint8_t {
+        cannot_open, // the file cannot be opened or created (a configuration error)
+        running,     // another lonc (ours or the Perl one) holds it
+    };
+    Kind kind = Kind::cannot_open;
+    std::string text; // for stderr and the log: the path, and what is wrong
+};
+
 class PidFile {
 public:
-    // Opens and flocks path. Fails (exit_running, and why) when another
-    // process holds the lock, or when the file names a live lonc or Perl
-    // lonc process other than this one. A stale file is taken over.
-    static std::optional<PidFile> acquire(const std::filesystem::path& path, std::string& error);
+    // Opens and flocks path. Fails (running) when another process holds the
+    // lock, or when the file names a live lonc or Perl lonc process other
+    // than this one; cannot_open when the file cannot be opened. A stale
+    // file is taken over.
+    static std::optional<PidFile> acquire(const std::filesystem::path& path, PidFileError& error);
 
     bool write(pid_t pid);
     // Removes the file (at exit).

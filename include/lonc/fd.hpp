@@ -1,6 +1,14 @@
 // File descriptors: UniqueFd owns one (closes it), a plain int is a view.
+// UniqueDir and UniqueFile own a directory stream and a stdio stream.
+//
+// Every descriptor lonc opens has one of these as its owner. A bare close()
+// is left only where no destructor may run: after fork, before exec or
+// _exit (and close_range(2) for "everything but these").
 #pragma once
 
+#include <cstdio>
+#include <dirent.h>
+#include <memory>
 #include <unistd.h>
 #include <utility>
 
@@ -24,6 +32,9 @@ public:
     [[nodiscard]] int get() const noexcept { return fd_; }
     [[nodiscard]] explicit operator bool() const noexcept { return fd_ >= 0; }
     [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+    // Closes now and reports how that went (0, or -1 and errno): for a
+    // file whose close(2) may still report a failed write (a full disk).
+    int close() noexcept { return fd_ < 0 ? 0 : ::close(std::exchange(fd_, -1)); }
     void reset(int fd = -1) noexcept {
         if (fd_ >= 0) {
             ::close(fd_);
@@ -34,5 +45,15 @@ public:
 private:
     int fd_ = -1;
 };
+
+struct DirCloser {
+    void operator()(DIR* d) const noexcept { ::closedir(d); }
+};
+using UniqueDir = std::unique_ptr<DIR, DirCloser>;
+
+struct FileCloser {
+    void operator()(std::FILE* f) const noexcept { (void)std::fclose(f); }
+};
+using UniqueFile = std::unique_ptr<std::FILE, FileCloser>;
 
 } // namespace lonc

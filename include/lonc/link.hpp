@@ -47,6 +47,35 @@ struct LinkConfig {
 
 class Link;
 
+// Why a link went down, or why an attempt to bring it up failed. The kind
+// decides what the link does (lost_cause(), and whether it is a failure at
+// all); Link::describe() renders the words for the log and the status
+// files, in one place.
+struct LinkError {
+    enum class Kind : std::uint8_t {
+        connect_failed,    // connect(2) failed at once or later: sys_errno
+        refused,           // lond answered "refused" to init (it does not know our ip)
+        bad_challenge,     // lond did not say "ok" to the echoed challenge: detail, its answer
+        handshake_timeout, // the handshake took longer than handshake_timeout
+        closed_by_lond,    // EOF from lond
+        read_failed,       // recv(2) failed: sys_errno
+        write_failed,      // send(2) failed (found by the read that follows): sys_errno
+        reply_too_long,    // a line from lond longer than max_reply
+        unexpected_line,   // a line from lond with no request outstanding: detail, the line
+        bad_enc_reply,     // an enc: reply that does not decode: decode, detail (the line)
+        timed_out,         // the owner: the oldest request ran past its deadline; detail, its words
+        closed,            // the owner, on purpose (reconnect, shutdown); detail, its words
+    };
+    explicit LinkError(Kind k, int error = 0) : kind(k), sys_errno(error) {}
+    LinkError(Kind k, std::string text, DecodeError why = DecodeError::none)
+        : kind(k), decode(why), detail(std::move(text)) {}
+
+    Kind kind;
+    int sys_errno = 0;
+    DecodeError decode = DecodeError::none;
+    std::string detail;
+};
+
 // Why a request written to lond will never be answered.
 enum class Lost {
     fault,     // the connection failed (EOF, reset, malformed reply) while lond was on it
@@ -85,10 +114,8 @@ public:
     // from lonnet on every critical con_lost). A link that is up or
     // connecting is left alone. True if it connects now.
     bool retry_now();
-    // Tears down with a reason; reconnects later unless stop() was called.
-    void fail(std::string_view reason);
-    // fail() because the oldest request ran past its deadline (lond is
-    // slow, not broken: the request is not blamed for it).
+    // Tears down because the oldest request ran past its deadline (lond is
+    // slow, not broken: the request is not blamed for it); reconnects later.
     void time_out(std::string_view reason);
     // Closes the connection, whatever its state, and connects again at once:
     // an operator's request (logged as information, not as a failure).
@@ -115,12 +142,18 @@ public:
     [[nodiscard]] unsigned index() const noexcept { return index_; }
     [[nodiscard]] unsigned failures() const noexcept { return failures_; }
     [[nodiscard]] std::uint16_t local_port() const noexcept { return local_port_; }
+    // The words of the last teardown (describe()), "" before the first.
     [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
 
     void on_events(std::uint32_t events) override;
 
 private:
-    void teardown(std::string_view reason, bool reconnect, Lost cause);
+    // Tears down for error. A failure (not closed on purpose) counts against
+    // the link and a reconnect follows, with backoff, unless stop() was called.
+    void fail(const LinkError& error);
+    // The words for error: the link's address, limits and current step
+    // fill in what error does not carry.
+    [[nodiscard]] std::string describe(const LinkError& error) const;
     void set_state(State s);
     void on_connected();
     void on_readable();
@@ -154,10 +187,13 @@ private:
     EventLoop::TimePoint attempted_{}; // the last connect()
     bool stopped_ = false;
     std::uint16_t local_port_ = 0;
+    std::optional<LinkError> write_error_; // a failed send, reported by the next read
     std::string last_error_;
     std::minstd_rand rng_;
 };
 
 [[nodiscard]] const char* to_string(Link::State s) noexcept;
+// What an error means for the requests lond was working on.
+[[nodiscard]] Lost lost_cause(LinkError::Kind kind) noexcept;
 
 } // namespace lonc

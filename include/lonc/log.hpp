@@ -6,8 +6,10 @@
 // role is the peer's host id in a child and PARENT in the supervisor;
 // status is "<localtime>: <what the process is doing>". Warnings and errors
 // get the original's level words (WARNING:, CRITICAL:) in front of the
-// message; loncron counts them. Messages that need INFO: say so themselves;
-// an error message beginning "ERROR: " (a rejected reload) is not CRITICAL.
+// message; loncron counts them. Messages that need INFO: say so themselves.
+// An error logged with error_not_critical() (a rejected reload) says
+// "ERROR: " instead of "CRITICAL: ". The word comes from the severity,
+// never from the message's text.
 //
 // Everything is synchronous and single-threaded (spdlog with null mutexes,
 // no async logger, no flush thread): a process may fork at any time. Each
@@ -16,6 +18,7 @@
 
 #include <spdlog/logger.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -33,17 +36,43 @@ struct Setup {
 // (Re)builds the sinks of every module logger.
 void init(const Setup& setup);
 
+// How bad a line is, as lonc.log and the journal see it. spdlog's err is
+// critical (the original called every error CRITICAL, and loncron counts
+// those), except inside error_not_critical(); trace is debug.
+enum class Severity : std::uint8_t { debug, info, warning, error, critical };
+// The original's level word: "CRITICAL: ", "ERROR: ", "WARNING: ", or none.
+[[nodiscard]] std::string_view level_word(Severity severity);
+
 // True when stderr is the journal: JOURNAL_STREAM ("<dev>:<inode>", set by
 // systemd) names the file descriptor 2 refers to. Then the stderr lines of
-// init(to_stderr) start with journal_prefix(level), so that journalctl -p
-// filters them; otherwise stderr output carries no prefix. lonc.log never
-// does (loncron reads it).
+// init(to_stderr) start with journal_prefix(severity), so that journalctl
+// -p filters them; otherwise stderr output carries no prefix. lonc.log
+// never does (loncron reads it).
 [[nodiscard]] bool stderr_is_journal();
-// The sd-daemon(3) prefix of a line: the priority its level word says.
-// "<2>" (crit) for what lonc.log calls CRITICAL:, "<3>" (err) for an error
-// that says "ERROR: " itself, "<4>" warning, "<6>" info, "<7>" debug/trace.
-[[nodiscard]] std::string_view journal_prefix(spdlog::level::level_enum level,
-                                              std::string_view message);
+// The sd-daemon(3) prefix of a line: "<2>" (crit), "<3>" (err), "<4>"
+// warning, "<6>" info, "<7>" debug.
+[[nodiscard]] std::string_view journal_prefix(Severity severity);
+
+namespace detail {
+// While one lives, err lines are Severity::error (see error_not_critical).
+class NotCritical {
+public:
+    NotCritical() noexcept;
+    ~NotCritical();
+    NotCritical(const NotCritical&) = delete;
+    NotCritical& operator=(const NotCritical&) = delete;
+};
+} // namespace detail
+
+// An error that is not CRITICAL: "ERROR: <message>", priority err. For a
+// refused operator request (a rejected reload): loncron counts CRITICAL
+// lines as trouble with links.
+template <typename... Args>
+void error_not_critical(spdlog::logger& logger, spdlog::format_string_t<Args...> fmt,
+                        Args&&... args) {
+    const detail::NotCritical scope;
+    logger.error(fmt, std::forward<Args>(args)...);
+}
 
 // Changes the level of every module logger (a reload's --log-level).
 void set_level(spdlog::level::level_enum level);

@@ -472,5 +472,162 @@ TEST(Journald, NoPrefixWhenJournalStreamNamesAnotherFile) {
         << err;
 }
 
+// ------------------------------------------------- texts kept for loncron
+
+// The lonc.log lines loncron and operators rely on (README, "Texts kept for
+// loncron"), each pinned whole: the classic frame, the process that wrote
+// it, the exact words, and the priority its level word gives it on a
+// journald stderr. Code that renders them may change; these lines may not.
+constexpr const char* stamp_re = R"(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4})";
+
+struct PinnedLine {
+    pid_t pid = 0;
+    std::string status;              // the text after "<localtime>: " in the second []
+    std::vector<std::string> groups; // the message regex's own groups
+};
+
+// The lines of text from role that are exactly
+// "<localtime> (<pid>) [<role>] [<localtime>: <status>]: <message>".
+std::vector<PinnedLine> pinned(const std::string& text, const std::string& role,
+                               const std::string& message) {
+    const std::regex re(std::string("^") + stamp_re + R"( \((\d+)\) \[)" + role + R"(\] \[)" +
+                        stamp_re + ": ([^\\]]*)\\]: (" + message + ")$");
+    std::vector<PinnedLine> out;
+    for (const auto& line : lines_of(text)) {
+        std::smatch m;
+        if (std::regex_match(line, m, re)) {
+            PinnedLine p;
+            p.pid = static_cast<pid_t>(std::stol(m[1].str()));
+            p.status = m[2].str();
+            for (std::size_t i = 4; i < m.size(); ++i) {
+                p.groups.push_back(m[i].str());
+            }
+            out.push_back(std::move(p));
+        }
+    }
+    return out;
+}
+
+TEST(LoncronTexts, EachIsLoggedWholeWithItsLevel) {
+    Cluster c({.hosts = 3, .start_lonc = false});
+    const auto err_file = c.dir() / "lonc.stderr";
+    c.dir().write("lonc.stderr", "");
+    c.start_lonc({"--max-attempts", "2"}, true, {journal_stream_for(err_file)});
+    ASSERT_TRUE(c.wait_all_sockets(20s)) << c.log();
+    ASSERT_TRUE(c.wait_log("Done starting initial servers"));
+    const pid_t parent = c.lonc_pid();
+    ASSERT_GT(parent, 0);
+
+    // h1 and h2 each end their child twice with close_connection_exit: the
+    // first exit is restarted at once, the second (2 of --max-attempts 2)
+    // skips the peer.
+    std::map<std::string, std::vector<pid_t>> closed; // host -> pids of the children it ended
+    for (const int h : {1, 2}) {
+        const auto id = c.id(h);
+        for (int round = 1; round <= 2; ++round) {
+            ASSERT_TRUE(wait_until([&] { return c.request(h, "ping") == id; }, 10s)) << c.log();
+            (void)c.request(h, "close_connection_exit");
+            const auto exited = "Child [0-9]+ for server " + id + " exited \\(" +
+                                std::to_string(round) + " of 2 attempts\\)";
+            ASSERT_TRUE(c.wait_log(exited)) << c.log();
+            const auto lines = pinned(c.log(), "PARENT",
+                                      "Child ([0-9]+) for server " + id + " exited \\(" +
+                                          std::to_string(round) + " of 2 attempts\\)");
+            ASSERT_EQ(lines.size(), 1U) << c.log();
+            closed[id].push_back(static_cast<pid_t>(std::stol(lines[0].groups.at(0))));
+        }
+    }
+    ASSERT_TRUE(c.wait_log("Skipped h1 h2 "));
+    c.lonc().signal(SIGUSR1);
+    ASSERT_TRUE(c.wait_log("USR1: Trying to establish connections again"));
+    ASSERT_TRUE(c.wait_socket(1) && c.wait_socket(2)) << c.log(); // USR1 woke the skipped
+    ASSERT_TRUE(c.stop_lonc().has_value());
+    const auto log = c.log();
+
+    // One line, from the supervisor, in full.
+    auto parent_once = [&](const std::string& message) {
+        const auto lines = pinned(log, "PARENT", message);
+        EXPECT_EQ(lines.size(), 1U) << message << "\n" << log;
+        for (const auto& l : lines) {
+            EXPECT_EQ(l.pid, parent) << message;
+        }
+        return lines;
+    };
+    parent_once("Done starting initial servers");
+    EXPECT_EQ(parent_once("USR1: Trying to establish connections again").at(0).status, "Sleeping");
+    parent_once("CRITICAL: Shutting down");
+    // Once each time a child is started: at start, after each first exit,
+    // and at the USR1 for the two skipped.
+    const std::map<std::string, std::size_t> starts = {{"h0", 1}, {"h1", 3}, {"h2", 3}};
+    for (const auto& [id, n] : starts) {
+        const auto lines = pinned(log, "PARENT", "Attempting to start child for server " + id);
+        EXPECT_EQ(lines.size(), n) << id << "\n" << log;
+        for (const auto& l : lines) {
+            EXPECT_EQ(l.pid, parent);
+        }
+    }
+    for (const std::string id : {"h1", "h2"}) {
+        // The restart after the first exit says which attempt it is.
+        parent_once("INFO: Trying to reconnect for " + id + " \\(2 of 2 attempts\\)");
+        // Every child made its link, and the ones that ended said why.
+        const auto secure =
+            pinned(log, id, R"(Secure connection initialized \(link 1, local port [0-9]+\))");
+        const auto close = pinned(log, id, "CRITICAL: Request Close Connection");
+        ASSERT_EQ(close.size(), 2U) << log;
+        for (std::size_t i = 0; i < close.size(); ++i) {
+            EXPECT_EQ(close[i].pid, closed[id].at(i)) << id;
+            EXPECT_EQ(close[i].status, "Request close connection");
+            EXPECT_TRUE(std::any_of(secure.begin(), secure.end(),
+                                    [&](const PinnedLine& l) { return l.pid == close[i].pid; }))
+                << id << ": no Secure connection initialized from child " << close[i].pid;
+        }
+    }
+    EXPECT_EQ(
+        pinned(log, "h0", R"(Secure connection initialized \(link 1, local port [0-9]+\))").size(),
+        1U)
+        << log;
+    // The skipped list: every skipped host followed by a space, in order.
+    parent_once("WARNING: Skipped h1 ");
+    parent_once("WARNING: Skipped h1 h2 ");
+    // A child's exit 0 is information: loncron counts CRITICAL lines, and the
+    // supervisor's only one is the shutdown.
+    std::size_t critical = 0;
+    for (const auto& line : lines_of(log)) {
+        if (line.find(") [PARENT] [") != std::string::npos &&
+            line.find("CRITICAL") != std::string::npos) {
+            ++critical;
+        }
+    }
+    EXPECT_EQ(critical, 1U) << log;
+
+    // On a journald stderr the same lines carry the priority of their level
+    // word: CRITICAL 2, WARNING 4, the rest information (6).
+    const auto err = slurp(err_file);
+    std::set<std::string> err_lines;
+    for (const auto& line : lines_of(err)) {
+        err_lines.insert(line);
+    }
+    auto on_stderr = [&](const std::string& line) {
+        EXPECT_EQ(err_lines.count(line), 1U) << "not on stderr: " << line << "\n" << err;
+    };
+    on_stderr("<6>[PARENT] Done starting initial servers");
+    on_stderr("<6>[PARENT] USR1: Trying to establish connections again");
+    on_stderr("<2>[PARENT] CRITICAL: Shutting down");
+    on_stderr("<6>[PARENT] Attempting to start child for server h0");
+    on_stderr("<6>[PARENT] INFO: Trying to reconnect for h1 (2 of 2 attempts)");
+    on_stderr("<4>[PARENT] WARNING: Skipped h1 ");
+    on_stderr("<4>[PARENT] WARNING: Skipped h1 h2 ");
+    on_stderr("<6>[PARENT] Child " + std::to_string(closed["h1"].at(0)) +
+              " for server h1 exited (1 of 2 attempts)");
+    on_stderr("<6>[PARENT] Child " + std::to_string(closed["h2"].at(1)) +
+              " for server h2 exited (2 of 2 attempts)");
+    on_stderr("<2>[h1] CRITICAL: Request Close Connection");
+    const std::regex secure_err(
+        R"(^<6>\[h0\] Secure connection initialized \(link 1, local port [0-9]+\)$)");
+    EXPECT_TRUE(std::any_of(err_lines.begin(), err_lines.end(), [&](const std::string& l) {
+        return std::regex_match(l, secure_err);
+    })) << err;
+}
+
 } // namespace
 } // namespace lonc::test
