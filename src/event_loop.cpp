@@ -6,7 +6,15 @@
 
 namespace lonc {
 
-EventLoop::EventLoop() : epfd_(::epoll_create1(EPOLL_CLOEXEC)), events_(256), now_(Clock::now()) {
+namespace {
+EventLoop::TimePoint steady_now() {
+    return EventLoop::Clock::now();
+}
+} // namespace
+
+EventLoop::EventLoop(NowFn clock)
+    : now_fn_(clock != nullptr ? clock : &steady_now), epfd_(::epoll_create1(EPOLL_CLOEXEC)),
+      events_(256), now_(now_fn_()) {
     if (!epfd_) {
         throw std::system_error(errno, std::generic_category(), "epoll_create1");
     }
@@ -68,7 +76,7 @@ int EventLoop::wait_timeout_ms(std::chrono::milliseconds max_wait) const {
         return 0; // deferred from outside a round: do not sleep on it
     }
     auto wait = max_wait;
-    const auto now = Clock::now();
+    const auto now = now_fn_();
     for (const auto* t : timers_) {
         if (t->armed_) {
             const auto left = t->deadline_ - now;
@@ -114,7 +122,7 @@ void EventLoop::run_once(std::chrono::milliseconds max_wait) {
     const int timeout = wait_timeout_ms(max_wait);
     const int n =
         ::epoll_wait(epfd_.get(), events_.data(), static_cast<int>(events_.size()), timeout);
-    now_ = Clock::now();
+    now_ = now_fn_();
     if (n < 0) {
         if (errno == EINTR) {
             return;

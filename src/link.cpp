@@ -242,7 +242,7 @@ void Link::fail(const LinkError& error) {
     for (std::size_t i = 0; i < lost.size(); ++i) {
         // lond answers in order: it was on the oldest when the link broke.
         const auto why = cause == Lost::fault && i > 0 ? Lost::bystander : cause;
-        events_.link_lost(*this, *lost[i], why);
+        events_.link_lost(*this, std::move(lost[i]), why);
     }
     events_.link_down(*this, was_up);
 }
@@ -302,21 +302,21 @@ void Link::write_raw(std::string_view data) {
     flush();
 }
 
-void Link::send(Request& req) {
+void Link::send(RequestPtr req) {
     if (out_off_ == out_.size()) {
         out_.clear();
         out_off_ = 0;
     }
     const bool was_empty = out_.empty();
     constexpr std::string_view prefix = "encrypt:";
-    const std::string_view line = req.line;
+    const std::string_view line = req->line;
     if (line.substr(0, prefix.size()) == prefix) {
         cipher().encode(line.substr(prefix.size()), out_);
     } else {
         out_.append(line);
     }
     out_ += '\n';
-    inflight_.push_back(&req);
+    inflight_.push_back(std::move(req));
     if (!was_empty || want_out_ || flush_deferred_) {
         return; // already waiting to be written
     }
@@ -456,7 +456,6 @@ bool Link::handle_line(std::string_view line) {
             fail(LinkError(Kind::unexpected_line, log::printable(line, 80)));
             return false;
         }
-        Request* req = inflight_.front();
         std::string_view reply = line;
         if (looks_encrypted(line)) {
             scratch_.clear();
@@ -466,10 +465,11 @@ bool Link::handle_line(std::string_view line) {
             }
             reply = scratch_;
         }
+        RequestPtr req = std::move(inflight_.front());
         inflight_.erase(inflight_.begin());
         const auto before = state_;
         const auto fd = fd_.get();
-        events_.link_reply(*this, *req, reply);
+        events_.link_reply(*this, std::move(req), reply);
         if (scratch_.capacity() > idle_capacity) {
             std::string().swap(scratch_); // keep no reply-sized buffer between replies
         }

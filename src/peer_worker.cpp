@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -36,21 +37,8 @@ void Client::on_events(std::uint32_t events) {
     worker.client_events(*this, events);
 }
 
-void Client::reuse(UniqueFd f) noexcept {
-    fd = std::move(f);
-    in.clear();
-    out.clear();
-    out_off = 0;
-    req.line.clear();
-    req.client = nullptr;
-    busy = false;
-    reading = true;
-    writing = false;
-    eof = false;
-    dead = false;
-}
-
-PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts)
+PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts,
+                       const LinkFactory& make_link)
     : loop_(loop), settings_(std::move(settings)), peer_(std::move(peer)), self_(std::move(self)),
       opts_(std::move(opts)), accept_timer_(loop, [this] { on_listener_timer(); }),
       request_timer_(loop, [this] { on_request_timer(); }),
@@ -58,16 +46,15 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
       idle_timer_(loop, [this] { on_idle_timer(); }),
       pong_timer_(loop,
                   [this] {
-                      if (links_ready_ > 0 && !pong_busy_ && !draining_) {
-                          pong_.kind = Request::Kind::pong;
-                          pong_.line = "pong";
-                          pong_.arrived = loop_.now();
-                          pong_.deadline = loop_.now() + seconds(opts_.request_timeout);
-                          pong_busy_ = true;
-                          enqueue(pong_);
+                      if (links_ready_ > 0 && pong_ && !draining_) {
+                          pong_->kind = Request::Kind::pong;
+                          pong_->line = "pong";
+                          pong_->arrived = loop_.now();
+                          pong_->deadline = loop_.now() + seconds(opts_.request_timeout);
+                          enqueue(std::move(pong_));
                       }
                   }),
-      spooler_(loop, settings_, peer_.id, opts_, [this](Request& r) { enqueue(r); }),
+      spooler_(loop, settings_, peer_.id, opts_, [this](RequestPtr r) { enqueue(std::move(r)); }),
       drain_timer_(loop, [this] {
           lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
                     pending_.size());
@@ -75,11 +62,11 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
               l->stop("shutting down");
           }
           while (!pending_.empty()) {
-              auto* r = take_front();
-              complete(*r, con_lost, false);
+              complete(take_front(), con_lost, false);
           }
           maybe_finish_drain();
       }) {
+    pong_ = std::make_unique<Request>();
     LinkConfig lc;
     lc.remote_id = peer_.id;
     lc.local_id = self_.id;
@@ -94,7 +81,8 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
     lc.pipeline = opts_.pipeline;
     lc.max_reply = opts_.max_reply;
     for (unsigned i = 0; i < opts_.connections; ++i) {
-        links_.push_back(std::make_unique<Link>(loop_, lc, *this, i + 1));
+        links_.push_back(make_link ? make_link(loop_, lc, *this, i + 1)
+                                   : std::make_unique<Link>(loop_, lc, *this, i + 1));
     }
     link_since_ = loop_.now();
     link_since_wall_ = std::time(nullptr);
@@ -102,9 +90,7 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
 
 PeerWorker::~PeerWorker() {
     for (auto& c : clients_) {
-        if (!c.dead) {
-            loop_.remove(c.fd.get(), c);
-        }
+        loop_.remove(c.fd.get(), c);
     }
     close_listener();
 }
@@ -156,7 +142,7 @@ bool PeerWorker::link_up() const noexcept {
 
 // ---------------------------------------------------------------- links
 
-void PeerWorker::link_up(Link& link) {
+void PeerWorker::link_up(LondLink& link) {
     ++links_ready_;
     ++stats_.link_ups;
     if (links_ready_ == 1) {
@@ -175,13 +161,13 @@ void PeerWorker::link_up(Link& link) {
         }
     }
     (void)link;
-    if (!pong_busy_) {
+    if (pong_) {
         pong_timer_.arm_in(seconds(opts_.handshake_pause));
     }
     dispatch();
 }
 
-void PeerWorker::link_down(Link& link, bool was_up) {
+void PeerWorker::link_down(LondLink& link, bool was_up) {
     (void)link;
     if (was_up) {
         --links_ready_;
@@ -204,24 +190,25 @@ void PeerWorker::link_down(Link& link, bool was_up) {
     maybe_finish_drain();
 }
 
-void PeerWorker::link_reply(Link& link, Request& req, std::string_view reply) {
+void PeerWorker::link_reply(LondLink& link, RequestPtr req, std::string_view reply) {
     (void)link;
     // The next request first: lond works on it while this reply goes out.
     dispatch();
-    complete(req, reply, true);
+    complete(std::move(req), reply, true);
 }
 
-void PeerWorker::link_lost(Link& link, Request& req, Lost why) {
-    if (req.kind == Request::Kind::spool && (why == Lost::fault || why == Lost::timeout)) {
+void PeerWorker::link_lost(LondLink& link, RequestPtr req, Lost why) {
+    if (req->kind == Request::Kind::spool && (why == Lost::fault || why == Lost::timeout)) {
         if (why == Lost::fault) {
-            spooler_.died(link.last_error()); // the message may be what kills lond
+            // The message may be what kills lond.
+            spooler_.died(std::move(req), link.last_error());
         } else {
-            spooler_.timed_out(); // lond hangs on it, or is slow: it waits
+            spooler_.timed_out(std::move(req)); // lond hangs on it, or is slow: it waits
         }
         maybe_finish_drain();
         return;
     }
-    complete(req, con_lost, false);
+    complete(std::move(req), con_lost, false);
 }
 
 // ------------------------------------------------------------- listener
@@ -271,8 +258,8 @@ void PeerWorker::on_events(std::uint32_t /*events*/) {
 
 void PeerWorker::accept_clients() {
     for (int i = 0; i < 64; ++i) {
-        const int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
+        UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED) {
                 continue;
             }
@@ -298,16 +285,14 @@ void PeerWorker::accept_clients() {
         }
         ++stats_.clients_accepted;
         if (spare_.empty()) {
-            clients_.emplace_back(*this, UniqueFd(fd), opts_.max_line);
+            clients_.emplace_back(*this, opts_.max_line);
         } else {
             clients_.splice(clients_.end(), spare_, spare_.begin());
-            clients_.back().reuse(UniqueFd(fd));
-            clients_.back().in.set_max_line(opts_.max_line);
         }
         auto& c = clients_.back();
         c.self = std::prev(clients_.end());
-        c.active = loop_.now();
-        loop_.add(fd, EPOLLIN, c);
+        c.fd = std::move(fd);
+        client_enter(c, Client::State::idle);
         if (!idle_timer_.armed()) {
             idle_timer_.arm_at(c.active + seconds(opts_.client_idle_timeout));
         }
@@ -316,26 +301,80 @@ void PeerWorker::accept_clients() {
 
 // -------------------------------------------------------------- clients
 
+// The one place a client changes state (Client's drawing): what entering a
+// state does to the descriptor, its registration and its request.
+void PeerWorker::client_enter(Client& c, Client::State next) {
+    using State = Client::State;
+    assert(Client::may_enter(c.state, next));
+    const State from = std::exchange(c.state, next);
+    switch (next) {
+    case State::idle:
+        if (from == State::closed) { // a new connection
+            c.in.clear();
+            c.in.set_max_line(opts_.max_line);
+            c.out.clear();
+            c.out_off = 0;
+            if (!c.req) {
+                c.req = std::make_unique<Request>(); // the last one left with its request
+            }
+            c.active = loop_.now();
+            c.watched = EPOLLIN;
+            loop_.add(c.fd.get(), EPOLLIN, c);
+        } else if (from == State::waiting) {
+            c.outstanding = nullptr; // answered: the request is back in c.req
+        } else if (from == State::replying) {
+            client_watch(c, EPOLLIN); // EPOLLOUT would fire on while it waits
+        }
+        // EPOLLIN comes back once the lines already buffered are taken
+        // (client_lines): a request a line starts costs no syscall.
+        break;
+    case State::waiting:
+        c.outstanding = c.req.get();
+        c.req->client = &c;
+        break; // EPOLLIN stays until more input comes (client_events)
+    case State::replying:
+        client_watch(c, EPOLLOUT);
+        break;
+    case State::closed:
+        if (c.outstanding != nullptr) {
+            c.outstanding->client = nullptr; // lond's answer has nowhere to go
+            c.outstanding = nullptr;
+        }
+        loop_.forget(c); // a client's socket is ours alone: close() unregisters it
+        c.fd.reset();
+        c.watched = 0;
+        client_release(c);
+        break;
+    }
+}
+
+void PeerWorker::client_watch(Client& c, std::uint32_t events) {
+    if (c.watched != events) {
+        c.watched = events;
+        loop_.modify(c.fd.get(), events, c);
+    }
+}
+
 void PeerWorker::client_events(Client& c, std::uint32_t events) {
+    using State = Client::State;
     if ((events & EPOLLERR) != 0) {
-        client_close(c);
+        client_enter(c, State::closed);
         return;
     }
     if ((events & EPOLLOUT) != 0) {
         client_flush(c);
         return; // client_flush reads on if it can; c may be gone
     }
-    if ((events & EPOLLHUP) != 0 && (c.busy || c.out_off < c.out.size())) {
-        client_close(c); // gone both ways: its reply has nowhere to go
+    if ((events & EPOLLHUP) != 0 && c.state != State::idle) {
+        client_enter(c, State::closed); // gone both ways: its reply has nowhere to go
         return;
     }
     if ((events & (EPOLLIN | EPOLLHUP)) != 0) {
-        if (c.busy || c.out_off < c.out.size()) {
+        if (c.state != State::idle) {
             // More input while a request is outstanding: leave it in the
             // socket until this one is answered (the client's order holds,
             // and a flood of lines costs us nothing).
-            c.reading = false;
-            client_interest(c);
+            client_watch(c, 0);
             return;
         }
         client_read(c);
@@ -350,13 +389,12 @@ void PeerWorker::client_read(Client& c) {
     }
     const auto n = ::recv(c.fd.get(), space.data(), space.size(), MSG_DONTWAIT);
     if (n == 0) {
-        c.eof = true;
-        client_close(c); // not busy: nothing owed
+        client_enter(c, Client::State::closed); // idle: nothing owed
         return;
     }
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR) {
-            client_close(c);
+            client_enter(c, Client::State::closed);
         }
         return;
     }
@@ -368,17 +406,18 @@ void PeerWorker::client_read(Client& c) {
 // Takes the client's next request lines, one at a time: the next is read
 // only once the previous is answered and its reply written.
 void PeerWorker::client_lines(Client& c) {
-    while (!c.dead && !c.busy && c.out_off == c.out.size() && !loop_.stopped()) {
+    using State = Client::State;
+    while (c.state == State::idle && !loop_.stopped()) {
         auto line = c.in.next_line();
         if (!line) {
             break;
         }
         if (!client_line(c, *line)) {
-            client_close(c);
+            client_enter(c, State::closed);
             return;
         }
     }
-    if (c.dead || loop_.stopped()) {
+    if (c.state != State::idle || loop_.stopped()) {
         return;
     }
     if (c.in.overflowed()) {
@@ -387,16 +426,13 @@ void PeerWorker::client_lines(Client& c) {
                   opts_.max_line);
         c.in.reset();
         (void)client_reply(c, con_lost);
-        client_close(c);
+        client_enter(c, State::closed);
         return;
     }
     if (c.in.buffered() == 0 && c.in.capacity() > client_keep_capacity) {
         c.in.reset();
     }
-    if (!c.busy && c.out_off == c.out.size() && !c.reading) {
-        c.reading = true;
-        client_interest(c);
-    }
+    client_watch(c, EPOLLIN);
 }
 
 bool PeerWorker::client_line(Client& c, std::string_view line) {
@@ -423,13 +459,13 @@ bool PeerWorker::client_line(Client& c, std::string_view line) {
         }
         return client_reply(c, con_lost);
     }
-    c.req.kind = Request::Kind::client;
-    c.req.line.assign(line);
-    c.req.arrived = loop_.now();
-    c.req.deadline = c.req.arrived + seconds(opts_.request_timeout);
-    c.req.client = &c;
-    c.busy = true;
-    enqueue(c.req);
+    Request& r = *c.req;
+    r.kind = Request::Kind::client;
+    r.line.assign(line);
+    r.arrived = loop_.now();
+    r.deadline = r.arrived + seconds(opts_.request_timeout);
+    client_enter(c, Client::State::waiting);
+    enqueue(std::move(c.req));
     return true;
 }
 
@@ -439,7 +475,7 @@ bool PeerWorker::client_line(Client& c, std::string_view line) {
 // client outlives every caller's loop).
 bool PeerWorker::client_reply(Client& c, std::string_view text) {
     touch(c);
-    if (c.out_off < c.out.size()) {
+    if (c.state == Client::State::replying) {
         c.out.append(text);
         c.out += '\n';
         return true;
@@ -468,8 +504,7 @@ bool PeerWorker::client_reply(Client& c, std::string_view text) {
     } else {
         c.out.assign("\n");
     }
-    c.writing = true;
-    client_interest(c);
+    client_enter(c, Client::State::replying);
     return true;
 }
 
@@ -482,7 +517,7 @@ void PeerWorker::client_flush(Client& c) {
                 continue;
             }
             if (errno != EAGAIN) {
-                client_close(c);
+                client_enter(c, Client::State::closed);
             }
             return;
         }
@@ -493,45 +528,16 @@ void PeerWorker::client_flush(Client& c) {
     if (c.out.capacity() > client_keep_capacity) {
         c.out.shrink_to_fit();
     }
-    if (c.writing) {
-        c.writing = false;
-        client_interest(c);
-    }
-    if (c.eof && !c.busy) {
-        client_close(c);
-        return;
+    if (c.state == Client::State::replying) {
+        client_enter(c, Client::State::idle);
     }
     client_lines(c);
 }
 
-void PeerWorker::client_interest(Client& c) {
-    if (c.dead) {
-        return;
-    }
-    std::uint32_t ev = 0;
-    if (c.reading) {
-        ev |= EPOLLIN;
-    }
-    if (c.writing) {
-        ev |= EPOLLOUT;
-    }
-    loop_.modify(c.fd.get(), ev, c);
-}
-
-void PeerWorker::client_close(Client& c) {
-    if (!c.dead) {
-        loop_.forget(c); // a client's socket is ours alone: close() unregisters it
-        c.fd.reset();
-        c.dead = true;
-    }
-    if (!c.busy) {
-        client_release(c);
-    }
-}
-
 void PeerWorker::client_release(Client& c) {
     if (spare_.size() < spare_clients && c.in.capacity() <= client_keep_capacity &&
-        c.out.capacity() <= client_keep_capacity && c.req.line.capacity() <= client_keep_capacity) {
+        c.out.capacity() <= client_keep_capacity &&
+        (!c.req || c.req->line.capacity() <= client_keep_capacity)) {
         spare_.splice(spare_.end(), clients_, c.self);
     } else {
         clients_.erase(c.self);
@@ -552,11 +558,11 @@ void PeerWorker::on_idle_timer() {
         if (c.active + limit > now) {
             break;
         }
-        if (c.busy) {
+        if (c.state == Client::State::waiting) {
             touch(c); // waiting on lond is not idleness
             continue;
         }
-        client_close(c);
+        client_enter(c, Client::State::closed);
         ++closed;
     }
     if (closed > 0) {
@@ -570,21 +576,21 @@ void PeerWorker::on_idle_timer() {
 
 // ------------------------------------------------------------- requests
 
-void PeerWorker::enqueue(Request& req) {
-    pending_.push_back(&req);
-    if (req.kind == Request::Kind::client) {
+void PeerWorker::enqueue(RequestPtr req) {
+    if (req->kind == Request::Kind::client) {
         ++queued_clients_;
     }
     // A reload may shorten --request-timeout: a new deadline can come
     // before the one the timer is armed for.
-    if (!request_timer_.armed() || req.deadline < request_timer_.deadline()) {
-        request_timer_.arm_at(req.deadline);
+    if (!request_timer_.armed() || req->deadline < request_timer_.deadline()) {
+        request_timer_.arm_at(req->deadline);
     }
+    pending_.push_back(std::move(req));
     dispatch();
 }
 
-Request* PeerWorker::take_front() {
-    Request* r = pending_.front();
+RequestPtr PeerWorker::take_front() {
+    RequestPtr r = std::move(pending_.front());
     pending_.pop_front();
     if (r->kind == Request::Kind::client) {
         --queued_clients_;
@@ -594,7 +600,7 @@ Request* PeerWorker::take_front() {
 
 void PeerWorker::dispatch() {
     while (!pending_.empty()) {
-        Link* best = nullptr;
+        LondLink* best = nullptr;
         for (auto& l : links_) {
             if (l->can_send() && (best == nullptr || l->in_flight() < best->in_flight())) {
                 best = l.get();
@@ -603,51 +609,51 @@ void PeerWorker::dispatch() {
         if (best == nullptr) {
             return;
         }
-        Request* r = take_front();
-        if (r->kind == Request::Kind::client && r->client->dead) {
-            r->client->busy = false; // nobody to answer: do not send it
-            client_release(*r->client);
-            continue;
+        RequestPtr r = take_front();
+        if (r->kind == Request::Kind::client && r->client == nullptr) {
+            continue; // its client is gone: nobody to answer, not sent (freed here)
         }
-        best->send(*r);
+        best->send(std::move(r));
     }
     queue_full_logged_ = false;
 }
 
-// Every request ends here exactly once: with lond's reply, or con_lost.
-void PeerWorker::complete(Request& req, std::string_view reply, bool from_lond) {
-    switch (req.kind) {
+// Every request ends here exactly once: with lond's reply, or con_lost. It
+// goes back to its source (a client whose connection is gone: freed).
+void PeerWorker::complete(RequestPtr req, std::string_view reply, bool from_lond) {
+    switch (req->kind) {
     case Request::Kind::client: {
-        Client& c = *req.client;
-        c.busy = false;
-        latency_.observe(std::chrono::duration<double>(loop_.now() - req.arrived).count());
-        if (req.line.capacity() > client_keep_capacity) {
-            std::string().swap(req.line); // an idle client keeps no big request buffer
+        latency_.observe(std::chrono::duration<double>(loop_.now() - req->arrived).count());
+        if (req->line.capacity() > client_keep_capacity) {
+            std::string().swap(req->line); // an idle client keeps no big request buffer
         }
         if (from_lond) {
             ++stats_.requests;
         } else {
             ++stats_.con_lost;
         }
-        if (c.dead) {
-            client_release(c);
-            break;
+        Client* c = std::exchange(req->client, nullptr);
+        if (c == nullptr) {
+            break; // the client closed while its request was out
         }
-        if (!client_reply(c, reply) || (c.eof && c.out_off == c.out.size())) {
-            client_close(c);
-        } else if (c.out_off == c.out.size()) {
-            client_lines(c);
+        c->req = std::move(req);
+        client_enter(*c, Client::State::idle);
+        if (!client_reply(*c, reply)) {
+            client_enter(*c, Client::State::closed);
+        } else if (c->state == Client::State::idle) {
+            client_lines(*c);
         }
         break;
     }
     case Request::Kind::pong:
-        pong_busy_ = false;
         if (from_lond && !starts_with(reply, peer_.id)) {
             lg().info("Pong reply: >{}<", log::printable(reply));
         }
+        pong_ = std::move(req);
         break;
     case Request::Kind::spool:
-        spooler_.done(from_lond ? std::optional<std::string_view>(reply) : std::nullopt);
+        spooler_.done(std::move(req),
+                      from_lond ? std::optional<std::string_view>(reply) : std::nullopt);
         break;
     }
     maybe_finish_drain();
@@ -673,12 +679,12 @@ void PeerWorker::on_request_timer() {
     std::size_t expired = 0;
     std::string first;
     while (!pending_.empty() && pending_.front()->deadline <= now) {
-        Request* r = take_front();
+        auto r = take_front();
         if (expired++ == 0) {
             first = log::redact(r->line);
         }
         ++stats_.timeouts;
-        complete(*r, con_lost, false);
+        complete(std::move(r), con_lost, false);
     }
     if (expired > 0) {
         lg().error("Timeout: {} queued request{} never sent within {} s (first: {})", expired,
@@ -704,8 +710,7 @@ void PeerWorker::on_grace_timer() {
     }
     const auto n = pending_.size();
     while (!pending_.empty()) {
-        Request* r = take_front();
-        complete(*r, con_lost, false);
+        complete(take_front(), con_lost, false);
     }
     if (n > 0) {
         lg().warn("No link to {} within {} s: answered {} queued request{} con_lost", peer_.id,
@@ -743,8 +748,8 @@ void PeerWorker::maybe_finish_drain() {
     }
     for (auto it = clients_.begin(); it != clients_.end();) {
         auto& c = *it++;
-        if (!c.busy) {
-            client_close(c);
+        if (c.state != Client::State::waiting) {
+            client_enter(c, Client::State::closed);
         }
     }
     loop_.stop(0);

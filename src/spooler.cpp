@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <iterator>
+#include <memory>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,6 +38,11 @@ constexpr double max_timeout_backoff = 10.0;
 
 // Failures that say nothing about the file: this process is out of
 // descriptors or memory for a moment. Such a file is never set aside.
+// Owns an open directory stream (its descriptor).
+struct DirCloser {
+    void operator()(DIR* d) const noexcept { ::closedir(d); }
+};
+
 bool transient_error(int e) {
     return e == EMFILE || e == ENFILE || e == ENOMEM || e == EINTR;
 }
@@ -96,19 +102,20 @@ bool is_perl_localtime(std::string_view t) {
 // `since` (epoch seconds): the record of a delivery a crash interrupted.
 bool perm_log_has(const std::filesystem::path& file, const std::string& host,
                   const std::string& cmd, std::time_t since) {
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return false;
-    }
-    struct stat st {};
     std::string data;
-    if (::fstat(fd, &st) == 0) {
-        const off_t from = st.st_size > perm_log_window ? st.st_size - perm_log_window : 0;
-        data.resize(static_cast<std::size_t>(st.st_size - from));
-        const auto n = ::pread(fd, data.data(), data.size(), from);
-        data.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    {
+        const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) {
+            return false;
+        }
+        struct stat st {};
+        if (::fstat(fd.get(), &st) == 0) {
+            const off_t from = st.st_size > perm_log_window ? st.st_size - perm_log_window : 0;
+            data.resize(static_cast<std::size_t>(st.st_size - from));
+            const auto n = ::pread(fd.get(), data.data(), data.size(), from);
+            data.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+        }
     }
-    ::close(fd);
     const std::string needle = ":S:" + host + ":" + cmd + ":";
     for (auto pos = data.find(needle); pos != std::string::npos; pos = data.find(needle, pos + 1)) {
         // Only "<epoch>:S:host:cmd:<localtime>" is this record: not the
@@ -239,12 +246,12 @@ void Spooler::scan() {
         return;
     }
     files_.clear();
-    DIR* d = ::opendir(settings_.spool_dir().c_str());
-    if (d == nullptr) {
+    const std::unique_ptr<DIR, DirCloser> d(::opendir(settings_.spool_dir().c_str()));
+    if (!d) {
         return;
     }
     std::vector<std::string> markers;
-    while (const dirent* e = ::readdir(d)) {
+    while (const dirent* e = ::readdir(d.get())) {
         const std::string_view name = e->d_name;
         if (name.size() > sent_suffix.size() &&
             name.substr(name.size() - sent_suffix.size()) == sent_suffix) {
@@ -263,7 +270,6 @@ void Spooler::scan() {
             }
         }
     }
-    ::closedir(d);
     for (const auto& m : markers) {
         finish_record(m);
     }
@@ -271,7 +277,7 @@ void Spooler::scan() {
 }
 
 void Spooler::next() {
-    if (!active_ || !inflight_.empty() || (!lock_ && !unlocked_)) {
+    if (!active_ || !req_ || (!lock_ && !unlocked_)) { // one message out at a time
         return;
     }
     while (!files_.empty()) {
@@ -298,12 +304,12 @@ void Spooler::next() {
             seen_.erase(entry.name);
             inflight_ = entry.name;
             inflight_stamp_ = file.stamp;
-            req_.kind = Request::Kind::spool;
-            req_.line = std::move(file.line);
-            req_.arrived = loop_.now();
-            req_.deadline = req_.arrived + seconds(opts_.request_timeout);
-            req_.client = nullptr;
-            enqueue_(req_);
+            req_->kind = Request::Kind::spool;
+            req_->line = std::move(file.line);
+            req_->arrived = loop_.now();
+            req_->deadline = req_->arrived + seconds(opts_.request_timeout);
+            req_->client = nullptr;
+            enqueue_(std::move(req_));
             return;
         }
         if (file.result == SpoolRead::missing) {
@@ -426,7 +432,8 @@ bool Spooler::set_aside(const std::string& name, const std::string& why, bool cr
     return true;
 }
 
-void Spooler::done(std::optional<std::string_view> reply) {
+void Spooler::done(RequestPtr req, std::optional<std::string_view> reply) {
+    req_ = std::move(req);
     const auto name = std::exchange(inflight_, std::string());
     if (!reply) {
         // con_lost: the file stays and goes out again first, once the loop
@@ -456,9 +463,9 @@ void Spooler::done(std::optional<std::string_view> reply) {
         lg().warn("Delayed message {} was answered >{}< (counted as delivered)", name_text(name),
                   log::printable(text));
     } else {
-        lg().info("Delayed {}: >{}<", log::redact(req_.line), log::printable(text));
+        lg().info("Delayed {}: >{}<", log::redact(req_->line), log::printable(text));
     }
-    Answered a{name, req_.line, inflight_stamp_};
+    Answered a{name, req_->line, inflight_stamp_};
     if (!settle(a)) {
         answered_.emplace(name, std::move(a));
         if (!rescan_.armed()) {
@@ -468,7 +475,8 @@ void Spooler::done(std::optional<std::string_view> reply) {
     next();
 }
 
-void Spooler::died(std::string_view why) {
+void Spooler::died(RequestPtr req, std::string_view why) {
+    req_ = std::move(req);
     const auto name = std::exchange(inflight_, std::string());
     auto& s = strikes_[name];
     ++s.deaths;
@@ -494,7 +502,8 @@ void Spooler::died(std::string_view why) {
     kick();
 }
 
-void Spooler::timed_out() {
+void Spooler::timed_out(RequestPtr req) {
+    req_ = std::move(req);
     const auto name = std::exchange(inflight_, std::string());
     auto& s = strikes_[name];
     ++s.timeouts;
@@ -544,11 +553,11 @@ bool Spooler::settle(Answered& a) {
     if (a.marked) {
         const auto marker = path(a.name).string() + std::string(sent_suffix);
         if (::unlink(marker.c_str()) != 0 && errno != ENOENT) {
-            trouble("unlink", "Cannot remove " + name_text(a.name) +
-                                  ".sent: " + std::strerror(errno) + "; retried at the next scan");
+            trouble(Step::unlink, "Cannot remove " + name_text(a.name) + ".sent: " +
+                                      std::strerror(errno) + "; retried at the next scan");
             return false;
         }
-        untrouble("unlink");
+        untrouble(Step::unlink);
     }
     return true;
 }
@@ -580,8 +589,8 @@ Spooler::Claim Spooler::claim(const Answered& a) {
         if (errno == ENOENT) {
             return Claim::left; // removed by someone else
         }
-        trouble("rename", "Cannot look at delivered message " + name_text(a.name) + ": " +
-                              std::strerror(errno) + "; it is not sent again");
+        trouble(Step::rename, "Cannot look at delivered message " + name_text(a.name) + ": " +
+                                  std::strerror(errno) + "; it is not sent again");
         return Claim::failed;
     }
     const auto marker = file.string() + std::string(sent_suffix);
@@ -604,13 +613,13 @@ Spooler::Claim Spooler::claim(const Answered& a) {
         return Claim::failed;
     }
     if (renamed != 0) {
-        trouble("rename",
+        trouble(Step::rename,
                 "Delayed message " + name_text(a.name) +
                     " was delivered, but renaming it to .sent failed: " + std::strerror(errno) +
                     "; it is not sent again, and its bookkeeping is retried");
         return Claim::failed;
     }
-    untrouble("rename");
+    untrouble(Step::rename);
     // lonnet may have rewritten it between the look and the rename: then
     // the marker holds a message never sent. Put it back.
     struct stat mst {};
@@ -634,12 +643,12 @@ bool Spooler::holds(const std::filesystem::path& file, const std::string& line) 
 
 bool Spooler::record(const std::string& line) {
     if (!log::perm(settings_.perm_log_file(), "S:" + host_ + ":" + line)) {
-        trouble("perm", "Cannot append to " + settings_.perm_log_file().string() + ": " +
-                            std::strerror(errno) +
-                            "; delivered messages are recorded once it works again");
+        trouble(Step::perm, "Cannot append to " + settings_.perm_log_file().string() + ": " +
+                                std::strerror(errno) +
+                                "; delivered messages are recorded once it works again");
         return false;
     }
-    untrouble("perm");
+    untrouble(Step::perm);
     return true;
 }
 
@@ -663,24 +672,36 @@ void Spooler::finish_record(const std::string& marker) {
         lg().info("INFO: completed the delivery record of {}", name_text(marker));
     }
     if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
-        trouble("unlink", "Cannot remove " + name_text(marker) + ": " + std::strerror(errno) +
-                              "; retried at the next scan");
+        trouble(Step::unlink, "Cannot remove " + name_text(marker) + ": " + std::strerror(errno) +
+                                  "; retried at the next scan");
         return;
     }
-    untrouble("unlink");
+    untrouble(Step::unlink);
 }
 
 // One CRITICAL line when a bookkeeping step starts failing, one INFO line
 // when it works again: never one per attempt (loncron counts CRITICAL lines).
-void Spooler::trouble(const std::string& step, const std::string& text) {
+const char* to_string(Spooler::Step step) noexcept {
+    switch (step) {
+    case Spooler::Step::rename:
+        return "rename";
+    case Spooler::Step::unlink:
+        return "unlink";
+    case Spooler::Step::perm:
+        return "perm";
+    }
+    return "?";
+}
+
+void Spooler::trouble(Step step, const std::string& text) {
     if (troubles_.insert(step).second) {
         lg().error("{}", text);
     }
 }
 
-void Spooler::untrouble(const std::string& step) {
+void Spooler::untrouble(Step step) {
     if (troubles_.erase(step) > 0) {
-        lg().info("INFO: delayed messages of {}: the {} step works again", host_, step);
+        lg().info("INFO: delayed messages of {}: the {} step works again", host_, to_string(step));
     }
 }
 

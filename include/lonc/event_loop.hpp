@@ -36,7 +36,11 @@ public:
         Watcher& operator=(const Watcher&) = default;
     };
 
-    EventLoop();
+    // The clock the loop reads now() and runs its timers by.
+    using NowFn = TimePoint (*)();
+    // clock: a fake one for tests (timers fire when it has moved past
+    // their deadline; epoll still waits in real time); default steady_clock.
+    explicit EventLoop(NowFn clock = nullptr);
     EventLoop(const EventLoop&) = delete;
     EventLoop& operator=(const EventLoop&) = delete;
     ~EventLoop() = default;
@@ -83,7 +87,7 @@ public:
 
     // The time at the start of this round (refreshed after each wait).
     [[nodiscard]] TimePoint now() const noexcept { return now_; }
-    void refresh_now() noexcept { now_ = Clock::now(); }
+    void refresh_now() noexcept { now_ = now_fn_(); }
 
     // Rounds that returned from epoll_wait (for benchmarks and metrics).
     [[nodiscard]] std::uint64_t wakeups() const noexcept { return wakeups_; }
@@ -94,6 +98,7 @@ private:
     void run_deferred();
     [[nodiscard]] int wait_timeout_ms(std::chrono::milliseconds max_wait) const;
 
+    NowFn now_fn_;
     UniqueFd epfd_;
     std::vector<epoll_event> events_;
     int pending_ = 0; // events of this round not yet dispatched

@@ -45,7 +45,7 @@ struct LinkConfig {
     std::size_t max_reply = 134217728;
 };
 
-class Link;
+class LondLink;
 
 // Why a link went down, or why an attempt to bring it up failed. The kind
 // decides what the link does (lost_cause(), and whether it is a failure at
@@ -85,65 +85,91 @@ enum class Lost {
 };
 
 // What a link tells its owner (the peer worker). Calls come from the loop.
+// A request handed to the link with send() comes back exactly once, through
+// link_reply or link_lost.
 class LinkEvents {
 public:
-    virtual void link_up(Link& link) = 0;
+    virtual void link_up(LondLink& link) = 0;
     // The link went down (or an attempt failed: was_up false).
-    virtual void link_down(Link& link, bool was_up) = 0;
-    virtual void link_reply(Link& link, Request& req, std::string_view reply) = 0;
+    virtual void link_down(LondLink& link, bool was_up) = 0;
+    virtual void link_reply(LondLink& link, RequestPtr req, std::string_view reply) = 0;
     // req was written but its answer will never come: answer con_lost.
-    virtual void link_lost(Link& link, Request& req, Lost why) = 0;
+    virtual void link_lost(LondLink& link, RequestPtr req, Lost why) = 0;
 
 protected:
     ~LinkEvents() = default;
 };
 
-class Link final : public EventLoop::Watcher, private EventLoop::Deferred {
+// A link as its owner sees it: what PeerWorker calls (Link below is the
+// real one; a test gives the worker a scripted one). See Link for each.
+class LondLink {
+public:
+    LondLink() = default;
+    virtual ~LondLink() = default;
+    LondLink(const LondLink&) = delete;
+    LondLink& operator=(const LondLink&) = delete;
+
+    virtual void connect() = 0;
+    virtual bool retry_now() = 0;
+    virtual void time_out(std::string_view reason) = 0;
+    virtual void reset(std::string_view reason) = 0;
+    virtual void stop(std::string_view reason) = 0;
+    virtual void set_limits(const LinkConfig& cfg) = 0;
+    [[nodiscard]] virtual bool ready() const noexcept = 0;
+    [[nodiscard]] virtual bool can_send() const noexcept = 0;
+    virtual void send(RequestPtr req) = 0;
+    [[nodiscard]] virtual std::size_t in_flight() const noexcept = 0;
+    [[nodiscard]] virtual const Request* oldest() const noexcept = 0;
+    [[nodiscard]] virtual std::uint16_t local_port() const noexcept = 0;
+    [[nodiscard]] virtual const std::string& last_error() const noexcept = 0;
+};
+
+class Link final : public LondLink, public EventLoop::Watcher, private EventLoop::Deferred {
 public:
     enum class State { down, connecting, greeting, authenticating, keying, ready };
 
     Link(EventLoop& loop, LinkConfig cfg, LinkEvents& events, unsigned index);
-    ~Link();
+    ~Link() override;
     Link(const Link&) = delete;
     Link& operator=(const Link&) = delete;
 
     // Connects now if down (also cancels a scheduled retry).
-    void connect();
+    void connect() override;
     // A retry is scheduled: do it now, or --retry-min after the last
     // attempt if that was sooner (USR1 comes from lond on every init and
     // from lonnet on every critical con_lost). A link that is up or
     // connecting is left alone. True if it connects now.
-    bool retry_now();
+    bool retry_now() override;
     // Tears down because the oldest request ran past its deadline (lond is
     // slow, not broken: the request is not blamed for it); reconnects later.
-    void time_out(std::string_view reason);
+    void time_out(std::string_view reason) override;
     // Closes the connection, whatever its state, and connects again at once:
     // an operator's request (logged as information, not as a failure).
-    void reset(std::string_view reason);
+    void reset(std::string_view reason) override;
     // Closes for good (shutdown): no reconnect.
-    void stop(std::string_view reason);
+    void stop(std::string_view reason) override;
     // New timeouts and limits from a reload (handshake_timeout, retry_min,
     // retry_max, pipeline, max_reply); the connection is left as it is.
-    void set_limits(const LinkConfig& cfg);
+    void set_limits(const LinkConfig& cfg) override;
 
-    [[nodiscard]] bool ready() const noexcept { return state_ == State::ready; }
-    [[nodiscard]] bool can_send() const noexcept {
+    [[nodiscard]] bool ready() const noexcept override { return state_ == State::ready; }
+    [[nodiscard]] bool can_send() const noexcept override {
         return state_ == State::ready && inflight_.size() < cfg_.pipeline;
     }
     // Writes req (encrypting an "encrypt:" line). Requires can_send().
-    void send(Request& req);
+    void send(RequestPtr req) override;
 
-    [[nodiscard]] std::size_t in_flight() const noexcept { return inflight_.size(); }
-    [[nodiscard]] const Request* oldest() const noexcept {
-        return inflight_.empty() ? nullptr : inflight_.front();
+    [[nodiscard]] std::size_t in_flight() const noexcept override { return inflight_.size(); }
+    [[nodiscard]] const Request* oldest() const noexcept override {
+        return inflight_.empty() ? nullptr : inflight_.front().get();
     }
     [[nodiscard]] State state() const noexcept { return state_; }
     [[nodiscard]] EventLoop::TimePoint since() const noexcept { return since_; }
     [[nodiscard]] unsigned index() const noexcept { return index_; }
     [[nodiscard]] unsigned failures() const noexcept { return failures_; }
-    [[nodiscard]] std::uint16_t local_port() const noexcept { return local_port_; }
+    [[nodiscard]] std::uint16_t local_port() const noexcept override { return local_port_; }
     // The words of the last teardown (describe()), "" before the first.
-    [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
+    [[nodiscard]] const std::string& last_error() const noexcept override { return last_error_; }
 
     void on_events(std::uint32_t events) override;
 
@@ -177,7 +203,7 @@ private:
     std::size_t out_off_ = 0;
     bool want_out_ = false;
     bool flush_deferred_ = false;        // requests wait for the end of the round
-    std::vector<Request*> inflight_;     // FIFO; front is the oldest
+    std::vector<RequestPtr> inflight_;   // FIFO; front is the oldest
     LinkKey key_{};                      // derived at "ekey"
     std::unique_ptr<LinkCipher> cipher_; // built from key_ on first use
     std::string scratch_;

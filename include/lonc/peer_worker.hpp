@@ -34,25 +34,53 @@ namespace lonc {
 
 class PeerWorker;
 
-// One accepted client connection.
+// One accepted client connection. Its life is Client::State, changed only
+// by PeerWorker::client_enter (the transitions, and what each one does to
+// the descriptor and its epoll registration, are there and nowhere else):
+//
+//   idle ------ a line becomes its request ------------> waiting
+//   idle ------ a reply (con_lost) that does not fit --> replying
+//   waiting --- answered ------------------------------> idle
+//   replying -- the rest of the reply written ---------> idle
+//   idle, waiting, replying -- EOF, error, idle, drain --> closed
+//   closed ---- taken for a new connection ------------> idle
+//
+// idle is also where lines already buffered are taken, one at a time. A
+// waiting client that closes gives up its request (the request's client
+// pointer is cleared; lond's answer is dropped) and is released at once.
 struct Client final : EventLoop::Watcher {
-    Client(PeerWorker& w, UniqueFd f, std::size_t max_line)
-        : worker(w), fd(std::move(f)), in(max_line) {}
+    enum class State : unsigned char {
+        idle,     // no request outstanding, every reply written: reads on
+        waiting,  // its request is queued or on a link
+        replying, // a reply is partly written (EPOLLOUT)
+        closed,   // descriptor closed; released (kept spare, or freed)
+    };
+    // The transitions drawn above.
+    [[nodiscard]] static constexpr bool may_enter(State from, State to) noexcept {
+        switch (to) {
+        case State::idle:
+            return from != State::idle;
+        case State::waiting:
+        case State::replying:
+            return from == State::idle;
+        case State::closed:
+            return from != State::closed;
+        }
+        return false;
+    }
+
+    Client(PeerWorker& w, std::size_t max_line) : worker(w), in(max_line) {}
     void on_events(std::uint32_t events) override;
-    // A released Client taken for a new connection: its buffers are kept.
-    void reuse(UniqueFd f) noexcept;
 
     PeerWorker& worker;
     UniqueFd fd;
     LineBuffer in;
-    std::string out; // reply bytes not yet written
+    std::string out; // reply bytes not yet written (replying)
     std::size_t out_off = 0;
-    Request req;          // the one request this client may have outstanding
-    bool busy = false;    // req is queued or on a link
-    bool reading = true;  // EPOLLIN registered
-    bool writing = false; // EPOLLOUT registered
-    bool eof = false;     // the client sent EOF; close once answered
-    bool dead = false;    // fd closed; freed when req completes
+    State state = State::closed;
+    std::uint32_t watched = 0;      // the events registered with the loop for fd
+    RequestPtr req;                 // its request slot, while no request is out
+    Request* outstanding = nullptr; // not owned: its request, while waiting
     EventLoop::TimePoint active{};
     std::list<Client>::iterator self;
 };
@@ -69,7 +97,15 @@ struct PeerStats {
 
 class PeerWorker final : public LinkEvents, public EventLoop::Watcher {
 public:
-    PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts);
+    // Makes the worker's links (index from 1); by default real Links. A
+    // test passes one that makes scripted links.
+    using LinkFactory = std::function<std::unique_ptr<LondLink>(
+        EventLoop& loop, const LinkConfig& cfg, LinkEvents& events, unsigned index)>;
+
+    // Time is the loop's (EventLoop::now() and Timers): a test that gives
+    // the loop a fake clock drives every timeout of the worker.
+    PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts,
+               const LinkFactory& make_link = {});
     ~PeerWorker();
     PeerWorker(const PeerWorker&) = delete;
     PeerWorker& operator=(const PeerWorker&) = delete;
@@ -104,17 +140,17 @@ public:
     [[nodiscard]] const LatencyHistogram& latency() const noexcept { return latency_; }
     // Called when the peer goes from no link up to one up, and back.
     std::function<void(bool up)> on_link_state;
-    [[nodiscard]] const std::vector<std::unique_ptr<Link>>& links() const noexcept {
+    [[nodiscard]] const std::vector<std::unique_ptr<LondLink>>& links() const noexcept {
         return links_;
     }
     // A one-line summary for loncstatus.txt and lonc.log status fields.
     [[nodiscard]] std::string summary() const;
 
     // LinkEvents
-    void link_up(Link& link) override;
-    void link_down(Link& link, bool was_up) override;
-    void link_reply(Link& link, Request& req, std::string_view reply) override;
-    void link_lost(Link& link, Request& req, Lost why) override;
+    void link_up(LondLink& link) override;
+    void link_down(LondLink& link, bool was_up) override;
+    void link_reply(LondLink& link, RequestPtr req, std::string_view reply) override;
+    void link_lost(LondLink& link, RequestPtr req, Lost why) override;
 
     // The listening socket.
     void on_events(std::uint32_t events) override;
@@ -129,22 +165,22 @@ private:
     void accept_clients();
 
     // Clients
+    void client_enter(Client& c, Client::State next);
+    void client_watch(Client& c, std::uint32_t events);
     void client_events(Client& c, std::uint32_t events);
     void client_read(Client& c);
     void client_lines(Client& c);
     [[nodiscard]] bool client_line(Client& c, std::string_view line);
     [[nodiscard]] bool client_reply(Client& c, std::string_view text);
     void client_flush(Client& c);
-    void client_interest(Client& c);
-    void client_close(Client& c);
     void client_release(Client& c);
     void touch(Client& c);
 
     // Requests
-    void enqueue(Request& req);
-    Request* take_front(); // pops pending_'s head, keeping counts right
+    void enqueue(RequestPtr req);
+    RequestPtr take_front(); // pops pending_'s head, keeping counts right
     void dispatch();
-    void complete(Request& req, std::string_view reply, bool from_lond);
+    void complete(RequestPtr req, std::string_view reply, bool from_lond);
     void on_request_timer();
     void on_grace_timer();
     void on_idle_timer();
@@ -157,7 +193,7 @@ private:
     Peer self_;
     Options opts_;
 
-    std::vector<std::unique_ptr<Link>> links_;
+    std::vector<std::unique_ptr<LondLink>> links_;
     EventLoop::TimePoint link_since_{};
     std::time_t link_since_wall_ = 0;
     unsigned links_ready_ = 0;
@@ -166,16 +202,15 @@ private:
     bool accepting_ = false;
     Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
 
-    std::list<Client> clients_; // least recently active first
-    std::list<Client> spare_;   // released, kept for the next connections
-    std::deque<Request*> pending_;
+    std::list<Client> clients_;      // least recently active first
+    std::list<Client> spare_;        // released, kept for the next connections
+    std::deque<RequestPtr> pending_; // waiting for a link, oldest first
     std::size_t queued_clients_ = 0; // client requests in pending_ (--max-queue)
     Timer request_timer_;
     Timer grace_timer_;
     Timer idle_timer_;
 
-    Request pong_;
-    bool pong_busy_ = false;
+    RequestPtr pong_; // the pong request; empty while it is out
     Timer pong_timer_;
 
     Spooler spooler_;

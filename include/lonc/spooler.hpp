@@ -64,7 +64,9 @@ struct SpoolStats {
 
 class Spooler {
 public:
-    using Enqueue = std::function<void(Request&)>;
+    // Hands the message to the worker's queue; it comes back through
+    // done(), died() or timed_out().
+    using Enqueue = std::function<void(RequestPtr)>;
     Spooler(EventLoop& loop, const Settings& settings, std::string host, const Options& opts,
             Enqueue enqueue);
     Spooler(const Spooler&) = delete;
@@ -80,13 +82,13 @@ public:
     // The message on the wire was answered (reply), or not (nullopt:
     // con_lost, never sent in time, link closed on purpose). Safe from
     // inside a link's teardown: nothing is sent before the loop's next turn.
-    void done(std::optional<std::string_view> reply);
+    void done(RequestPtr req, std::optional<std::string_view> reply);
     // The link died while lond was on the message (why: the link's error).
     // Safe from inside a teardown, like done().
-    void died(std::string_view why);
+    void died(RequestPtr req, std::string_view why);
     // lond did not answer the message within --request-timeout (the link
     // is torn down): it waits, not blamed. Safe from inside a teardown.
-    void timed_out();
+    void timed_out(RequestPtr req);
 
     [[nodiscard]] std::size_t pending() const noexcept {
         return files_.size() + later_.size() + (inflight_.empty() ? 0 : 1);
@@ -106,6 +108,11 @@ private:
         bool recorded = false;  // the S line is written
     };
     enum class Claim { marked, left, failed };
+    // A bookkeeping step of a delivered message that can fail and is
+    // retried: one CRITICAL line when it starts failing, one INFO line when
+    // it works again ("the <step> step works again").
+    enum class Step : unsigned char { rename, unlink, perm };
+    friend const char* to_string(Step step) noexcept;
 
     bool take_lock();
     void scan();
@@ -123,8 +130,8 @@ private:
     [[nodiscard]] bool record(const std::string& line);
     void finish_record(const std::string& marker);
     bool set_aside(const std::string& name, const std::string& why, bool critical);
-    void trouble(const std::string& step, const std::string& text);
-    void untrouble(const std::string& step);
+    void trouble(Step step, const std::string& text);
+    void untrouble(Step step);
     [[nodiscard]] std::filesystem::path path(std::string_view name) const {
         return settings_.spool_dir() / std::string(name);
     }
@@ -153,10 +160,10 @@ private:
     std::map<std::string, Strikes> strikes_; // messages the link died or timed out on
     // By file name (two versions of one name may both be here).
     std::multimap<std::string, Answered> answered_;
-    std::set<std::string> troubles_; // failing steps already logged
-    std::set<std::string> warned_;   // names already warned about
-    Request req_;
-    std::string inflight_; // the file req_ carries, "" if none
+    std::set<Step> troubles_;                      // failing steps already logged
+    std::set<std::string> warned_;                 // names already warned about
+    RequestPtr req_ = std::make_unique<Request>(); // the one message request; empty while it is out
+    std::string inflight_;                         // the file the message out carries, "" if none
     SpoolStamp inflight_stamp_;
     Timer rescan_;
     SpoolStats stats_;

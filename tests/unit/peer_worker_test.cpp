@@ -1,0 +1,376 @@
+// PeerWorker's dispatch, requeue, timeouts and client handling, on a real
+// EventLoop with a fake clock, real UNIX-socket clients in a temp dir, and
+// scripted links (FakeLink) in place of lond: no root, no network.
+#include "lonc/log.hpp"
+#include "lonc/peer_worker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "temp_dir.hpp"
+
+namespace lonc {
+namespace {
+
+EventLoop::TimePoint fake_time = EventLoop::Clock::now();
+EventLoop::TimePoint fake_now() {
+    return fake_time;
+}
+
+// A link the test drives: requests the worker sends are kept; the test
+// answers them, or brings the link up and down.
+class FakeLink final : public LondLink {
+public:
+    FakeLink(LinkEvents& events, unsigned pipeline) : events_(events), pipeline_(pipeline) {}
+
+    void connect() override {}
+    bool retry_now() override { return false; }
+    void time_out(std::string_view reason) override {
+        timeouts.emplace_back(reason);
+        go_down(Lost::timeout);
+    }
+    void reset(std::string_view /*reason*/) override { go_down(Lost::closed); }
+    void stop(std::string_view /*reason*/) override { go_down(Lost::closed); }
+    void set_limits(const LinkConfig& cfg) override { pipeline_ = cfg.pipeline; }
+    [[nodiscard]] bool ready() const noexcept override { return up_; }
+    [[nodiscard]] bool can_send() const noexcept override {
+        return up_ && inflight_.size() < pipeline_;
+    }
+    void send(RequestPtr req) override {
+        sent.push_back(req->line);
+        inflight_.push_back(std::move(req));
+    }
+    [[nodiscard]] std::size_t in_flight() const noexcept override { return inflight_.size(); }
+    [[nodiscard]] const Request* oldest() const noexcept override {
+        return inflight_.empty() ? nullptr : inflight_.front().get();
+    }
+    [[nodiscard]] std::uint16_t local_port() const noexcept override { return 0; }
+    [[nodiscard]] const std::string& last_error() const noexcept override { return error_; }
+
+    void come_up() {
+        up_ = true;
+        events_.link_up(*this);
+    }
+    void reply(std::string_view text) {
+        ASSERT_FALSE(inflight_.empty());
+        auto req = std::move(inflight_.front());
+        inflight_.pop_front();
+        events_.link_reply(*this, std::move(req), text);
+    }
+    void die(std::string_view why) {
+        error_ = why;
+        go_down(Lost::fault);
+    }
+
+    std::vector<std::string> sent;     // every line the worker sent, in order
+    std::vector<std::string> timeouts; // reasons of time_out()
+
+private:
+    void go_down(Lost cause) {
+        if (!up_) {
+            return;
+        }
+        up_ = false;
+        auto lost = std::move(inflight_);
+        inflight_.clear();
+        for (std::size_t i = 0; i < lost.size(); ++i) {
+            events_.link_lost(*this, std::move(lost[i]),
+                              cause == Lost::fault && i > 0 ? Lost::bystander : cause);
+        }
+        events_.link_down(*this, true);
+    }
+
+    LinkEvents& events_;
+    unsigned pipeline_;
+    bool up_ = false;
+    std::deque<RequestPtr> inflight_;
+    std::string error_;
+};
+
+class PeerWorkerTest : public ::testing::Test {
+protected:
+    PeerWorkerTest() {
+        settings_.host_id = "self";
+        settings_.sock_dir = dir_.path() / "sock";
+        settings_.daemons = dir_.path() / "daemons";
+        std::filesystem::create_directories(settings_.spool_dir());
+        std::filesystem::create_directories(settings_.log_dir());
+        log::init({settings_.log_file(), "h1", spdlog::level::info, false});
+        peer_.id = "h1";
+        self_.id = "self";
+        opts_.handshake_pause = 1e6; // no pong in these tests
+        opts_.request_timeout = 10;
+        opts_.requeue_grace = 5;
+        opts_.spool_rescan = 1e6;
+    }
+    ~PeerWorkerTest() override {
+        worker_.reset();
+        log::init({});
+    }
+
+    PeerWorker& worker() {
+        if (!worker_) {
+            worker_.emplace(loop_, settings_, peer_, self_, opts_,
+                            [this](EventLoop&, const LinkConfig& cfg, LinkEvents& events,
+                                   unsigned /*index*/) -> std::unique_ptr<LondLink> {
+                                auto l = std::make_unique<FakeLink>(events, cfg.pipeline);
+                                links_.push_back(l.get());
+                                return l;
+                            });
+            worker_->start();
+        }
+        return *worker_;
+    }
+    FakeLink& link(std::size_t i = 0) {
+        (void)worker();
+        return *links_.at(i);
+    }
+
+    // Runs loop rounds until done() (or 5 s of real time: then false).
+    template <typename Done> bool pump(Done done) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!done()) {
+            if (std::chrono::steady_clock::now() > until) {
+                return false;
+            }
+            loop_.run_once(std::chrono::milliseconds(10));
+        }
+        return true;
+    }
+    void advance(double s) {
+        fake_time += seconds(s);
+        loop_.run_once(std::chrono::milliseconds(0));
+    }
+
+    // A client connection to lonSockDir/h1.
+    UniqueFd connect() const {
+        UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        const auto path = settings_.socket_path("h1").string();
+        path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+        EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
+        return fd;
+    }
+    static void write_text(const UniqueFd& fd, std::string_view text) {
+        ASSERT_EQ(::send(fd.get(), text.data(), text.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(text.size()));
+    }
+    // A client that sent line and whose request reached the worker's queue
+    // or a link (so that the next client's comes after it).
+    UniqueFd request(std::string_view line) {
+        auto fd = connect();
+        const auto before = accepted_lines();
+        write_text(fd, std::string(line) + "\n");
+        EXPECT_TRUE(pump([&] { return accepted_lines() > before; })) << line;
+        return fd;
+    }
+    [[nodiscard]] std::size_t accepted_lines() {
+        std::size_t n = worker().queue_depth();
+        for (auto* l : links_) {
+            n += l->sent.size();
+        }
+        return n;
+    }
+    // The next reply line on fd (nullopt: none within 5 s, or EOF).
+    std::optional<std::string> reply(const UniqueFd& fd) {
+        std::string got;
+        bool eof = false;
+        pump([&] {
+            char buf[256];
+            const auto n = ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0) {
+                got.append(buf, static_cast<std::size_t>(n));
+            } else if (n == 0) {
+                eof = true;
+            }
+            return eof || got.find('\n') != std::string::npos;
+        });
+        const auto nl = got.find('\n');
+        if (nl == std::string::npos) {
+            return std::nullopt;
+        }
+        return got.substr(0, nl);
+    }
+
+    test::TempDir dir_{"lonc-peer-worker-test"};
+    Settings settings_;
+    Peer peer_;
+    Peer self_;
+    Options opts_;
+    EventLoop loop_{&fake_now};
+    std::vector<FakeLink*> links_;
+    std::optional<PeerWorker> worker_;
+};
+
+TEST_F(PeerWorkerTest, NoSocketUntilALinkIsUp) {
+    (void)worker();
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_FALSE(std::filesystem::exists(settings_.socket_path("h1")));
+    link().come_up();
+    EXPECT_TRUE(std::filesystem::exists(settings_.socket_path("h1")));
+    EXPECT_TRUE(worker().link_up());
+}
+
+TEST_F(PeerWorkerTest, DispatchesInArrivalOrderAndAnswersEachClient) {
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    auto c = request("get:c");
+    EXPECT_EQ(link().sent, (std::vector<std::string>{"get:a"})); // pipeline 1
+    EXPECT_EQ(worker().queue_depth(), 2U);
+    link().reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+    EXPECT_EQ(link().sent, (std::vector<std::string>{"get:a", "get:b"}));
+    link().reply("rb");
+    link().reply("rc");
+    EXPECT_EQ(reply(b), "rb");
+    EXPECT_EQ(reply(c), "rc");
+    EXPECT_EQ(worker().stats().requests, 3U);
+    EXPECT_EQ(worker().queue_depth(), 0U);
+}
+
+TEST_F(PeerWorkerTest, PipelinesAcrossClientsButOneRequestPerClient) {
+    opts_.pipeline = 3;
+    link().come_up();
+    auto a = connect();
+    write_text(a, "get:a1\nget:a2\n"); // one client, two lines at once
+    ASSERT_TRUE(pump([&] { return link().sent.size() == 1; }));
+    auto b = request("get:b");
+    auto c = request("get:c");
+    EXPECT_EQ(link().sent, (std::vector<std::string>{"get:a1", "get:b", "get:c"}));
+    EXPECT_EQ(link().in_flight(), 3U);
+    link().reply("ra1"); // a's second line goes out only once a1 is answered
+    EXPECT_EQ(reply(a), "ra1");
+    EXPECT_EQ(link().sent.back(), "get:a2");
+    link().reply("rb");
+    link().reply("rc");
+    link().reply("ra2");
+    EXPECT_EQ(reply(b), "rb");
+    EXPECT_EQ(reply(c), "rc");
+    EXPECT_EQ(reply(a), "ra2");
+}
+
+TEST_F(PeerWorkerTest, ALinkDeathAnswersWhatWasOnItAndKeepsTheQueue) {
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    link().die("lond closed the connection during up");
+    EXPECT_EQ(reply(a), "con_lost"); // lonnet's critical() retries or spools it
+    EXPECT_EQ(worker().queue_depth(), 1U);
+    link().come_up(); // back within --requeue-grace
+    ASSERT_TRUE(pump([&] { return link().in_flight() == 1; }));
+    EXPECT_EQ(link().sent.back(), "get:b");
+    link().reply("rb");
+    EXPECT_EQ(reply(b), "rb");
+    EXPECT_EQ(worker().stats().con_lost, 1U);
+    EXPECT_EQ(worker().stats().link_downs, 1U);
+}
+
+TEST_F(PeerWorkerTest, TheQueueGoesToTheLinkThatIsStillUp) {
+    opts_.connections = 2;
+    link(0).come_up();
+    link(1).come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    auto c = request("get:c");
+    ASSERT_EQ(link(0).in_flight() + link(1).in_flight(), 2U);
+    FakeLink& dying = link(0).in_flight() == 1 ? link(0) : link(1);
+    FakeLink& other = &dying == &link(0) ? link(1) : link(0);
+    const auto first_on_other = other.sent.front();
+    dying.die("read failed");
+    other.reply("r1");
+    ASSERT_TRUE(pump([&] { return other.in_flight() == 1; }));
+    EXPECT_EQ(other.sent.back(), "get:c");
+    other.reply("r2");
+    // The one on the dying link got con_lost; the others their replies.
+    std::vector<std::string> got;
+    for (auto* fd : {&a, &b, &c}) {
+        got.push_back(reply(*fd).value_or("?"));
+    }
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<std::string>{"con_lost", "r1", "r2"}));
+    EXPECT_FALSE(first_on_other.empty());
+}
+
+TEST_F(PeerWorkerTest, NoLinkWithinRequeueGraceAnswersTheQueueConLost) {
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    link().die("reset");
+    EXPECT_EQ(reply(a), "con_lost");
+    advance(4);
+    EXPECT_EQ(worker().queue_depth(), 1U);
+    advance(2);
+    EXPECT_EQ(reply(b), "con_lost");
+    EXPECT_EQ(worker().queue_depth(), 0U);
+}
+
+TEST_F(PeerWorkerTest, RequestTimeoutByTheClock) {
+    link().come_up();
+    auto a = request("get:a"); // on the link
+    auto b = request("get:b"); // queued behind it
+    advance(9);
+    EXPECT_TRUE(link().timeouts.empty());
+    EXPECT_EQ(link().in_flight(), 1U);
+    advance(2);
+    EXPECT_EQ(reply(a), "con_lost");
+    EXPECT_EQ(reply(b), "con_lost");
+    ASSERT_EQ(link().timeouts.size(), 1U);
+    EXPECT_EQ(worker().stats().timeouts, 2U);
+    const auto log = test::slurp(settings_.log_file());
+    EXPECT_NE(log.find("CRITICAL: Timeout: 1 queued request never sent within 10 s (first: get:b)"),
+              std::string::npos)
+        << log;
+    EXPECT_NE(log.find("CRITICAL: Timeout: get:a"), std::string::npos) << log;
+}
+
+TEST_F(PeerWorkerTest, AClientThatVanishesMidRequestCostsNobodyElse) {
+    link().come_up();
+    auto a = request("get:a"); // on the link
+    auto b = request("get:b"); // queued
+    auto c = request("get:c"); // queued
+    b.reset();                 // gone before its request was sent
+    a.reset();                 // gone while lond is on its request
+    ASSERT_TRUE(pump([&] { return worker().client_count() == 1; }));
+    link().reply("ra"); // dropped: nobody to answer
+    ASSERT_TRUE(pump([&] { return link().in_flight() == 1; }));
+    EXPECT_EQ(link().sent, (std::vector<std::string>{"get:a", "get:c"})); // b never sent
+    link().reply("rc");
+    EXPECT_EQ(reply(c), "rc");
+    auto d = request("get:d"); // a new client is served as usual
+    link().reply("rd");
+    EXPECT_EQ(reply(d), "rd");
+}
+
+TEST_F(PeerWorkerTest, LinesWhileNoLinkIsUpAreAnsweredConLost) {
+    link().come_up();
+    auto a = connect();
+    ASSERT_TRUE(pump([&] { return worker().client_count() == 1; })); // accepted
+    link().die("reset");
+    write_text(a, "get:a\n");
+    EXPECT_EQ(reply(a), "con_lost");
+    EXPECT_TRUE(link().sent.empty());
+}
+
+TEST(ClientState, TransitionsAreTheDrawnOnes) {
+    using S = Client::State;
+    EXPECT_TRUE(Client::may_enter(S::closed, S::idle));
+    EXPECT_TRUE(Client::may_enter(S::idle, S::waiting));
+    EXPECT_TRUE(Client::may_enter(S::idle, S::replying));
+    EXPECT_TRUE(Client::may_enter(S::waiting, S::idle));
+    EXPECT_TRUE(Client::may_enter(S::replying, S::idle));
+    EXPECT_TRUE(Client::may_enter(S::waiting, S::closed));
+    EXPECT_FALSE(Client::may_enter(S::waiting, S::replying)); // answered: idle first
+    EXPECT_FALSE(Client::may_enter(S::replying, S::waiting));
+    EXPECT_FALSE(Client::may_enter(S::closed, S::waiting));
+    EXPECT_FALSE(Client::may_enter(S::closed, S::closed));
+}
+
+} // namespace
+} // namespace lonc
