@@ -38,11 +38,6 @@ constexpr double max_timeout_backoff = 10.0;
 
 // Failures that say nothing about the file: this process is out of
 // descriptors or memory for a moment. Such a file is never set aside.
-// Owns an open directory stream (its descriptor).
-struct DirCloser {
-    void operator()(DIR* d) const noexcept { ::closedir(d); }
-};
-
 bool transient_error(int e) {
     return e == EMFILE || e == ENFILE || e == ENOMEM || e == EINTR;
 }
@@ -246,7 +241,7 @@ void Spooler::scan() {
         return;
     }
     files_.clear();
-    const std::unique_ptr<DIR, DirCloser> d(::opendir(settings_.spool_dir().c_str()));
+    const UniqueDir d(::opendir(settings_.spool_dir().c_str()));
     if (!d) {
         return;
     }
