@@ -1,15 +1,15 @@
 // lonc: the LON-CAPA connection daemon. Parses the command line, checks the
 // configuration, drops root, takes the pid file, daemonizes, and hands over
 // to the supervisor (or, with --peer, to one peer's child).
-#include "lonc/child.hpp"
-#include "lonc/config.hpp"
-#include "lonc/daemon.hpp"
-#include "lonc/log.hpp"
-#include "lonc/net.hpp"
-#include "lonc/options.hpp"
-#include "lonc/signals.hpp"
-#include "lonc/startup.hpp"
-#include "lonc/supervisor.hpp"
+#include "lonc/core/config.hpp"
+#include "lonc/core/options.hpp"
+#include "lonc/relay/child.hpp"
+#include "lonc/runtime/daemon.hpp"
+#include "lonc/runtime/log.hpp"
+#include "lonc/runtime/net.hpp"
+#include "lonc/runtime/signals.hpp"
+#include "lonc/supervisor/startup.hpp"
+#include "lonc/supervisor/supervisor.hpp"
 
 #include <spdlog/spdlog.h>
 

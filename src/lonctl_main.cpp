@@ -1,7 +1,7 @@
 // lonctl: the operator's and script's view of a running lonc. Parses the
 // command line and calls into the library (src/lonctl.cpp); see lonctl(1).
-#include "lonc/config.hpp"
-#include "lonc/lonctl.hpp"
+#include "lonc/core/config.hpp"
+#include "lonc/ctl/lonctl.hpp"
 
 #include <CLI/CLI.hpp>
 

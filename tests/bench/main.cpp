@@ -5,7 +5,7 @@
 //   lonc-bench --socket PATH --clients C --seconds S --pattern lonnet|persistent
 //              --request LINE                         load on any socket
 //   lonc-bench --bare-relay PATH --lond IP:PORT --source IP   (internal)
-#include "lonc/net.hpp"
+#include "lonc/runtime/net.hpp"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/fmt/fmt.h>

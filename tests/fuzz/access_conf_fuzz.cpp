@@ -1,7 +1,7 @@
 // access.conf parsing: any bytes give values and problems, never a crash.
 // Invariants: names and values hold no whitespace, line numbers point into
 // the text, and what was read reads back the same when written out again.
-#include "lonc/config.hpp"
+#include "lonc/core/config.hpp"
 
 #include <cstddef>
 #include <cstdint>

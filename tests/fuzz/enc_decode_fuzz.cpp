@@ -3,8 +3,8 @@
 // error, and whatever decodes is a line looks_encrypted() accepts. Encode
 // then decode returns the input (the round trip), and key derivation takes
 // any ids and buildkey.
-#include "lonc/cipher.hpp"
-#include "lonc/keys.hpp"
+#include "lonc/core/cipher.hpp"
+#include "lonc/core/keys.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -2,7 +2,7 @@
 // Invariants: every accepted host id is a safe file name (it becomes
 // lonSockDir/<id>: it must never leave that directory), ids are unique,
 // addresses are IPv4, and the accepted entries read back unchanged.
-#include "lonc/config.hpp"
+#include "lonc/core/config.hpp"
 
 #include <arpa/inet.h>
 #include <cstddef>

@@ -5,7 +5,7 @@
 // max_line + 1 bytes.
 //
 // Input: two bytes of max_line, one byte seeding the chunk sizes, the data.
-#include "lonc/line_buffer.hpp"
+#include "lonc/core/line_buffer.hpp"
 
 #include <algorithm>
 #include <cstddef>

@@ -7,8 +7,8 @@
 //
 // Input: one byte of max_line, then the bytes used both as a file name and
 // as a file's contents.
-#include "lonc/config.hpp"
-#include "lonc/spool.hpp"
+#include "lonc/core/config.hpp"
+#include "lonc/core/spool.hpp"
 
 #include <algorithm>
 #include <cstddef>

@@ -1,6 +1,6 @@
 #include "commands.hpp"
 
-#include "lonc/keys.hpp"
+#include "lonc/core/keys.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -4,7 +4,7 @@
 // stop reading, sleep first), so server.cpp owns sockets and time.
 #pragma once
 
-#include "lonc/cipher.hpp"
+#include "lonc/core/cipher.hpp"
 
 #include <chrono>
 #include <cstdint>

@@ -2,9 +2,9 @@
 // with LineClient over TCP. Crypto is checked against the literal vectors
 // in tests/data/vectors/, never only against our own encoder.
 
-#include "lonc/cipher.hpp"
-#include "lonc/config.hpp"
-#include "lonc/keys.hpp"
+#include "lonc/core/cipher.hpp"
+#include "lonc/core/config.hpp"
+#include "lonc/core/keys.hpp"
 
 #include <gtest/gtest.h>
 

@@ -21,7 +21,7 @@
 // received line. "ready" on stdout once every listener is bound.
 // See tests/lond_sim/README.md.
 
-#include "lonc/config.hpp"
+#include "lonc/core/config.hpp"
 
 #include <CLI/CLI.hpp>
 

@@ -1,6 +1,6 @@
 #include "server.hpp"
 
-#include "lonc/line_buffer.hpp"
+#include "lonc/core/line_buffer.hpp"
 
 #include <algorithm>
 #include <arpa/inet.h>

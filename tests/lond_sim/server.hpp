@@ -3,7 +3,7 @@
 // connection doing blocking I/O (a sleep on one never delays another).
 #pragma once
 
-#include "lonc/config.hpp"
+#include "lonc/core/config.hpp"
 
 #include <cstdint>
 #include <deque>

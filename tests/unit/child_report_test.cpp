@@ -1,6 +1,6 @@
 // The child's status report: every field survives its payload, and a
 // payload that is not a whole report is refused with the reason.
-#include "lonc/child_report.hpp"
+#include "lonc/core/child_report.hpp"
 
 #include <gtest/gtest.h>
 

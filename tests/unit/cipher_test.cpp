@@ -1,4 +1,4 @@
-#include "lonc/cipher.hpp"
+#include "lonc/core/cipher.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "lonc/clock_text.hpp"
+#include "lonc/core/clock_text.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "lonc/config.hpp"
+#include "lonc/core/config.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The control socket: a real UNIX socket in a scratch directory, served by
 // an EventLoop the test turns; the client is a plain blocking socket.
-#include "lonc/control.hpp"
-#include "lonc/event_loop.hpp"
+#include "lonc/runtime/event_loop.hpp"
+#include "lonc/supervisor/control.hpp"
 
 #include <gtest/gtest.h>
 

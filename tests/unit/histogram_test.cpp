@@ -1,4 +1,4 @@
-#include "lonc/histogram.hpp"
+#include "lonc/core/histogram.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
 // The supervisor<->child messages: what parse() takes and refuses, the
 // typed payloads, and a Channel over a real socketpair in an event loop.
-#include "lonc/child_report.hpp"
-#include "lonc/event_loop.hpp"
-#include "lonc/ipc.hpp"
+#include "lonc/core/child_report.hpp"
+#include "lonc/runtime/event_loop.hpp"
+#include "lonc/runtime/ipc.hpp"
 
 #include <gtest/gtest.h>
 

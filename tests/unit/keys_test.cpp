@@ -1,4 +1,4 @@
-#include "lonc/keys.hpp"
+#include "lonc/core/keys.hpp"
 
 #include <gtest/gtest.h>
 

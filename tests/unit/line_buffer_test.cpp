@@ -1,4 +1,4 @@
-#include "lonc/line_buffer.hpp"
+#include "lonc/core/line_buffer.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
 // Link against a scripted lond: the test listens on 127.0.0.1, accepts the
 // link's connection and plays lond's side byte by byte (the handshake, the
 // key exchange, plain and enc: replies, a malformed reply, EOF).
-#include "lonc/cipher.hpp"
-#include "lonc/keys.hpp"
-#include "lonc/link.hpp"
-#include "lonc/log.hpp"
+#include "lonc/core/cipher.hpp"
+#include "lonc/core/keys.hpp"
+#include "lonc/relay/link.hpp"
+#include "lonc/runtime/log.hpp"
 
 #include <gtest/gtest.h>
 

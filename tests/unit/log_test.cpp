@@ -2,8 +2,8 @@
 // priority prefixes on stderr, printable() and redact(), lonnet.perm.log,
 // and sinks that cannot be written (a full disk costs lines, not the
 // process).
-#include "lonc/fd.hpp"
-#include "lonc/log.hpp"
+#include "lonc/core/fd.hpp"
+#include "lonc/runtime/log.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "lonc/histogram.hpp"
-#include "lonc/metrics.hpp"
+#include "lonc/core/histogram.hpp"
+#include "lonc/supervisor/metrics.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

@@ -1,4 +1,4 @@
-#include "lonc/net.hpp"
+#include "lonc/runtime/net.hpp"
 
 #include <gtest/gtest.h>
 

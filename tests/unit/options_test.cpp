@@ -1,7 +1,7 @@
 // Options at reload: the table of live options, the text children get,
 // and the loader's file:line for a bad settings file.
-#include "lonc/options.hpp"
-#include "lonc/startup.hpp"
+#include "lonc/core/options.hpp"
+#include "lonc/supervisor/startup.hpp"
 
 #include <CLI/CLI.hpp>
 #include <gtest/gtest.h>

@@ -1,8 +1,8 @@
 // PeerWorker's dispatch, requeue, timeouts and client handling, on a real
 // EventLoop with a fake clock, real UNIX-socket clients in a temp dir, and
 // scripted links (FakeLink) in place of lond: no root, no network.
-#include "lonc/log.hpp"
-#include "lonc/peer_worker.hpp"
+#include "lonc/relay/peer_worker.hpp"
+#include "lonc/runtime/log.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // Reachability probes against a real listening socket on loopback.
-#include "lonc/event_loop.hpp"
-#include "lonc/probe.hpp"
+#include "lonc/runtime/event_loop.hpp"
+#include "lonc/supervisor/probe.hpp"
 
 #include <gtest/gtest.h>
 

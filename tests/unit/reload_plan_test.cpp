@@ -1,6 +1,6 @@
 // The supervisor's reload decisions: what needs a restart, which options
 // changed and whether children hear of them, and what happens to each peer.
-#include "lonc/reload_plan.hpp"
+#include "lonc/supervisor/reload_plan.hpp"
 
 #include <gtest/gtest.h>
 

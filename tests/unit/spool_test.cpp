@@ -1,4 +1,4 @@
-#include "lonc/spool.hpp"
+#include "lonc/core/spool.hpp"
 
 #include <gtest/gtest.h>
 

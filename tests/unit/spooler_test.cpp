@@ -1,8 +1,8 @@
 // The spooler's decisions, on a real EventLoop with a fake clock and a temp
 // dir: nothing here needs root, a lond or a link. The test plays the worker:
 // it takes the request the spooler enqueues and answers it.
-#include "lonc/log.hpp"
-#include "lonc/spooler.hpp"
+#include "lonc/relay/spooler.hpp"
+#include "lonc/runtime/log.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,8 +1,8 @@
 // loncstatus.txt and loncstatus.json rendered from a known set of
 // reports, compared byte for byte with what loncron, lonctl and people read
 // (the formats of the original and of docs/status.md).
-#include "lonc/child_report.hpp"
-#include "lonc/status.hpp"
+#include "lonc/core/child_report.hpp"
+#include "lonc/supervisor/status.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>

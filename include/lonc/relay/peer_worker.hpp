@@ -1,0 +1,226 @@
+// A child's whole life for one peer host: its lond link(s), the UNIX
+// socket lonSockDir/<hostid> and its clients, the request queue, and the
+// delivery of that host's delayed messages.
+//
+// One event loop, no threads. No client ever waits behind another client's
+// I/O: reads and writes are non-blocking, a client is read only while it
+// has no request outstanding and no reply unsent (so a slow or silent
+// client holds only its own connection), and each request gets exactly one
+// reply line: lond's answer, or con_lost (the only other answer lonnet
+// understands: its critical() then retries and spools the request).
+#pragma once
+
+#include "lonc/core/config.hpp"
+#include "lonc/core/fd.hpp"
+#include "lonc/core/histogram.hpp"
+#include "lonc/core/line_buffer.hpp"
+#include "lonc/core/options.hpp"
+#include "lonc/relay/link.hpp"
+#include "lonc/relay/request.hpp"
+#include "lonc/relay/spooler.hpp"
+#include "lonc/runtime/event_loop.hpp"
+
+#include <cstdint>
+#include <ctime>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace lonc {
+
+class PeerWorker;
+
+// One accepted client connection. Its life is Client::State, changed only
+// by PeerWorker::client_enter (the transitions, and what each one does to
+// the descriptor and its epoll registration, are there and nowhere else):
+//
+//   idle ------ a line becomes its request ------------> waiting
+//   idle ------ a reply (con_lost) that does not fit --> replying
+//   waiting --- answered ------------------------------> idle
+//   replying -- the rest of the reply written ---------> idle
+//   idle, waiting, replying -- EOF, error, idle, drain --> closed
+//   closed ---- taken for a new connection ------------> idle
+//
+// idle is also where lines already buffered are taken, one at a time. A
+// waiting client that closes gives up its request (the request's client
+// pointer is cleared; lond's answer is dropped) and is released at once.
+struct Client final : EventLoop::Watcher {
+    enum class State : unsigned char {
+        idle,     // no request outstanding, every reply written: reads on
+        waiting,  // its request is queued or on a link
+        replying, // a reply is partly written (EPOLLOUT)
+        closed,   // descriptor closed; released (kept spare, or freed)
+    };
+    // The transitions drawn above.
+    [[nodiscard]] static constexpr bool may_enter(State from, State to) noexcept {
+        switch (to) {
+        case State::idle:
+            return from != State::idle;
+        case State::waiting:
+        case State::replying:
+            return from == State::idle;
+        case State::closed:
+            return from != State::closed;
+        }
+        return false;
+    }
+
+    Client(PeerWorker& w, std::size_t max_line) : worker(w), in(max_line) {}
+    void on_events(std::uint32_t events) override;
+
+    PeerWorker& worker;
+    UniqueFd fd;
+    LineBuffer in;
+    std::string out; // reply bytes not yet written (replying)
+    std::size_t out_off = 0;
+    State state = State::closed;
+    std::uint32_t watched = 0;      // the events registered with the loop for fd
+    RequestPtr req;                 // its request slot, while no request is out
+    Request* outstanding = nullptr; // not owned: its request, while waiting
+    EventLoop::TimePoint active{};
+    std::list<Client>::iterator self;
+};
+
+struct PeerStats {
+    std::uint64_t requests = 0;   // client requests answered by lond
+    std::uint64_t con_lost = 0;   // client requests answered con_lost
+    std::uint64_t rejected = 0;   // answered con_lost: queue full, line too long
+    std::uint64_t timeouts = 0;   // requests that ran past --request-timeout
+    std::uint64_t link_ups = 0;   // handshakes completed
+    std::uint64_t link_downs = 0; // links that were up and went down
+    std::uint64_t clients_accepted = 0;
+};
+
+class PeerWorker final : public LinkEvents, public EventLoop::Watcher {
+public:
+    // Makes the worker's links (index from 1); by default real Links. A
+    // test passes one that makes scripted links.
+    using LinkFactory = std::function<std::unique_ptr<LondLink>(
+        EventLoop& loop, const LinkConfig& cfg, LinkEvents& events, unsigned index)>;
+
+    // Time is the loop's (EventLoop::now() and Timers): a test that gives
+    // the loop a fake clock drives every timeout of the worker.
+    PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts,
+               const LinkFactory& make_link = {});
+    ~PeerWorker();
+    PeerWorker(const PeerWorker&) = delete;
+    PeerWorker& operator=(const PeerWorker&) = delete;
+
+    // Connects the links. The socket appears once one is up.
+    void start();
+    // Links that are down and waiting retry now (at most once per
+    // --retry-min); links that are up are untouched. True if one connects now.
+    bool retry_now();
+    // Every link closes (if up) and connects again now (lonctl reconnect).
+    void reconnect();
+    // New timeouts and limits (a reload): links, new requests, new clients
+    // and the spooler use them from now on. --connections stays as it was:
+    // every link is kept.
+    void set_options(const Options& opts);
+    [[nodiscard]] const Options& options() const noexcept { return opts_; }
+    // A file appeared in delayed/ (its name; "*": look at everything).
+    void spool_hint(std::string_view name);
+    // Stop taking requests: remove the socket, let what is queued or on the
+    // wire finish for at most `grace`, then stop the loop with exit code 0.
+    void drain(double grace);
+
+    [[nodiscard]] const PeerStats& stats() const noexcept { return stats_; }
+    [[nodiscard]] const Peer& peer() const noexcept { return peer_; }
+    [[nodiscard]] bool link_up() const noexcept;
+    [[nodiscard]] EventLoop::TimePoint link_since() const noexcept { return link_since_; }
+    [[nodiscard]] std::time_t link_since_wall() const noexcept { return link_since_wall_; }
+    [[nodiscard]] std::size_t queue_depth() const noexcept { return queued_clients_; }
+    [[nodiscard]] std::size_t client_count() const noexcept { return clients_.size(); }
+    [[nodiscard]] const Spooler& spooler() const noexcept { return spooler_; }
+    // Arrival to reply of every client request.
+    [[nodiscard]] const LatencyHistogram& latency() const noexcept { return latency_; }
+    // Called when the peer goes from no link up to one up, and back.
+    std::function<void(bool up)> on_link_state;
+    [[nodiscard]] const std::vector<std::unique_ptr<LondLink>>& links() const noexcept {
+        return links_;
+    }
+    // A one-line summary for loncstatus.txt and lonc.log status fields.
+    [[nodiscard]] std::string summary() const;
+
+    // LinkEvents
+    void link_up(LondLink& link) override;
+    void link_down(LondLink& link, bool was_up) override;
+    void link_reply(LondLink& link, RequestPtr req, std::string_view reply) override;
+    void link_lost(LondLink& link, RequestPtr req, Lost why) override;
+
+    // The listening socket.
+    void on_events(std::uint32_t events) override;
+
+private:
+    friend struct Client;
+
+    // Listener
+    void open_listener();
+    void close_listener();
+    void on_listener_timer();
+    void accept_clients();
+
+    // Clients
+    void client_enter(Client& c, Client::State next);
+    void client_watch(Client& c, std::uint32_t events);
+    void client_events(Client& c, std::uint32_t events);
+    void client_read(Client& c);
+    void client_lines(Client& c);
+    [[nodiscard]] bool client_line(Client& c, std::string_view line);
+    [[nodiscard]] bool client_reply(Client& c, std::string_view text);
+    void client_flush(Client& c);
+    void client_release(Client& c);
+    void touch(Client& c);
+
+    // Requests
+    void enqueue(RequestPtr req);
+    RequestPtr take_front(); // pops pending_'s head, keeping counts right
+    void dispatch();
+    void complete(RequestPtr req, std::string_view reply, bool from_lond);
+    void on_request_timer();
+    void on_grace_timer();
+    void on_idle_timer();
+    void arm_request_timer();
+    void maybe_finish_drain();
+
+    EventLoop& loop_;
+    Settings settings_;
+    Peer peer_;
+    Peer self_;
+    Options opts_;
+
+    std::vector<std::unique_ptr<LondLink>> links_;
+    EventLoop::TimePoint link_since_{};
+    std::time_t link_since_wall_ = 0;
+    unsigned links_ready_ = 0;
+
+    UniqueFd listener_;
+    bool accepting_ = false;
+    Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
+
+    std::list<Client> clients_;      // least recently active first
+    std::list<Client> spare_;        // released, kept for the next connections
+    std::deque<RequestPtr> pending_; // waiting for a link, oldest first
+    std::size_t queued_clients_ = 0; // client requests in pending_ (--max-queue)
+    Timer request_timer_;
+    Timer grace_timer_;
+    Timer idle_timer_;
+
+    RequestPtr pong_; // the pong request; empty while it is out
+    Timer pong_timer_;
+
+    Spooler spooler_;
+
+    bool draining_ = false;
+    Timer drain_timer_;
+    PeerStats stats_;
+    LatencyHistogram latency_;
+    bool queue_full_logged_ = false;
+    bool emfile_logged_ = false;
+};
+
+} // namespace lonc

@@ -1,0 +1,37 @@
+// Sockets lonc uses: the UNIX listener clients connect to, non-blocking TCP
+// connects to lond, and a few options. Every fd is CLOEXEC and non-blocking.
+#pragma once
+
+#include "lonc/core/fd.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <netinet/in.h>
+#include <optional>
+#include <string>
+
+namespace lonc {
+
+// Replaces whatever is at path with a listening UNIX stream socket of the
+// given mode (created under a matching umask, so it never exists with a
+// wider one). The path appears atomically, already listening. Returns an
+// invalid fd and sets errno on failure.
+[[nodiscard]] UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog);
+
+// Starts a non-blocking TCP connect (TCP_NODELAY, SO_KEEPALIVE set). src,
+// when given, binds the source address first. errno is set on failure;
+// EINPROGRESS is not a failure: wait for writability, then socket_error().
+[[nodiscard]] UniqueFd tcp_connect(in_addr dst, std::uint16_t port, std::optional<in_addr> src);
+
+// The pending error of a socket (SO_ERROR), 0 when none.
+[[nodiscard]] int socket_error(int fd) noexcept;
+
+// True when addr is an address of this machine (it can be bound).
+[[nodiscard]] bool is_local_address(in_addr addr) noexcept;
+
+[[nodiscard]] std::string to_string(in_addr addr);
+
+// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+std::uint64_t raise_fd_limit() noexcept;
+
+} // namespace lonc

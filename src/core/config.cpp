@@ -1,0 +1,329 @@
+#include "lonc/core/config.hpp"
+
+#include "lonc/core/fd.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace lonc {
+namespace {
+
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+// Calls fn(line_number, line) for each line of text, without the newline.
+template <typename Fn> void for_each_line(std::string_view text, Fn&& fn) {
+    int number = 0;
+    while (!text.empty()) {
+        ++number;
+        const auto nl = text.find('\n');
+        const auto line = text.substr(0, nl);
+        fn(number, line);
+        if (nl == std::string_view::npos) {
+            break;
+        }
+        text.remove_prefix(nl + 1);
+    }
+}
+
+std::vector<std::string_view> split_ws(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && is_space(line[i])) {
+            ++i;
+        }
+        const auto start = i;
+        while (i < line.size() && !is_space(line[i])) {
+            ++i;
+        }
+        if (i > start) {
+            out.push_back(line.substr(start, i - start));
+        }
+    }
+    return out;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_space(s.front())) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && is_space(s.back())) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+} // namespace
+
+std::string Problem::to_string() const {
+    std::string out = file;
+    if (line > 0) {
+        out += ':' + std::to_string(line);
+    }
+    out += ": ";
+    out += message;
+    return out;
+}
+
+const std::string* AccessConf::get(std::string_view name) const {
+    const auto it = vars.find(name);
+    return it == vars.end() ? nullptr : &it->second.value;
+}
+
+AccessConf parse_access_conf(std::string_view text, std::string file) {
+    AccessConf conf;
+    conf.file = std::move(file);
+    for_each_line(text, [&](int number, std::string_view line) {
+        const auto body = trim(line);
+        if (body.empty() || body.front() == '#') {
+            return;
+        }
+        const auto words = split_ws(body);
+        if (words.empty() || words[0] != "PerlSetVar") {
+            return; // another Apache directive: not ours
+        }
+        if (words.size() < 3) {
+            conf.problems.push_back(
+                {conf.file, number,
+                 "PerlSetVar needs a name and a value: '" + std::string(body) + "'"});
+            return;
+        }
+        // Apache allows a quoted value; LON-CAPA's are plain words. Take the
+        // third field as the original did, but strip one pair of quotes.
+        auto value = words[2];
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+            value = value.substr(1, value.size() - 2);
+        }
+        conf.vars[std::string(words[1])] = ConfValue{std::string(value), number};
+    });
+    return conf;
+}
+
+bool spool_suffix(std::string_view id) noexcept {
+    if (id == "bad" || id == "sent") {
+        return true; // 1700000000.abc.sent would be a marker, not host sent's message
+    }
+    for (const std::string_view suffix : {".bad", ".sent"}) {
+        if (id.size() >= suffix.size() && id.substr(id.size() - suffix.size()) == suffix) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool valid_host_id(std::string_view id) noexcept {
+    // Not empty, and no leading dot: that also rules out "." and "..", and
+    // keeps lonc's own hidden files in lonSockDir (.lonc-control,
+    // .lonc-spool/, sockets being created) apart from every peer's socket.
+    if (id.empty() || id.front() == '.' || spool_suffix(id)) {
+        return false;
+    }
+    for (const char c : id) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::optional<Settings> settings_from(const AccessConf& conf, std::vector<Problem>& problems) {
+    Settings s;
+    bool ok = true;
+    auto need = [&](const char* key) -> std::string {
+        const auto* v = conf.get(key);
+        if (v == nullptr || v->empty()) {
+            problems.push_back({conf.file, 0, std::string("required key ") + key + " is missing"});
+            ok = false;
+            return {};
+        }
+        return *v;
+    };
+    auto line_of = [&](const char* key) {
+        const auto it = conf.vars.find(key);
+        return it == conf.vars.end() ? 0 : it->second.line;
+    };
+
+    s.host_id = need("lonHostID");
+    if (!s.host_id.empty() && !valid_host_id(s.host_id)) {
+        problems.push_back(
+            {conf.file, line_of("lonHostID"),
+             "lonHostID '" + s.host_id +
+                 "' is not a valid host id (letters, digits, '.', '_', '-'; no leading '.')"});
+        ok = false;
+    }
+    const auto port = need("londPort");
+    if (!port.empty()) {
+        unsigned value = 0;
+        const auto* end = port.data() + port.size();
+        const auto [ptr, ec] = std::from_chars(port.data(), end, value);
+        if (ec != std::errc{} || ptr != end || value == 0 || value > 65535) {
+            problems.push_back({conf.file, line_of("londPort"),
+                                "londPort '" + port + "' is not a TCP port number"});
+            ok = false;
+        } else {
+            s.lond_port = static_cast<std::uint16_t>(value);
+        }
+    }
+    s.daemons = need("lonDaemons");
+    s.tab_dir = need("lonTabDir");
+    s.sock_dir = need("lonSockDir");
+    s.doc_root = need("lonDocRoot");
+    if (const auto* v = conf.get("lonAdmEMail")) {
+        s.adm_email = *v;
+    }
+    if (const auto* v = conf.get("lonSysEMail")) {
+        s.sys_email = *v;
+    }
+    if (!ok) {
+        return std::nullopt;
+    }
+    return s;
+}
+
+const Peer* HostTable::find(std::string_view id) const {
+    for (const auto& p : peers) {
+        if (p.id == id) {
+            return &p;
+        }
+    }
+    return nullptr;
+}
+
+HostTable parse_hosts_tab(std::string_view text, std::string file) {
+    HostTable table;
+    table.file = std::move(file);
+    std::map<std::string, int, std::less<>> seen; // id -> line
+    for_each_line(text, [&](int number, std::string_view raw) {
+        const auto line = trim(raw);
+        if (line.empty() || line.front() == '#') {
+            return;
+        }
+        auto bad = [&](const std::string& why) {
+            table.problems.push_back({table.file, number, why + ": '" + std::string(line) + "'"});
+        };
+        std::vector<std::string_view> fields;
+        std::string_view rest = line;
+        for (;;) {
+            const auto colon = rest.find(':');
+            fields.push_back(trim(rest.substr(0, colon)));
+            if (colon == std::string_view::npos) {
+                break;
+            }
+            rest.remove_prefix(colon + 1);
+        }
+        if (fields.size() < 5) {
+            bad("expected id:domain:role:hostname:ip, found " + std::to_string(fields.size()) +
+                " field" + (fields.size() == 1 ? "" : "s"));
+            return;
+        }
+        Peer peer;
+        peer.id = std::string(fields[0]);
+        peer.domain = std::string(fields[1]);
+        peer.role = std::string(fields[2]);
+        peer.hostname = std::string(fields[3]);
+        peer.ip = std::string(fields[4]);
+        peer.line = number;
+        if (spool_suffix(peer.id)) {
+            const bool whole = peer.id == "bad" || peer.id == "sent";
+            bad("host id '" + peer.id + (whole ? "' is bad or sent" : "' ends in .bad or .sent") +
+                ", which lonc gives its own files in delayed/ (messages set aside or being "
+                "recorded as delivered)");
+            return;
+        }
+        if (!valid_host_id(peer.id)) {
+            bad("unsafe host id '" + peer.id +
+                "' (letters, digits, '.', '_', '-' only; no leading '.')");
+            return;
+        }
+        if (peer.ip.empty()) {
+            return; // an entry without an address is not a peer (as the original)
+        }
+        if (inet_pton(AF_INET, peer.ip.c_str(), &peer.addr) != 1) {
+            bad("ip '" + peer.ip + "' of host " + peer.id + " is not an IPv4 address");
+            return;
+        }
+        if (const auto it = seen.find(peer.id); it != seen.end()) {
+            bad("duplicate host id '" + peer.id + "' (first on line " + std::to_string(it->second) +
+                ")");
+            return;
+        }
+        seen.emplace(peer.id, number);
+        table.peers.push_back(std::move(peer));
+    });
+    return table;
+}
+
+std::optional<std::string> read_file(const std::filesystem::path& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        return std::nullopt;
+    }
+    std::string data;
+    char chunk[16384];
+    for (;;) {
+        const auto n = ::read(fd.get(), chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            const int saved = errno; // the caller reports it
+            fd.reset();
+            errno = saved;
+            return std::nullopt;
+        }
+        if (n == 0) {
+            break;
+        }
+        data.append(chunk, static_cast<std::size_t>(n));
+    }
+    return data;
+}
+
+const Peer* Config::own_host() const {
+    return settings ? hosts.find(settings->host_id) : nullptr;
+}
+
+Config load_config(const std::filesystem::path& access_conf) {
+    Config cfg;
+    const auto text = read_file(access_conf);
+    if (!text) {
+        cfg.problems.push_back(
+            {access_conf.string(), 0, std::string("cannot read: ") + std::strerror(errno)});
+        cfg.fatal = true;
+        return cfg;
+    }
+    auto conf = parse_access_conf(*text, access_conf.string());
+    cfg.problems = conf.problems;
+    cfg.settings = settings_from(conf, cfg.problems);
+    if (!cfg.settings) {
+        cfg.fatal = true;
+        return cfg;
+    }
+    const auto tab_path = cfg.settings->hosts_tab();
+    const auto tab = read_file(tab_path);
+    if (!tab) {
+        cfg.problems.push_back(
+            {tab_path.string(), 0, std::string("cannot read: ") + std::strerror(errno)});
+        cfg.fatal = true;
+        return cfg;
+    }
+    cfg.hosts = parse_hosts_tab(*tab, tab_path.string());
+    cfg.problems.insert(cfg.problems.end(), cfg.hosts.problems.begin(), cfg.hosts.problems.end());
+    if (cfg.own_host() == nullptr) {
+        cfg.problems.push_back(
+            {tab_path.string(), 0,
+             "this host's id '" + cfg.settings->host_id + "' (lonHostID) has no entry with an ip"});
+        cfg.fatal = true;
+    }
+    return cfg;
+}
+
+} // namespace lonc

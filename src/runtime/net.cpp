@@ -1,0 +1,122 @@
+#include "lonc/runtime/net.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <netinet/tcp.h>
+#include <string>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace lonc {
+
+UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog) {
+    // Bound and listening under a temporary name first, then renamed into
+    // place: whoever sees the path can connect at once (lonnet takes the
+    // socket file's existence to mean "link up").
+    auto tmp = path;
+    tmp.replace_filename("." + path.filename().string() + "." + std::to_string(::getpid()) +
+                         ".new");
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const auto& s = tmp.native();
+    if (path.native().size() >= sizeof addr.sun_path || s.size() >= sizeof addr.sun_path) {
+        errno = ENAMETOOLONG;
+        return UniqueFd{};
+    }
+    std::memcpy(addr.sun_path, s.c_str(), s.size() + 1);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) {
+        return fd;
+    }
+    if (::unlink(s.c_str()) != 0 && errno != ENOENT) {
+        return UniqueFd{};
+    }
+    const mode_t old = ::umask(static_cast<mode_t>(~mode & 0777U));
+    const int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    const int saved = errno;
+    ::umask(old);
+    if (rc != 0) {
+        errno = saved;
+        return UniqueFd{};
+    }
+    if (::listen(fd.get(), backlog) != 0 || ::rename(s.c_str(), path.c_str()) != 0) {
+        const int e = errno;
+        ::unlink(s.c_str());
+        errno = e;
+        return UniqueFd{};
+    }
+    return fd;
+}
+
+UniqueFd tcp_connect(in_addr dst, std::uint16_t port, std::optional<in_addr> src) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) {
+        return fd;
+    }
+    const int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    if (src) {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr = *src;
+        if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+            return UniqueFd{};
+        }
+    }
+    sockaddr_in d{};
+    d.sin_family = AF_INET;
+    d.sin_addr = dst;
+    d.sin_port = htons(port);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&d), sizeof d) != 0 &&
+        errno != EINPROGRESS) {
+        return UniqueFd{};
+    }
+    return fd;
+}
+
+int socket_error(int fd) noexcept {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        return errno;
+    }
+    return err;
+}
+
+bool is_local_address(in_addr addr) noexcept {
+    const UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+        return false;
+    }
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr = addr;
+    return ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
+}
+
+std::string to_string(in_addr addr) {
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &addr, buf, sizeof buf);
+    return buf;
+}
+
+std::uint64_t raise_fd_limit() noexcept {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return 0;
+    }
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+        ::getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur;
+}
+
+} // namespace lonc

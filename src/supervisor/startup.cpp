@@ -1,0 +1,279 @@
+#include "lonc/supervisor/startup.hpp"
+
+#include "lonc/runtime/net.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <grp.h>
+#include <memory>
+#include <pwd.h>
+#include <sstream>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace lonc {
+
+namespace {
+
+std::filesystem::path from(const std::filesystem::path& base, const std::filesystem::path& p) {
+    return p.empty() || p.is_absolute() ? p : base / p;
+}
+
+// The settings file's lines checked one at a time, each as a settings file
+// of its own, so every problem gets its line number.
+std::vector<Problem> settings_problems(const std::string& path) {
+    std::vector<Problem> out;
+    const auto text = read_file(path);
+    if (!text) {
+        out.push_back({path, 0, std::string("cannot read: ") + std::strerror(errno)});
+        return out;
+    }
+    std::istringstream lines(*text);
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number) {
+        CLI::App app;
+        Options scratch;
+        add_options(app, scratch);
+        std::istringstream one(line);
+        try {
+            app.parse_from_stream(one);
+        } catch (const CLI::ParseError& e) {
+            std::string why = e.what();
+            std::istringstream again(line);
+            const auto items = CLI::ConfigINI().from_config(again);
+            if (!items.empty() && app.get_option_no_throw("--" + items.front().name) == nullptr) {
+                why = "unknown setting '" + items.front().name + "' (lonc --help lists them)";
+            }
+            out.push_back({path, number, why});
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+int Loaded::code() const {
+    if (!usage.empty()) {
+        return exit_usage;
+    }
+    return info.empty() && !config.ok() ? exit_config : exit_ok;
+}
+
+std::vector<std::string> Loaded::problems() const {
+    std::vector<std::string> out;
+    for (const auto& p : usage) {
+        out.push_back(p.to_string());
+    }
+    for (const auto& p : config.problems) {
+        out.push_back(p.to_string());
+    }
+    if (out.empty() && !info.empty()) {
+        out.emplace_back("the command line asks for --help or --version");
+    }
+    return out;
+}
+
+Loaded load_configuration(const std::vector<std::string>& args, const std::filesystem::path& base) {
+    Loaded r;
+    CLI::App app{"lonc - LON-CAPA connection daemon"};
+    add_options(app, r.opts);
+    app.get_config_ptr()->transform(
+        [&base](const std::string& p) { return from(base, p).string(); });
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    if (!reversed.empty()) {
+        reversed.pop_back(); // the program
+    }
+    try {
+        app.parse(reversed);
+    } catch (const CLI::ParseError& e) {
+        std::ostringstream out;
+        std::ostringstream err;
+        if (app.exit(e, out, err) == 0) {
+            r.info = out.str();
+            return r;
+        }
+        const auto* settings = app.get_config_ptr();
+        const auto path = settings->count() > 0 ? settings->as<std::string>() : std::string();
+        if (!path.empty()) {
+            r.usage = settings_problems(path);
+        }
+        if (r.usage.empty()) {
+            r.usage.push_back({"command line", 0, e.what()});
+        }
+        return r;
+    }
+    if (auto why = validate(r.opts); !why.empty()) {
+        r.usage.push_back({"options", 0, why});
+        return r;
+    }
+    r.opts.config = from(base, r.opts.config);
+    r.config = load_config(r.opts.config);
+    return r;
+}
+
+int become_user(const std::string& user, std::string& error) {
+    errno = 0;
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (pw == nullptr) {
+        error = "user '" + user + "' does not exist";
+        return exit_wrong_user;
+    }
+    const uid_t uid = pw->pw_uid;
+    const gid_t gid = pw->pw_gid;
+    if (::geteuid() != 0) {
+        if (::geteuid() != uid) {
+            error =
+                "lonc must run as user " + user + " (or start as root with --user " + user + ")";
+            return exit_wrong_user;
+        }
+        return exit_ok;
+    }
+    if (uid == 0) {
+        error = "refusing to run as root: --user names uid 0";
+        return exit_wrong_user;
+    }
+    if (::initgroups(user.c_str(), gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) {
+        error = "cannot switch to user " + user + ": " + std::strerror(errno);
+        return exit_wrong_user;
+    }
+    if (::setuid(0) == 0 || ::geteuid() == 0) {
+        error = "could regain root after switching to " + user;
+        return exit_wrong_user;
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    // Changing uid made us undumpable, and LeakSanitizer must ptrace its own
+    // process at exit. Sanitizer builds only: a release lonc stays undumpable.
+    ::prctl(PR_SET_DUMPABLE, 1);
+#endif
+    return exit_ok;
+}
+
+void mail_alert(const Options& opts, const Config& cfg, const std::string& subject,
+                const std::string& body) {
+    std::string cmd = opts.mail_command;
+    if (cmd == "auto") {
+        cmd = ::access("/usr/sbin/sendmail", X_OK) == 0 ? "/usr/sbin/sendmail -t" : "";
+    }
+    if (cmd.empty() || !cfg.settings) {
+        return;
+    }
+    std::string to = cfg.settings->adm_email;
+    if (!cfg.settings->sys_email.empty()) {
+        to += (to.empty() ? "" : ",") + cfg.settings->sys_email;
+    }
+    if (to.empty()) {
+        return;
+    }
+    // pclose(), not fclose(): it also waits for the mailer.
+    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> p(::popen(cmd.c_str(), "w"), ::pclose);
+    if (!p) {
+        return;
+    }
+    std::fprintf(p.get(), "To: %s\nSubject: LON: %s %s\n\n%s\n", to.c_str(),
+                 cfg.settings->host_id.c_str(), subject.c_str(), body.c_str());
+}
+
+namespace {
+
+// Why user cannot create files in dir, or "" when it can. Read-only: it
+// looks at the modes, as the kernel would (owner, then group, then other).
+// A missing dir that lonc creates itself is fine when its parent is.
+std::string unwritable_reason(const std::filesystem::path& dir, const std::string& user,
+                              bool lonc_creates = false) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT && lonc_creates && dir.has_relative_path()) {
+            const auto why = unwritable_reason(dir.parent_path(), user, true);
+            return why.empty() ? "" : "missing, and its parent " + why;
+        }
+        return std::strerror(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return "not a directory";
+    }
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (pw == nullptr) {
+        return "user '" + user + "' does not exist";
+    }
+    if (pw->pw_uid == 0) {
+        return "";
+    }
+    const gid_t primary = pw->pw_gid;
+    std::vector<gid_t> groups(64);
+    for (int n = static_cast<int>(groups.size());
+         ::getgrouplist(pw->pw_name, primary, groups.data(), &n) < 0;) {
+        groups.resize(static_cast<std::size_t>(n));
+    }
+    mode_t need = S_IWOTH | S_IXOTH;
+    if (st.st_uid == pw->pw_uid) {
+        need = S_IWUSR | S_IXUSR;
+    } else if (std::find(groups.begin(), groups.end(), st.st_gid) != groups.end()) {
+        need = S_IWGRP | S_IXGRP;
+    }
+    return (st.st_mode & need) == need ? "" : "not writable by " + user;
+}
+
+} // namespace
+
+bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out) {
+    std::fprintf(out, "config:    %s\n", opts.config.c_str());
+    if (cfg.settings) {
+        const auto& s = *cfg.settings;
+        std::fprintf(out, "host id:   %s\n", s.host_id.c_str());
+        std::fprintf(out, "londPort:  %u\n", static_cast<unsigned>(s.lond_port));
+        std::fprintf(out, "hosts.tab: %s\n", s.hosts_tab().c_str());
+        std::fprintf(out, "log:       %s\n", s.log_file().c_str());
+        std::fprintf(out, "pid file:  %s\n", s.pid_file().c_str());
+        std::fprintf(out, "sockets:   %s\n", s.sock_dir.c_str());
+        std::fprintf(out, "spool:     %s\n", s.spool_dir().c_str());
+        std::fprintf(out, "status:    %s\n", (s.status_dir() / "loncstatus.txt").c_str());
+        std::fprintf(out, "peers:     %zu\n", cfg.hosts.peers.size());
+        for (const auto& p : cfg.hosts.peers) {
+            std::fprintf(out, "  %-20s %-15s %s%s\n", p.id.c_str(), p.ip.c_str(),
+                         p.hostname.c_str(), p.id == s.host_id ? "  (this host)" : "");
+        }
+    }
+    // Where lonc writes, as --user. Reported, not counted as problems:
+    // lonc may be checked on another machine than it runs on.
+    std::vector<std::string> warnings;
+    if (cfg.settings) {
+        const auto& s = *cfg.settings;
+        struct Dir {
+            const char* what;
+            std::filesystem::path path;
+            bool lonc_creates;
+        };
+        for (const auto& d :
+             {Dir{"log directory", s.log_dir(), false}, Dir{"socket directory", s.sock_dir, false},
+              Dir{"status directory", s.status_dir(), true}}) {
+            if (auto why = unwritable_reason(d.path, opts.user, d.lonc_creates); !why.empty()) {
+                warnings.push_back(std::string(d.what) + " " + d.path.string() + ": " + why);
+            }
+        }
+    }
+    if (!warnings.empty()) {
+        std::fprintf(out, "warnings:  %zu\n", warnings.size());
+        for (const auto& w : warnings) {
+            std::fprintf(out, "  %s\n", w.c_str());
+        }
+    }
+    if (cfg.problems.empty()) {
+        std::fprintf(out, "problems:  none\n");
+    } else {
+        std::fprintf(out, "problems:  %zu\n", cfg.problems.size());
+        for (const auto& p : cfg.problems) {
+            std::fprintf(out, "  %s\n", p.to_string().c_str());
+        }
+    }
+    const bool ok = cfg.ok() && cfg.problems.empty();
+    std::fprintf(out, "%s\n", ok ? "configuration OK" : "configuration has problems");
+    return ok;
+}
+
+} // namespace lonc

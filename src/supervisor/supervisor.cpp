@@ -1,0 +1,1089 @@
+#include "lonc/supervisor/supervisor.hpp"
+
+#include "lonc/core/child_report.hpp"
+#include "lonc/core/clock_text.hpp"
+#include "lonc/core/options.hpp"
+#include "lonc/core/spool.hpp"
+#include "lonc/relay/child.hpp"
+#include "lonc/runtime/event_loop.hpp"
+#include "lonc/runtime/ipc.hpp"
+#include "lonc/runtime/log.hpp"
+#include "lonc/runtime/notify.hpp"
+#include "lonc/runtime/signals.hpp"
+#include "lonc/supervisor/control.hpp"
+#include "lonc/supervisor/metrics.hpp"
+#include "lonc/supervisor/probe.hpp"
+#include "lonc/supervisor/reload_plan.hpp"
+#include "lonc/supervisor/startup.hpp"
+#include "lonc/supervisor/status.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace lonc {
+namespace {
+
+spdlog::logger& lg() {
+    return log::get("supervisor");
+}
+
+// Deaths of one peer's child counted for the skip rule, and how long a
+// skipped peer waits before it is tried again.
+constexpr auto death_window = std::chrono::minutes(10);
+// In-flight requests get this long at TERM (and a child a reload retires);
+// children still alive after drain_grace + kill_margin are killed.
+constexpr double drain_grace = 5.0;
+constexpr double kill_margin = 2.0;
+// Status: how long to wait for the children's answers.
+constexpr double status_wait = 1.0;
+
+std::string describe(int status) {
+    if (WIFEXITED(status)) {
+        return "exit " + std::to_string(WEXITSTATUS(status));
+    }
+    if (WIFSIGNALED(status)) {
+        std::string s = std::string("signal ") + std::to_string(WTERMSIG(status)) + " (" +
+                        ::strsignal(WTERMSIG(status)) + ")";
+        if (WCOREDUMP(status)) {
+            s += ", core dumped";
+        }
+        return s;
+    }
+    return "status " + std::to_string(status);
+}
+
+std::string joined(const std::vector<std::string>& items, const char* sep = ", ") {
+    std::string out;
+    for (const auto& i : items) {
+        out += (out.empty() ? "" : sep) + i;
+    }
+    return out;
+}
+
+// Pending delayed/ files of these hosts (".bad" ones are set aside already).
+std::map<std::string, std::vector<std::string>> spool_files_of(const std::filesystem::path& dir,
+                                                               const std::set<std::string>& hosts) {
+    std::map<std::string, std::vector<std::string>> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+        const auto name = e.path().filename().string();
+        if (const auto parsed = parse_spool_name(name)) {
+            if (const auto it = hosts.find(std::string(parsed->host)); it != hosts.end()) {
+                out[*it].push_back(name);
+            }
+        }
+    }
+    for (auto& [host, names] : out) {
+        std::sort(names.begin(), names.end());
+    }
+    return out;
+}
+
+class Supervisor {
+public:
+    explicit Supervisor(SupervisorSetup setup);
+    int run();
+
+private:
+    // draining: a reload retired its child (peer removed, or its address
+    // changed: then successor is what comes next, once the child is gone).
+    enum class SlotState { probing, unreachable, running, restarting, skipped, draining };
+
+    struct Slot {
+        Peer peer;
+        SlotState state = SlotState::probing;
+        pid_t pid = 0;
+        std::unique_ptr<ipc::Channel> channel;
+        std::deque<EventLoop::TimePoint> deaths;
+        std::unique_ptr<Timer> restart_timer;
+        std::optional<Peer> successor;     // draining: the entry that replaces it
+        std::unique_ptr<Timer> kill_timer; // draining: not done in time
+        std::uint64_t starts = 0;          // children forked for this peer
+        bool link_up = false;
+        bool unreachable_logged = false;
+        // The last status report of this child (generation 0: none yet).
+        ChildReport report;
+    };
+
+    static const char* to_string(SlotState s);
+
+    void start_peers();
+    void on_probe(const std::string& id, bool reachable, const std::string& why);
+    void spawn(Slot& slot);
+    [[noreturn]] void become_child(Slot& slot, UniqueFd channel);
+    void on_child_message(Slot& slot, const ipc::Message& msg);
+    void reap();
+    void on_child_exit(pid_t pid, int status);
+    void schedule_restart(Slot& slot);
+    void log_skipped();
+    void on_signal(const signalfd_siginfo& si);
+    void on_usr1();
+    // Reloads now, or once the first probes are done; answers waiter (a
+    // lonctl reload) with the outcome.
+    void request_reload(const std::string& source,
+                        std::optional<ControlServer::ConnId> waiter = std::nullopt);
+    struct ReloadOutcome {
+        bool applied = false;
+        std::string text; // what was done, or why not (one reason a line)
+    };
+    ReloadOutcome reload(const std::string& source);
+    std::string apply(Loaded next);
+    void apply_step(const PeerAction& a);
+    void retire(Slot& slot);
+    void replace(Slot& slot, const Peer& peer);
+    void drain_child(Slot& slot);
+    void warn_undeliverable(const std::vector<std::string>& removed);
+    void begin_shutdown();
+    void maybe_finish_shutdown();
+    void finish_shutdown();
+    // What a status generation is collected for; overlapping requests share one.
+    enum Want : unsigned { want_files = 1, want_metrics = 2 };
+    void start_status(unsigned want);
+    void finish_status();
+    void on_control(ControlServer::ConnId id, std::string_view line);
+    [[nodiscard]] std::string reconnect(const std::string& id);
+    bool wake(Slot& slot, ipc::Type running);
+    void on_reprobe();
+    void watch_spool();
+    void on_spool_event();
+    void update_notify();
+    [[nodiscard]] std::string parent_summary() const;
+
+    SupervisorSetup s_;
+    const Settings& settings() const { return *s_.config.settings; }
+    EventLoop loop_;
+    std::map<std::string, Slot> slots_; // keyed by host id, never by pid
+    std::map<pid_t, std::string> pids_;
+    Prober prober_;
+    SignalReader signals_;
+    Timer reprobe_timer_;
+    Timer kill_timer_;
+    Timer status_timer_;
+    Notifier notifier_;
+    std::size_t initial_probes_ = 0;
+    bool ready_ = false;
+
+    bool shutting_down_ = false;
+
+    ReloadStatus reload_;
+    std::set<std::string> removed_hosts_; // their delayed files are listed in status
+    std::vector<std::pair<std::string, std::optional<ControlServer::ConnId>>> pending_reloads_;
+
+    std::uint64_t status_gen_ = 0;
+    bool status_collecting_ = false;
+    unsigned status_want_ = 0;
+    std::vector<ControlServer::ConnId> status_waiters_; // lonctl status
+    Timer metrics_timer_;
+    std::time_t start_time_ = std::time(nullptr);
+    ControlServer control_;
+
+    class SpoolWatch final : public EventLoop::Watcher {
+    public:
+        explicit SpoolWatch(Supervisor& s) : sup(s) {}
+        void on_events(std::uint32_t /*events*/) override { sup.on_spool_event(); }
+        Supervisor& sup;
+    };
+    SpoolWatch spool_watch_{*this};
+    UniqueFd inotify_;
+};
+
+const char* Supervisor::to_string(SlotState s) {
+    switch (s) {
+    case SlotState::probing:
+        return "probing";
+    case SlotState::unreachable:
+        return "unreachable";
+    case SlotState::running:
+        return "running";
+    case SlotState::restarting:
+        return "restarting";
+    case SlotState::skipped:
+        return "skipped";
+    case SlotState::draining:
+        return "draining";
+    }
+    return "?";
+}
+
+Supervisor::Supervisor(SupervisorSetup setup)
+    : s_(std::move(setup)), prober_(loop_, s_.config.settings->lond_port, s_.opts.probe_timeout,
+                                    [this](const std::string& id, bool up, const std::string& why) {
+                                        on_probe(id, up, why);
+                                    }),
+      signals_(loop_, {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD},
+               [this](const signalfd_siginfo& si) { on_signal(si); }),
+      reprobe_timer_(loop_, [this] { on_reprobe(); }),
+      kill_timer_(loop_,
+                  [this] {
+                      for (const auto& [pid, id] : pids_) {
+                          lg().warn("Child {} for {} did not finish in time: killing it", pid, id);
+                          ::kill(pid, SIGKILL);
+                      }
+                  }),
+      status_timer_(loop_, [this] { finish_status(); }),
+      metrics_timer_(loop_,
+                     [this] {
+                         metrics_timer_.arm_in(seconds(s_.opts.metrics_interval));
+                         start_status(want_metrics);
+                     }),
+      control_(loop_, s_.config.settings->control_path(),
+               [this](ControlServer::ConnId id, std::string_view line) { on_control(id, line); }) {}
+
+int Supervisor::run() {
+    reload_.time = reload_.last_success = start_time_;
+    reload_.result = "loaded at start";
+    log::set_status("Starting");
+    for (const auto& p : s_.config.problems) {
+        lg().warn("{}", p.to_string());
+    }
+    lg().info("lonc {} parent {} starting: {} peers, londPort {}", LONC_VERSION, ::getpid(),
+              s_.config.hosts.peers.size(), settings().lond_port);
+    notifier_.start_watchdog(loop_);
+    watch_spool();
+    if (std::string error; !control_.open(error)) {
+        lg().warn("No control socket (lonctl status and reconnect will not work): {}", error);
+    }
+    start_peers();
+    reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
+    const int code = loop_.run();
+    return code;
+}
+
+// ---------------------------------------------------------------- peers
+
+void Supervisor::start_peers() {
+    log::set_status("Probing peers");
+    initial_probes_ = s_.config.hosts.peers.size();
+    for (const auto& peer : s_.config.hosts.peers) {
+        auto& slot = slots_[peer.id];
+        slot.peer = peer;
+        slot.state = SlotState::probing;
+        prober_.probe(peer);
+    }
+    if (initial_probes_ == 0) {
+        on_probe("", false, "");
+    }
+}
+
+void Supervisor::on_probe(const std::string& id, bool reachable, const std::string& why) {
+    if (const auto it = slots_.find(id); it != slots_.end() && !shutting_down_) {
+        auto& slot = it->second;
+        if (slot.state == SlotState::probing || slot.state == SlotState::unreachable) {
+            if (reachable) {
+                if (slot.state == SlotState::unreachable) {
+                    lg().info("INFO: {} answers again ({})", id, why);
+                }
+                slot.unreachable_logged = false;
+                spawn(slot);
+            } else {
+                slot.state = SlotState::unreachable;
+                if (!slot.unreachable_logged) {
+                    lg().warn("{} ({}) is unreachable: {}; probing again every {} s", id,
+                              slot.peer.ip, why, s_.opts.reprobe_interval);
+                    slot.unreachable_logged = true;
+                }
+            }
+        }
+    }
+    if (!ready_ && initial_probes_ > 0) {
+        --initial_probes_;
+    }
+    if (!ready_ && initial_probes_ == 0) {
+        ready_ = true;
+        lg().info("Done starting initial servers");
+        log::set_status("Sleeping");
+        s_.launcher.report(exit_ok);
+        notifier_.ready();
+        update_notify();
+        if (!s_.opts.metrics_file.empty()) {
+            metrics_timer_.arm_in(EventLoop::Clock::duration::zero());
+        }
+        // Reloads asked for while starting: one now, for all of them.
+        if (const auto waiting = std::exchange(pending_reloads_, {}); !waiting.empty()) {
+            const auto out = reload(waiting.front().first);
+            for (const auto& [source, waiter] : waiting) {
+                if (waiter) {
+                    control_.answer(*waiter,
+                                    (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
+                }
+            }
+        }
+    }
+}
+
+void Supervisor::on_reprobe() {
+    reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
+    for (auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::unreachable) {
+            prober_.probe(slot.peer);
+        }
+    }
+    if (!inotify_) {
+        watch_spool();
+    }
+}
+
+void Supervisor::spawn(Slot& slot) {
+    lg().info("Attempting to start child for server {}", slot.peer.id);
+    // Out of descriptors or processes: counted as an attempt, so the retry
+    // backs off (and the peer is skipped after --max-attempts) instead of
+    // taking the supervisor down or spinning.
+    auto start_failed = [&](const std::string& why) {
+        const auto now = loop_.now();
+        slot.deaths.push_back(now);
+        while (slot.deaths.front() + death_window <= now) {
+            slot.deaths.pop_front();
+        }
+        lg().error("Cannot start a child for {}: {} ({} of {} attempts)", slot.peer.id, why,
+                   slot.deaths.size(), s_.opts.max_attempts);
+        slot.state = SlotState::restarting;
+        schedule_restart(slot);
+    };
+    std::pair<UniqueFd, UniqueFd> ends;
+    try {
+        ends = ipc::make_pair();
+    } catch (const std::system_error& e) {
+        start_failed(e.what());
+        return;
+    }
+    auto& [parent_end, child_end] = ends;
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        start_failed(std::string("fork: ") + std::strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        become_child(slot, std::move(child_end));
+    }
+    child_end.reset();
+    ++slot.starts;
+    slot.pid = pid;
+    slot.state = SlotState::running;
+    slot.link_up = false;
+    slot.report = {};
+    pids_[pid] = slot.peer.id;
+    Slot* sp = &slot;
+    slot.channel = std::make_unique<ipc::Channel>(
+        loop_, std::move(parent_end),
+        [this, sp](const ipc::Message& m) { on_child_message(*sp, m); },
+        [sp](std::string_view /*why*/) { sp->link_up = false; });
+}
+
+// The forked child: shed everything of the parent's and run the worker.
+void Supervisor::become_child(Slot& slot, UniqueFd channel) {
+    const pid_t parent = ::getppid();
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) {
+        ::_exit(0); // the parent died between fork and prctl
+    }
+    reset_signals();
+    // The channel becomes fd 3; every other descriptor of the parent (pid
+    // file and its lock, other children's channels, epoll, signalfd,
+    // inotify, log) is closed.
+    if (::dup2(channel.get(), 3) != 3) {
+        ::_exit(1);
+    }
+    ::close_range(4, ~0U, 0);
+    (void)channel.release();
+    ChildSetup setup{settings(), slot.peer, *s_.config.own_host(), s_.opts, 3};
+    const int code = run_child(setup);
+    std::exit(code);
+}
+
+void Supervisor::on_child_message(Slot& slot, const ipc::Message& msg) {
+    switch (msg.type) {
+    case ipc::Type::status_reply: {
+        std::string error;
+        auto report = ChildReport::decode(msg.payload, error);
+        if (!report) { // parse() let it through, so this is a bug
+            lg().warn("Bad status report from child {} for {}: {}", slot.pid, slot.peer.id, error);
+            return;
+        }
+        slot.report = std::move(*report);
+        slot.link_up = slot.report.link == LinkState::up;
+        if (status_collecting_) {
+            bool all = true;
+            for (const auto& [id, s] : slots_) {
+                if (s.state == SlotState::running && s.channel &&
+                    s.report.generation != status_gen_) {
+                    all = false;
+                }
+            }
+            if (all) {
+                finish_status();
+            }
+        }
+        break;
+    }
+    case ipc::Type::link_state:
+        slot.link_up = parse_link_state(msg.payload) == LinkState::up;
+        update_notify();
+        break;
+    default:
+        lg().warn("Unexpected message from child {} for {}", slot.pid, slot.peer.id);
+        break;
+    }
+}
+
+void Supervisor::reap() {
+    for (;;) {
+        int status = 0;
+        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            return;
+        }
+        on_child_exit(pid, status);
+    }
+}
+
+void Supervisor::on_child_exit(pid_t pid, int status) {
+    const auto it = pids_.find(pid);
+    if (it == pids_.end()) {
+        return; // not one of ours (a mailer, say)
+    }
+    const std::string id = it->second;
+    pids_.erase(it);
+    auto& slot = slots_.at(id);
+    slot.channel.reset();
+    slot.pid = 0;
+    slot.link_up = false;
+    ::unlink(settings().socket_path(id).c_str());
+    update_notify();
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (shutting_down_) {
+        if (!clean) {
+            lg().warn("Child {} for server {} ended: {}", pid, id, describe(status));
+        }
+        maybe_finish_shutdown();
+        return;
+    }
+    if (slot.state == SlotState::draining) {
+        // Retired by a reload: not a death, nothing to restart.
+        slot.kill_timer.reset();
+        if (!clean) {
+            lg().warn("Child {} for server {} ended: {}", pid, id, describe(status));
+        }
+        if (!slot.successor) {
+            lg().info("INFO: Child {} for removed server {} has finished", pid, id);
+            slots_.erase(id);
+            update_notify();
+            return;
+        }
+        slot.peer = *std::exchange(slot.successor, std::nullopt);
+        slot.deaths.clear();
+        slot.unreachable_logged = false;
+        slot.state = SlotState::probing;
+        lg().info("INFO: Child {} for {} has finished; its new address {} comes next", pid, id,
+                  slot.peer.ip);
+        prober_.probe(slot.peer);
+        return;
+    }
+    const auto now = loop_.now();
+    slot.deaths.push_back(now);
+    while (!slot.deaths.empty() && slot.deaths.front() + death_window <= now) {
+        slot.deaths.pop_front();
+    }
+    if (clean) {
+        lg().info("Child {} for server {} exited ({} of {} attempts)", pid, id, slot.deaths.size(),
+                  s_.opts.max_attempts);
+    } else {
+        lg().error("Child {} for server {} died: {} ({} of {} attempts)", pid, id, describe(status),
+                   slot.deaths.size(), s_.opts.max_attempts);
+    }
+    schedule_restart(slot);
+}
+
+// Keyed by peer: restarting one child never touches another.
+void Supervisor::schedule_restart(Slot& slot) {
+    if (!slot.restart_timer) {
+        Slot* sp = &slot;
+        slot.restart_timer = std::make_unique<Timer>(loop_, [this, sp] {
+            if (shutting_down_) {
+                return;
+            }
+            if (sp->state == SlotState::skipped) {
+                lg().info("INFO: {} quiet for {} minutes: trying again", sp->peer.id,
+                          std::chrono::duration_cast<std::chrono::minutes>(death_window).count());
+                sp->deaths.clear();
+            }
+            lg().info("INFO: Trying to reconnect for {} ({} of {} attempts)", sp->peer.id,
+                      sp->deaths.size() + 1, s_.opts.max_attempts);
+            spawn(*sp);
+        });
+    }
+    if (slot.deaths.size() >= s_.opts.max_attempts) {
+        slot.state = SlotState::skipped;
+        slot.restart_timer->arm_at(slot.deaths.back() + death_window);
+        log_skipped();
+        return;
+    }
+    slot.state = SlotState::restarting;
+    // First restart at once, then 1, 2, 4 ... 60 s.
+    const auto n = slot.deaths.size();
+    const double delay =
+        n <= 1 ? 0.0 : std::min(60.0, static_cast<double>(1U << std::min<std::size_t>(n - 2, 6)));
+    slot.restart_timer->arm_in(seconds(delay));
+}
+
+void Supervisor::log_skipped() {
+    std::string hosts;
+    for (const auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::skipped) {
+            hosts += id + " ";
+        }
+    }
+    if (!hosts.empty()) {
+        lg().warn("Skipped {}", hosts);
+    }
+}
+
+// -------------------------------------------------------------- signals
+
+void Supervisor::on_signal(const signalfd_siginfo& si) {
+    switch (si.ssi_signo) {
+    case SIGCHLD:
+        reap();
+        break;
+    case SIGUSR1:
+        on_usr1();
+        break;
+    case SIGHUP:
+    case SIGUSR2:
+        request_reload(si.ssi_signo == SIGHUP ? "HUP" : "USR2");
+        break;
+    case SIGINT:
+    case SIGTERM:
+        if (shutting_down_) {
+            lg().error("Second {}: exiting now", ::strsignal(static_cast<int>(si.ssi_signo)));
+            for (const auto& [pid, id] : pids_) {
+                ::kill(pid, SIGKILL);
+            }
+            while (!pids_.empty()) {
+                int status = 0;
+                const pid_t pid = ::waitpid(-1, &status, 0);
+                if (pid < 0) {
+                    break;
+                }
+                pids_.erase(pid);
+            }
+            finish_shutdown();
+        } else {
+            begin_shutdown();
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void Supervisor::on_usr1() {
+    if (shutting_down_) {
+        return;
+    }
+    lg().info("USR1: Trying to establish connections again");
+    for (auto& [id, slot] : slots_) {
+        if (slot.state != SlotState::running || !slot.link_up) {
+            (void)wake(slot, ipc::Type::retry); // links that are up are untouched
+        }
+        slot.deaths.clear();
+    }
+    start_status(want_files);
+}
+
+// ----------------------------------------------------------------- reload
+//
+// A reload reads the whole configuration again (load_configuration: the
+// command line, the settings file, access.conf, hosts.tab) and takes it
+// only if --check-config would call it OK and nothing in it needs a
+// restart. Then only the difference is applied: a peer whose address and
+// londPort are unchanged keeps its child, link and socket; an added peer is
+// probed and gets a child; a removed peer's child drains and exits (its
+// socket goes with it); a peer whose address changed gets a new child once
+// the old one has drained. New timeouts and limits reach running children
+// over their socketpair.
+
+void Supervisor::request_reload(const std::string& source,
+                                std::optional<ControlServer::ConnId> waiter) {
+    if (shutting_down_) {
+        if (waiter) {
+            control_.answer(*waiter, "error:shutting_down\n");
+        }
+        return;
+    }
+    if (!ready_) {
+        lg().info("INFO: {}: reload as soon as the first probes are done", source);
+        pending_reloads_.emplace_back(source, waiter);
+        return;
+    }
+    const auto out = reload(source);
+    if (waiter) {
+        control_.answer(*waiter, (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
+    }
+}
+
+Supervisor::ReloadOutcome Supervisor::reload(const std::string& source) {
+    notifier_.reloading();
+    log::set_status("Reloading");
+    auto next = load_configuration(s_.argv, s_.cwd);
+    auto reasons = next.problems();
+    if (reasons.empty()) {
+        reasons = restart_reasons({s_.opts, s_.config}, {next.opts, next.config});
+    }
+    ReloadOutcome out;
+    reload_.time = std::time(nullptr);
+    if (!reasons.empty()) {
+        for (const auto& r : reasons) {
+            log::error_not_critical(lg(), "{}: configuration not reloaded: {}", source, r);
+        }
+        log::error_not_critical(
+            lg(), "{}: reload rejected; lonc runs on with its configuration unchanged", source);
+        out.text = joined(reasons, "\n");
+        reload_.success = false;
+        reload_.result = "rejected: " + joined(reasons, "; ");
+    } else {
+        out.applied = true;
+        out.text = apply(std::move(next));
+        lg().info("INFO: {}: configuration reloaded: {}", source, out.text);
+        reload_.success = true;
+        reload_.last_success = reload_.time;
+        reload_.result = "applied: " + out.text;
+    }
+    log::set_status("Sleeping");
+    notifier_.ready();
+    update_notify();
+    start_status(want_files); // the outcome shows in the status files now
+    return out;
+}
+
+// Takes next (already checked) and applies the difference (reload_plan
+// decides it); returns what was done.
+std::string Supervisor::apply(Loaded next) {
+    const auto options = diff_options(s_.opts, next.opts);
+    const bool port_changed = settings().lond_port != next.config.settings->lond_port;
+    const bool metrics_changed =
+        s_.opts.metrics_file != next.opts.metrics_file ||
+        s_.opts.metrics_interval != next.opts.metrics_interval; // NOLINT(*-float-equal)
+    const bool reprobe_changed = s_.opts.reprobe_interval != next.opts.reprobe_interval;
+    s_.opts = std::move(next.opts);
+    s_.config = std::move(next.config);
+    log::set_level(spdlog::level::from_str(s_.opts.log_level));
+    prober_.configure(settings().lond_port, s_.opts.probe_timeout);
+    if (reprobe_changed) {
+        reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
+    }
+    if (s_.opts.metrics_file.empty()) {
+        metrics_timer_.cancel();
+    } else if (metrics_changed || !metrics_timer_.armed()) {
+        metrics_timer_.arm_in(EventLoop::Clock::duration::zero());
+    }
+
+    std::vector<SlotView> views;
+    views.reserve(slots_.size());
+    for (const auto& [id, slot] : slots_) {
+        views.push_back({id, slot.peer.ip, slot.state == SlotState::draining, slot.successor});
+    }
+    const auto plan = plan_peers(views, s_.config.hosts.peers, port_changed);
+    for (const auto& a : plan.actions) {
+        apply_step(a);
+    }
+    if (options.for_children) {
+        const auto text = child_options_text(s_.opts);
+        for (auto& [id, slot] : slots_) {
+            if (slot.state == SlotState::running && slot.channel &&
+                !slot.channel->send_or_queue(ipc::Type::options, text)) {
+                lg().warn("Could not pass the new options to child {} for {}", slot.pid, id);
+            }
+        }
+    }
+    warn_undeliverable(plan.removed);
+    for (const auto& id : plan.added) {
+        removed_hosts_.erase(id);
+    }
+    return summary(plan, options);
+}
+
+void Supervisor::apply_step(const PeerAction& a) {
+    if (a.step == PeerStep::start) {
+        auto& slot = slots_[a.id];
+        slot.peer = *a.peer;
+        slot.state = SlotState::probing;
+        prober_.probe(slot.peer);
+        return;
+    }
+    auto& slot = slots_.at(a.id);
+    switch (a.step) {
+    case PeerStep::keep:
+        slot.peer = *a.peer; // domain, role, hostname: the child has no use for them
+        break;
+    case PeerStep::retire:
+        retire(slot); // may erase the slot
+        break;
+    case PeerStep::replace:
+        replace(slot, *a.peer);
+        break;
+    case PeerStep::set_successor:
+        slot.successor = a.peer;
+        break;
+    case PeerStep::drop_successor:
+        slot.successor.reset();
+        break;
+    case PeerStep::start:
+        break;
+    }
+}
+
+// A peer gone from hosts.tab: its child drains and exits (the slot goes
+// with it); a peer without a child goes now.
+void Supervisor::retire(Slot& slot) {
+    slot.successor.reset();
+    prober_.cancel(slot.peer.id);
+    if (slot.restart_timer) {
+        slot.restart_timer->cancel();
+    }
+    if (slot.pid > 0) {
+        drain_child(slot);
+        return;
+    }
+    const std::string id = slot.peer.id;
+    slots_.erase(id); // slot is gone
+}
+
+// A peer with a new address or port: a new child, after the old one.
+void Supervisor::replace(Slot& slot, const Peer& peer) {
+    prober_.cancel(slot.peer.id);
+    if (slot.restart_timer) {
+        slot.restart_timer->cancel();
+    }
+    if (slot.pid > 0) {
+        slot.successor = peer;
+        drain_child(slot);
+        return;
+    }
+    slot.peer = peer;
+    slot.deaths.clear();
+    slot.unreachable_logged = false;
+    slot.state = SlotState::probing;
+    prober_.probe(peer);
+}
+
+void Supervisor::drain_child(Slot& slot) {
+    slot.state = SlotState::draining;
+    slot.link_up = false;
+    if (!slot.channel || !slot.channel->send(ipc::Type::drain)) {
+        ::kill(slot.pid, SIGTERM);
+    }
+    Slot* sp = &slot;
+    slot.kill_timer = std::make_unique<Timer>(loop_, [sp] {
+        if (sp->pid > 0) {
+            lg().warn("Child {} for {} did not finish in time: killing it", sp->pid, sp->peer.id);
+            ::kill(sp->pid, SIGKILL);
+        }
+    });
+    slot.kill_timer->arm_in(seconds(drain_grace + kill_margin));
+    update_notify();
+}
+
+// Delayed files of removed peers cannot be delivered any more: named here,
+// and in the status files for as long as they are there.
+void Supervisor::warn_undeliverable(const std::vector<std::string>& removed) {
+    if (removed.empty()) {
+        return;
+    }
+    const std::set<std::string> hosts(removed.begin(), removed.end());
+    constexpr std::size_t listed = 10; // one short line, whatever delayed/ holds
+    for (const auto& [host, names] : spool_files_of(settings().spool_dir(), hosts)) {
+        std::string list;
+        for (std::size_t i = 0; i < names.size() && i < listed; ++i) {
+            list += (i == 0 ? "" : " ") + log::printable(names[i]);
+        }
+        if (names.size() > listed) {
+            list += " and " + std::to_string(names.size() - listed) + " more";
+        }
+        lg().warn("{} was removed from hosts.tab; {} delayed message{} for it can no longer be "
+                  "delivered: {}",
+                  host, names.size(), names.size() == 1 ? "" : "s", list);
+        removed_hosts_.insert(host);
+    }
+}
+// --------------------------------------------------------------- shutdown
+
+void Supervisor::begin_shutdown() {
+    shutting_down_ = true;
+    lg().error("Shutting down");
+    notifier_.stopping();
+    log::set_status("Shutting down");
+    prober_.cancel_all();
+    reprobe_timer_.cancel();
+    metrics_timer_.cancel();
+    control_.close();
+    for (auto& [id, slot] : slots_) {
+        if (slot.restart_timer) {
+            slot.restart_timer->cancel();
+        }
+        slot.kill_timer.reset(); // kill_timer_ covers every child now
+        if (slot.pid > 0) {
+            if (!slot.channel || !slot.channel->send(ipc::Type::drain)) {
+                ::kill(slot.pid, SIGTERM);
+            }
+        }
+    }
+    pending_reloads_.clear(); // their lonctl sees the control socket close
+    kill_timer_.arm_in(seconds(drain_grace + kill_margin));
+    maybe_finish_shutdown();
+}
+
+void Supervisor::maybe_finish_shutdown() {
+    if (shutting_down_ && pids_.empty()) {
+        finish_shutdown();
+    }
+}
+
+void Supervisor::finish_shutdown() {
+    kill_timer_.cancel();
+    for (const auto& [id, slot] : slots_) {
+        ::unlink(settings().socket_path(id).c_str());
+    }
+    s_.pid_file.remove();
+    lg().info("Exiting");
+    loop_.stop(exit_ok);
+}
+
+// ----------------------------------------------------------------- status
+
+void Supervisor::start_status(unsigned want) {
+    status_want_ |= want;
+    if (status_collecting_) {
+        return; // overlapping requests share one generation
+    }
+    status_collecting_ = true;
+    ++status_gen_;
+    const auto gen = ipc::encode_generation(status_gen_);
+    bool any = false;
+    for (auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::running && slot.channel) {
+            any = slot.channel->send(ipc::Type::status_request, gen) || any;
+        }
+    }
+    if (!any) {
+        finish_status();
+        return;
+    }
+    status_timer_.arm_in(seconds(status_wait));
+}
+
+std::string Supervisor::parent_summary() const {
+    std::size_t running = 0;
+    std::size_t up = 0;
+    std::size_t unreachable = 0;
+    std::size_t skipped = 0;
+    for (const auto& [id, slot] : slots_) {
+        running += slot.state == SlotState::running ? 1 : 0;
+        up += slot.link_up ? 1 : 0;
+        unreachable += slot.state == SlotState::unreachable ? 1 : 0;
+        skipped += slot.state == SlotState::skipped ? 1 : 0;
+    }
+    return "Sleeping: " + std::to_string(slots_.size()) + " peers, " + std::to_string(running) +
+           " children, " + std::to_string(up) + " links up, " + std::to_string(unreachable) +
+           " unreachable, " + std::to_string(skipped) + " skipped";
+}
+
+void Supervisor::finish_status() {
+    if (!status_collecting_) {
+        return;
+    }
+    status_collecting_ = false;
+    status_timer_.cancel();
+    const unsigned want = std::exchange(status_want_, 0U);
+    StatusReport r;
+    r.generation = status_gen_;
+    r.time = std::time(nullptr);
+    r.parent_pid = ::getpid();
+    r.parent_status = perl_localtime(r.time) + ": " + parent_summary();
+    r.parent_last_log = log::last_log();
+    for (const auto& [id, slot] : slots_) {
+        PeerStatus p;
+        p.id = id;
+        p.pid = slot.pid;
+        p.state = to_string(slot.state);
+        p.answered = slot.pid > 0 && slot.report.generation == status_gen_;
+        p.link_up = slot.link_up;
+        p.restarts = slot.starts > 0 ? slot.starts - 1 : 0;
+        if (p.answered) {
+            p.report = slot.report;
+        }
+        r.peers.push_back(std::move(p));
+    }
+    reload_.undeliverable.clear();
+    if (!removed_hosts_.empty()) {
+        reload_.undeliverable = spool_files_of(settings().spool_dir(), removed_hosts_);
+        std::erase_if(removed_hosts_,
+                      [&](const std::string& h) { return reload_.undeliverable.count(h) == 0; });
+    }
+    r.reload = reload_;
+    std::string error;
+    const auto dir = settings().status_dir();
+    const auto json = format_status_json(r);
+    // JSON first: a reader polling loncstatus.json's generation then finds
+    // the matching loncstatus.txt already in place... and vice versa for
+    // readers of the text file, which is written last.
+    if ((want & want_files) != 0 &&
+        (!write_file_atomic(dir / "loncstatus.json", json, error) ||
+         !write_file_atomic(dir / "loncstatus.txt", format_status_txt(r), error))) {
+        lg().error("Cannot write the status files: {}", error);
+    }
+    if (!s_.opts.metrics_file.empty()) {
+        const MetricsInput in{&r, read_self_facts(), start_time_};
+        if (!write_file_atomic(s_.opts.metrics_file, format_metrics(in), error)) {
+            lg().error("Cannot write the metrics file: {}", error);
+        }
+    }
+    for (const auto id : std::exchange(status_waiters_, {})) {
+        control_.answer(id, json);
+    }
+}
+
+// ---------------------------------------------------------------- control
+
+void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
+    if (line == "status") {
+        if (shutting_down_) {
+            control_.answer(id, "error:shutting_down\n");
+            return;
+        }
+        status_waiters_.push_back(id);
+        start_status(want_files);
+        return;
+    }
+    if (line == "reload") {
+        request_reload("lonctl reload", id);
+        return;
+    }
+    if (line.substr(0, 10) == "reconnect ") {
+        control_.answer(id, reconnect(std::string(line.substr(10))) + "\n");
+        return;
+    }
+    lg().warn("Control socket: unknown command >{}<", log::printable(line));
+    control_.answer(id, "error:unknown_command\n");
+}
+
+// lonctl reconnect HOST: a running child drops and re-makes its links; a
+// peer waiting for a restart or skipped gets a child now; an unreachable
+// one is probed now.
+std::string Supervisor::reconnect(const std::string& id) {
+    if (shutting_down_) {
+        return "error:shutting_down";
+    }
+    const auto it = slots_.find(id);
+    if (it == slots_.end()) {
+        return "error:no_such_host";
+    }
+    auto& slot = it->second;
+    lg().info("INFO: Reconnect requested for {} ({})", id, to_string(slot.state));
+    return wake(slot, ipc::Type::reconnect) ? "ok" : "error:child_not_answering";
+}
+
+// Now, not at the next timer: a running child gets `running` (retry or
+// reconnect), a peer waiting to restart or skipped gets a child, an
+// unreachable one is probed. False if a running child cannot be told.
+bool Supervisor::wake(Slot& slot, ipc::Type running) {
+    switch (slot.state) {
+    case SlotState::running:
+        return slot.channel && slot.channel->send(running);
+    case SlotState::skipped:
+    case SlotState::restarting:
+        slot.deaths.clear();
+        slot.restart_timer->cancel();
+        spawn(slot);
+        return true;
+    case SlotState::unreachable:
+        prober_.probe(slot.peer);
+        return true;
+    case SlotState::probing:
+    case SlotState::draining:
+        return true;
+    }
+    return true;
+}
+
+// ------------------------------------------------------------------ spool
+
+void Supervisor::watch_spool() {
+    UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!fd) {
+        lg().warn("inotify: {}; delayed messages are found by rescans only", std::strerror(errno));
+        return;
+    }
+    const auto dir = settings().spool_dir();
+    if (::inotify_add_watch(fd.get(), dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        lg().warn("Cannot watch {}: {}; delayed messages are found by rescans only", dir.string(),
+                  std::strerror(errno));
+        return;
+    }
+    inotify_ = std::move(fd);
+    loop_.add(inotify_.get(), EPOLLIN, spool_watch_);
+}
+
+void Supervisor::on_spool_event() {
+    alignas(inotify_event) char buf[16384];
+    for (;;) {
+        const auto n = ::read(inotify_.get(), buf, sizeof buf);
+        if (n <= 0) {
+            return;
+        }
+        for (std::size_t off = 0; off + sizeof(inotify_event) <= static_cast<std::size_t>(n);) {
+            const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+            off += sizeof(inotify_event) + ev->len;
+            if ((ev->mask & IN_Q_OVERFLOW) != 0) {
+                for (auto& [id, slot] : slots_) {
+                    if (slot.channel) {
+                        slot.channel->send(ipc::Type::spool_hint, "*");
+                    }
+                }
+                continue;
+            }
+            if (ev->len == 0) {
+                continue;
+            }
+            const std::string_view name(ev->name);
+            const auto parsed = parse_spool_name(name);
+            if (!parsed) {
+                continue;
+            }
+            const auto it = slots_.find(std::string(parsed->host));
+            if (it != slots_.end() && it->second.channel &&
+                it->second.state != SlotState::draining) {
+                it->second.channel->send(ipc::Type::spool_hint, name);
+            }
+        }
+    }
+}
+
+void Supervisor::update_notify() {
+    std::size_t up = 0;
+    for (const auto& [id, slot] : slots_) {
+        up += slot.link_up ? 1 : 0;
+    }
+    notifier_.status(std::to_string(up) + " of " + std::to_string(slots_.size()) + " peers up");
+}
+
+} // namespace
+
+int run_supervisor(SupervisorSetup setup) {
+    Supervisor sup(std::move(setup));
+    return sup.run();
+}
+
+} // namespace lonc
