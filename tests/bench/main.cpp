@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "bare_relay.hpp"
-#include "load.hpp"
+#include "measure.hpp"
 #include "suite.hpp"
 
 namespace {

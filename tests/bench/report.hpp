@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "load.hpp"
+#include "measure.hpp"
 
 namespace lonc::bench {
 

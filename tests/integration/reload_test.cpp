@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "cluster.hpp"
-#include "load.hpp"
+#include "mixed_load.hpp"
 
 namespace lonc::test {
 namespace {

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "cluster.hpp"
-#include "load.hpp"
+#include "mixed_load.hpp"
 #include "proc_stats.hpp"
 
 namespace lonc::test {

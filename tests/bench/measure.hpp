@@ -1,14 +1,13 @@
-// The benchmark's client: one thread, one epoll set, many connections.
+// One measured run of lonc-bench: the shared load generator
+// (tests/support/load.hpp) with a fixed request template, kept cheap so
+// the clients cost little next to what they measure.
 //
 // Every request carries a token that no other request has; with a
 // "{token}" in the request template, a reply is correct only if it is
 // that token (echo) or starts with it and has the expected size
 // (bytes:N:TOKEN). Anything else is counted: con_lost and error: replies
 // as errors, any other reply as a crossed reply (somebody else's answer).
-//
-// Cheap on purpose: a request costs the client one send and one recv
-// (lonnet: plus socket, connect, epoll_ctl and close), a share of one
-// epoll_wait and two clock reads, and no allocation.
+// Building a request allocates nothing.
 #pragma once
 
 #include <cstdint>
@@ -17,25 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "load.hpp"
 #include "proc_stats.hpp"
 
 namespace lonc::bench {
 
+using test::Pattern;
 using test::ProcSample;
-
-enum class Pattern {
-    lonnet,     // connect, one line, read one line, close (as lonnet does)
-    persistent, // one connection per client, one request after another
-};
-
-[[nodiscard]] const char* to_string(Pattern p) noexcept;
-
-struct Target {
-    std::string unix_path; // a UNIX socket (lonc, the bare relay), or else
-    in_addr tcp_addr{};    // lond(-sim) directly: the handshake is done first
-    std::uint16_t tcp_port = 0;
-    std::optional<in_addr> source;
-};
+using test::Target;
 
 struct LoadSpec {
     Target target;

@@ -1,8 +1,9 @@
-// A load generator for soak and chaos tests: many client threads send
-// requests with unique tokens through lonc and check every reply is their
-// own. Concurrency changes at random while it runs; payload sizes are
-// random (mostly small, some up to max_payload); clients use lonnet's
-// pattern (a connection per request) or keep a connection for many.
+// The integration tests' load: the shared load generator
+// (tests/support/load.hpp) with a mixed workload. Clients send requests
+// with unique tokens through lonc and check every reply is their own.
+// Concurrency changes at random while it runs; payload sizes are random
+// (mostly small, some up to max_payload); each request uses lonnet's
+// pattern (a connection per request) or a kept connection.
 #pragma once
 
 #include <atomic>
@@ -21,7 +22,7 @@ namespace lonc::test {
 struct LoadOptions {
     std::vector<int> hosts{1};         // peers to send to (chosen at random)
     std::uint64_t requests = 10000;    // in total
-    unsigned max_concurrency = 32;     // client threads; 1..this active at a time
+    unsigned max_concurrency = 32;     // clients; 1..this active at a time
     std::size_t max_payload = 65536;   // echo payload bytes, log-uniform 0..this
     double encrypted_share = 0.1;      // encrypt:echo:...
     double eget_share = 0.05;          // put then eget (an enc: reply)
@@ -55,8 +56,8 @@ struct LoadResult {
     [[nodiscard]] std::string summary() const;
 };
 
-// Runs the load against the cluster; on_progress (if set) is called from
-// the controller thread about every 100 ms with the number answered so far.
+// Runs the load against the cluster in the calling thread; on_progress (if
+// set) is called about every 100 ms with the number sent so far.
 void run_load(const Cluster& c, const LoadOptions& opts, LoadResult& result,
               const std::function<void(std::uint64_t answered)>& on_progress = {});
 
