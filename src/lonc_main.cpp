@@ -10,12 +10,16 @@
 #include "lonc/runtime/signals.hpp"
 #include "lonc/supervisor/startup.hpp"
 #include "lonc/supervisor/supervisor.hpp"
+#include "lonc/supervisor/upgrade.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <malloc.h>
+#include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,9 +30,31 @@ int main(int argc, char** argv) {
     // fault per page. Measured, 1000 peers: private dirty per child 479 ->
     // 190 KiB, page faults 181 -> 108, CPU to its socket 21.7 -> 9.9 ms.
     ::mallopt(M_MXFAST, 0);
-    // Nothing inherited from whoever started us stays open (a stray
+    // Executed by lonctl upgrade: the old supervisor's descriptors named in
+    // LONC_UPGRADE stay open (upgrade.hpp).
+    std::optional<lonc::Handover> handover;
+    const char* handover_text = std::getenv(lonc::handover_env);
+    const bool upgrading = handover_text != nullptr;
+    std::string handover_error;
+    if (upgrading) {
+        handover = lonc::Handover::decode(handover_text, handover_error);
+        ::unsetenv(lonc::handover_env); // not for our children, nor the next check
+        if (handover) {
+            for (const int fd : handover->fds()) {
+                ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+            }
+        }
+    }
+    // Nothing else inherited from whoever started us stays open (a stray
     // descriptor could hold a lock of ours).
-    ::close_range(3, ~0U, 0);
+    unsigned from = 3;
+    for (const int fd : handover ? handover->fds() : std::vector<int>{}) {
+        if (static_cast<unsigned>(fd) > from) {
+            ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+        }
+        from = static_cast<unsigned>(fd) + 1;
+    }
+    ::close_range(from, ~0U, 0);
     lonc::block_handled_signals();
     ::umask(022);
     const std::vector<std::string> args(argv, argv + argc);
@@ -83,6 +109,12 @@ int main(int argc, char** argv) {
     lonc::log::init(
         {settings.log_file(), "PARENT", spdlog::level::from_str(opts.log_level), opts.foreground});
     auto& lg = lonc::log::get("main");
+    if (upgrading && !handover) {
+        // Never expected: our own predecessor wrote it. Its children lost
+        // their parent and drain; this process starts afresh in its place.
+        lg.error("lonctl upgrade: cannot read {}: {}; starting afresh", lonc::handover_env,
+                 handover_error);
+    }
     if (lg.should_log(spdlog::level::debug)) {
         std::string command_line;
         for (const auto& a : args) {
@@ -92,7 +124,9 @@ int main(int argc, char** argv) {
     }
 
     lonc::PidFileError taken;
-    auto pid_file = lonc::PidFile::acquire(settings.pid_file(), taken);
+    auto pid_file = handover ? std::optional<lonc::PidFile>(lonc::PidFile::adopt(
+                                   lonc::UniqueFd(handover->pid_file_fd), settings.pid_file()))
+                             : lonc::PidFile::acquire(settings.pid_file(), taken);
     if (!pid_file) {
         std::fprintf(stderr, "lonc: %s\n", taken.text.c_str());
         lg.error("{}", taken.text);
@@ -106,7 +140,7 @@ int main(int argc, char** argv) {
     }
 
     lonc::Launcher launcher;
-    if (!opts.foreground) {
+    if (!opts.foreground && !upgrading) { // an upgraded supervisor is a daemon already
         launcher = lonc::daemonize();
     }
     if (!pid_file->write(::getpid())) {
@@ -115,6 +149,6 @@ int main(int argc, char** argv) {
         launcher.report(lonc::exit_config, error);
         return lonc::exit_config;
     }
-    return lonc::run_supervisor(
-        {std::move(opts), std::move(cfg), args, cwd, std::move(*pid_file), std::move(launcher)});
+    return lonc::run_supervisor({std::move(opts), std::move(cfg), args, cwd, std::move(*pid_file),
+                                 std::move(launcher), lonc::own_executable(), std::move(handover)});
 }

@@ -15,8 +15,9 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("lonctl ") + LONC_VERSION);
     app.require_subcommand(1);
     std::string config = "/etc/httpd/conf/access.conf";
-    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), 60 s for
-                        // reload (one waits for the first probes), else 10 s
+    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), 300 s for
+                        // upgrade, 60 s for reload (one waits for the first probes),
+                        // else 10 s
     bool json = false;
     app.fallthrough(); // -c, --timeout and --json also after the subcommand
     app.add_option("-c,--config", config, "LON-CAPA access.conf")->capture_default_str();
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
     reconnect->add_option("HOST", host, "Host id")->required();
     auto* reload = app.add_subcommand(
         "reload", "Reload lonc's configuration (as HUP), wait for the outcome and print it");
+    auto* upgrade = app.add_subcommand(
+        "upgrade", "Run lonc's binary again (same pid) and hand every peer to a new child, "
+                   "without failing a request; wait for the outcome and print it");
     auto* spool = app.add_subcommand("spool", "Delayed messages in lonSockDir/delayed/");
     spool->require_subcommand(1);
     auto* list = spool->add_subcommand("list", "List pending and set-aside (.bad) files");
@@ -55,7 +59,7 @@ int main(int argc, char** argv) {
     }
     const bool sending = send->parsed();
     if (timeout == 0) {
-        timeout = sending ? 310 : reload->parsed() ? 60 : 10;
+        timeout = sending ? 310 : upgrade->parsed() ? 300 : reload->parsed() ? 60 : 10;
     }
 
     const auto cfg = lonc::load_config(config);
@@ -83,6 +87,9 @@ int main(int argc, char** argv) {
     }
     if (reload->parsed()) {
         return ctl::reload(ctx);
+    }
+    if (upgrade->parsed()) {
+        return ctl::upgrade(ctx);
     }
     if (list->parsed()) {
         return ctl::spool_list(ctx, host);

@@ -566,6 +566,58 @@ int reload(const Context& ctx) {
     return fail(ctx, failed, "lonc answered " + verdict);
 }
 
+int upgrade(const Context& ctx) {
+    std::string reply;
+    int error = 0;
+    const auto path = settings(ctx).control_path();
+    switch (exchange(path, "upgrade", ms(ctx.timeout), false, reply, error)) {
+    case Reach::answered:
+        break;
+    case Reach::unreachable:
+        return unreachable(ctx, path, error, "lonc's control socket",
+                           "but not on its control socket", failed);
+    case Reach::no_answer: {
+        char seconds[32];
+        (void)std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
+        return fail(ctx, failed,
+                    std::string("lonc did not answer 'upgrade' within ") + seconds +
+                        " s; the outcome will be in lonc.log");
+    }
+    }
+    const auto nl = reply.find('\n');
+    const auto verdict = reply.substr(0, nl);
+    auto rest = nl == std::string::npos ? std::string() : reply.substr(nl + 1);
+    while (!rest.empty() && rest.back() == '\n') {
+        rest.pop_back();
+    }
+    if (verdict == "upgraded") {
+        if (ctx.json) {
+            print(ctx, {{"result", "upgraded"}, {"upgraded", rest}});
+        } else {
+            (void)std::fprintf(ctx.out, "upgraded: %s\n", rest.c_str());
+        }
+        return ok;
+    }
+    if (verdict == "rejected" || verdict == "failed") {
+        const auto reasons = lines(rest);
+        if (ctx.json) {
+            print(ctx, {{"result", verdict}, {"reasons", reasons}});
+        }
+        (void)std::fprintf(ctx.err, "%s",
+                           verdict == "rejected"
+                               ? "lonctl: upgrade rejected; lonc runs on unchanged:\n"
+                               : "lonctl: upgrade failed; some peers kept their old child:\n");
+        for (const auto& r : reasons) {
+            (void)std::fprintf(ctx.err, "  %s\n", r.c_str());
+        }
+        return verdict == "rejected" ? rejected : failed;
+    }
+    if (verdict == "error:shutting_down") {
+        return fail(ctx, failed, "lonc is shutting down");
+    }
+    return fail(ctx, failed, "lonc answered " + verdict);
+}
+
 int spool_list(const Context& ctx, const std::string& host) {
     if (!host.empty()) {
         if (const int code = host_check(ctx, host); code != ok) {

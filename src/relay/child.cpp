@@ -102,6 +102,13 @@ int run_child(const ChildSetup& setup) {
                         drain();
                     }
                     break;
+                case ipc::Type::handoff:
+                    if (!draining) {
+                        draining = true;
+                        lg.info("Handing {} over to a new child", setup.peer.id);
+                        worker.hand_off(drain_grace);
+                    }
+                    break;
                 case ipc::Type::options: {
                     Options next = worker.options();
                     std::string error;

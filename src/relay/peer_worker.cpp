@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 namespace lonc {
@@ -55,6 +56,13 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
                       }
                   }),
       spooler_(loop, settings_, peer_.id, opts_, [this](RequestPtr r) { enqueue(std::move(r)); }),
+      handoff_timer_(loop,
+                     [this] {
+                         // The last connects that found the old socket.
+                         while (listener_ && accepting_ && accept_clients() > 0) {
+                         }
+                         drain(handoff_grace_);
+                     }),
       drain_timer_(loop, [this] {
           lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
                     pending_.size());
@@ -225,6 +233,11 @@ void PeerWorker::open_listener() {
         accept_timer_.arm_in(seconds(5));
         return;
     }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        listener_dev_ = st.st_dev;
+        listener_ino_ = st.st_ino;
+    }
     loop_.add(listener_.get(), EPOLLIN, *this);
     accepting_ = true;
 }
@@ -249,14 +262,21 @@ void PeerWorker::close_listener() {
         accepting_ = false;
     }
     listener_.reset();
-    ::unlink(settings_.socket_path(peer_.id).c_str());
+    // Only the file we bound: after a hand-off the path is the new child's.
+    const auto path = settings_.socket_path(peer_.id);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_dev_ &&
+        st.st_ino == listener_ino_) {
+        ::unlink(path.c_str());
+    }
 }
 
 void PeerWorker::on_events(std::uint32_t /*events*/) {
-    accept_clients();
+    (void)accept_clients();
 }
 
-void PeerWorker::accept_clients() {
+std::size_t PeerWorker::accept_clients() {
+    std::size_t taken = 0;
     for (int i = 0; i < 64; ++i) {
         UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!fd) {
@@ -277,13 +297,14 @@ void PeerWorker::accept_clients() {
             } else if (errno != EAGAIN) {
                 lg().warn("accept: {}", std::strerror(errno));
             }
-            return;
+            return taken;
         }
         if (emfile_logged_) {
             lg().info("INFO: accepting clients again (clients {})", clients_.size());
             emfile_logged_ = false;
         }
         ++stats_.clients_accepted;
+        ++taken;
         if (spare_.empty()) {
             clients_.emplace_back(*this, opts_.max_line);
         } else {
@@ -297,6 +318,7 @@ void PeerWorker::accept_clients() {
             idle_timer_.arm_at(c.active + seconds(opts_.client_idle_timeout));
         }
     }
+    return taken;
 }
 
 // -------------------------------------------------------------- clients
@@ -318,6 +340,7 @@ void PeerWorker::client_enter(Client& c, Client::State next) {
                 c.req = std::make_unique<Request>(); // the last one left with its request
             }
             c.active = loop_.now();
+            c.fresh = true;
             c.watched = EPOLLIN;
             loop_.add(c.fd.get(), EPOLLIN, c);
         } else if (from == State::waiting) {
@@ -329,6 +352,7 @@ void PeerWorker::client_enter(Client& c, Client::State next) {
         // (client_lines): a request a line starts costs no syscall.
         break;
     case State::waiting:
+        c.fresh = false;
         c.outstanding = c.req.get();
         c.req->client = &c;
         break; // EPOLLIN stays until more input comes (client_events)
@@ -720,6 +744,20 @@ void PeerWorker::on_grace_timer() {
 
 // ---------------------------------------------------------------- drain
 
+// Connects that resolved the path just before the new child's socket
+// replaced it may still land in our backlog for a moment.
+constexpr double handoff_linger = 0.1;
+
+void PeerWorker::hand_off(double grace) {
+    if (draining_ || handing_off_) {
+        return;
+    }
+    handing_off_ = true;
+    handoff_grace_ = grace;
+    spooler_.stop(); // the new child delivers once our spool lock is gone
+    handoff_timer_.arm_in(seconds(handoff_linger));
+}
+
 void PeerWorker::drain(double grace) {
     if (draining_) {
         return;
@@ -737,6 +775,14 @@ void PeerWorker::drain(double grace) {
 void PeerWorker::maybe_finish_drain() {
     if (!draining_ || loop_.stopped() || !pending_.empty()) {
         return;
+    }
+    if (handing_off_ && drain_timer_.armed()) {
+        // Within the grace, a client that has connected gets its answer.
+        for (const auto& c : clients_) {
+            if ((c.state == Client::State::idle && c.fresh) || c.state == Client::State::replying) {
+                return;
+            }
+        }
     }
     for (auto& l : links_) {
         if (l->in_flight() > 0) {

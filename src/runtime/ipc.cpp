@@ -41,6 +41,7 @@ std::optional<Message> parse(std::string_view datagram, std::string& error) {
     case Type::retry:
     case Type::reconnect:
     case Type::drain:
+    case Type::handoff:
         if (!m.payload.empty()) {
             error = "unexpected payload";
             return std::nullopt;

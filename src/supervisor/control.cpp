@@ -124,6 +124,20 @@ void ControlServer::answer(ConnId id, std::string text) {
     flush(c);
 }
 
+int ControlServer::conn_fd(ConnId id) const {
+    const auto it = conns_.find(id);
+    return it == conns_.end() ? -1 : it->second.fd.get();
+}
+
+ControlServer::ConnId ControlServer::adopt(UniqueFd fd) {
+    const auto id = next_id_++;
+    auto& c = conns_.try_emplace(id, *this, id, std::move(fd)).first->second;
+    c.opened = loop_.now();
+    c.asked = true;
+    loop_.add(c.fd.get(), EPOLLRDHUP, c);
+    return id;
+}
+
 void ControlServer::flush(Conn& c) {
     while (c.out_off < c.out.size()) {
         const auto n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off,

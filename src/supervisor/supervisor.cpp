@@ -16,6 +16,7 @@
 #include "lonc/supervisor/reload_plan.hpp"
 #include "lonc/supervisor/startup.hpp"
 #include "lonc/supervisor/status.hpp"
+#include "lonc/supervisor/upgrade.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -23,6 +24,7 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <fcntl.h>
 #include <map>
 #include <memory>
 #include <optional>
@@ -49,6 +51,19 @@ constexpr double drain_grace = 5.0;
 constexpr double kill_margin = 2.0;
 // Status: how long to wait for the children's answers.
 constexpr double status_wait = 1.0;
+// lonctl upgrade: the new binary's check may take this long; this many
+// peers are handed over at a time; a new child whose link is not up within
+// handover_timeout (while the old child's is) is given up, and its peer
+// keeps the old child.
+constexpr double check_timeout = 30.0;
+constexpr std::size_t handover_window = 8;
+constexpr double handover_timeout = 30.0;
+
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 std::string describe(int status) {
     if (WIFEXITED(status)) {
@@ -116,6 +131,19 @@ private:
         bool unreachable_logged = false;
         // The last status report of this child (generation 0: none yet).
         ChildReport report;
+        // lonctl upgrade. inherited: the child is the old binary's (adopted
+        // across the exec). old: the child being replaced while the new one
+        // (pid, channel) gets its link up; it is told to hand off then (at
+        // once if its own link is down) and finishes what it holds.
+        bool inherited = false;
+        struct Outgoing {
+            pid_t pid = 0;
+            std::unique_ptr<ipc::Channel> channel;
+            bool link_up = false;
+            bool handed = false; // told to hand off
+        };
+        std::unique_ptr<Outgoing> old;
+        std::unique_ptr<Timer> handover_timer;
     };
 
     static const char* to_string(SlotState s);
@@ -124,7 +152,19 @@ private:
     void on_probe(const std::string& id, bool reachable, const std::string& why);
     void spawn(Slot& slot);
     [[noreturn]] void become_child(Slot& slot, UniqueFd channel);
-    void on_child_message(Slot& slot, const ipc::Message& msg);
+    std::unique_ptr<ipc::Channel> channel_to(Slot& slot, pid_t pid, UniqueFd fd);
+    void on_child_message(Slot& slot, pid_t from, const ipc::Message& msg);
+    void old_child_exit(Slot& slot, pid_t pid, int status);
+    // lonctl upgrade (upgrade.hpp): check and execute the new binary; in
+    // the new one, adopt the old children and replace them peer by peer.
+    void start_upgrade(ControlServer::ConnId waiter);
+    void adopt(Handover h);
+    void pump_upgrade();
+    void begin_handover(Slot& slot);
+    void hand_off_old(Slot& slot);
+    void handover_failed(Slot& slot, const std::string& why);
+    void finish_upgrade();
+    void run_pending_reloads();
     void reap();
     void on_child_exit(pid_t pid, int status);
     void schedule_restart(Slot& slot);
@@ -177,6 +217,18 @@ private:
     bool ready_ = false;
 
     bool shutting_down_ = false;
+
+    struct UpgradeRun {
+        std::optional<ControlServer::ConnId> waiter;
+        std::string from;
+        std::int64_t started_ms = 0;
+        std::deque<std::string> queue; // peers still to hand over
+        std::size_t active = 0;        // hand-overs under way
+        std::size_t total = 0;
+        std::size_t handed = 0;
+        std::vector<std::string> failed; // "id: why"
+    };
+    std::optional<UpgradeRun> upgrade_;
 
     ReloadStatus reload_;
     std::set<std::string> removed_hosts_; // their delayed files are listed in status
@@ -249,14 +301,24 @@ int Supervisor::run() {
     for (const auto& p : s_.config.problems) {
         lg().warn("{}", p.to_string());
     }
-    lg().info("lonc {} parent {} starting: {} peers, londPort {}", LONC_VERSION, ::getpid(),
-              s_.config.hosts.peers.size(), settings().lond_port);
+    if (s_.handover) {
+        lg().info("lonc {} parent {} upgraded from {}: {} peers, {} children to hand over",
+                  LONC_VERSION, ::getpid(), s_.handover->from_version, s_.config.hosts.peers.size(),
+                  s_.handover->children.size());
+    } else {
+        lg().info("lonc {} parent {} starting: {} peers, londPort {}", LONC_VERSION, ::getpid(),
+                  s_.config.hosts.peers.size(), settings().lond_port);
+    }
     notifier_.start_watchdog(loop_);
     watch_spool();
     if (std::string error; !control_.open(error)) {
         lg().warn("No control socket (lonctl status and reconnect will not work): {}", error);
     }
+    if (s_.handover) {
+        adopt(std::move(*std::exchange(s_.handover, std::nullopt)));
+    }
     start_peers();
+    pump_upgrade();
     reprobe_timer_.arm_in(seconds(s_.opts.reprobe_interval));
     const int code = loop_.run();
     return code;
@@ -266,9 +328,13 @@ int Supervisor::run() {
 
 void Supervisor::start_peers() {
     log::set_status("Probing peers");
-    initial_probes_ = s_.config.hosts.peers.size();
+    initial_probes_ = 0;
     for (const auto& peer : s_.config.hosts.peers) {
         auto& slot = slots_[peer.id];
+        if (slot.pid > 0) {
+            continue; // an old binary's child, adopted
+        }
+        ++initial_probes_;
         slot.peer = peer;
         slot.state = SlotState::probing;
         prober_.probe(peer);
@@ -311,14 +377,20 @@ void Supervisor::on_probe(const std::string& id, bool reachable, const std::stri
         if (!s_.opts.metrics_file.empty()) {
             metrics_timer_.arm_in(EventLoop::Clock::duration::zero());
         }
-        // Reloads asked for while starting: one now, for all of them.
-        if (const auto waiting = std::exchange(pending_reloads_, {}); !waiting.empty()) {
-            const auto out = reload(waiting.front().first);
-            for (const auto& [source, waiter] : waiting) {
-                if (waiter) {
-                    control_.answer(*waiter,
-                                    (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
-                }
+        if (!upgrade_) {
+            run_pending_reloads();
+        }
+    }
+}
+
+// Reloads asked for while starting or upgrading: one now, for all of them.
+void Supervisor::run_pending_reloads() {
+    if (const auto waiting = std::exchange(pending_reloads_, {}); !waiting.empty()) {
+        const auto out = reload(waiting.front().first);
+        for (const auto& [source, waiter] : waiting) {
+            if (waiter) {
+                control_.answer(*waiter,
+                                (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
             }
         }
     }
@@ -375,11 +447,21 @@ void Supervisor::spawn(Slot& slot) {
     slot.link_up = false;
     slot.report = {};
     pids_[pid] = slot.peer.id;
+    slot.channel = channel_to(slot, pid, std::move(parent_end));
+}
+
+// Messages are told apart by the child's pid: during an upgrade a slot has
+// two children, and a channel outlives its move to Slot::old.
+std::unique_ptr<ipc::Channel> Supervisor::channel_to(Slot& slot, pid_t pid, UniqueFd fd) {
     Slot* sp = &slot;
-    slot.channel = std::make_unique<ipc::Channel>(
-        loop_, std::move(parent_end),
-        [this, sp](const ipc::Message& m) { on_child_message(*sp, m); },
-        [sp](std::string_view /*why*/) { sp->link_up = false; });
+    return std::make_unique<ipc::Channel>(
+        loop_, std::move(fd),
+        [this, sp, pid](const ipc::Message& m) { on_child_message(*sp, pid, m); },
+        [sp, pid](std::string_view /*why*/) {
+            if (sp->pid == pid) {
+                sp->link_up = false;
+            }
+        });
 }
 
 // The forked child: shed everything of the parent's and run the worker.
@@ -403,7 +485,16 @@ void Supervisor::become_child(Slot& slot, UniqueFd channel) {
     std::exit(code);
 }
 
-void Supervisor::on_child_message(Slot& slot, const ipc::Message& msg) {
+void Supervisor::on_child_message(Slot& slot, pid_t from, const ipc::Message& msg) {
+    if (slot.old && from == slot.old->pid) {
+        if (msg.type == ipc::Type::link_state) {
+            slot.old->link_up = parse_link_state(msg.payload) == LinkState::up;
+        }
+        return; // the old child's reports no longer count
+    }
+    if (from != slot.pid) {
+        return; // a child given up on
+    }
     switch (msg.type) {
     case ipc::Type::status_reply: {
         std::string error;
@@ -431,6 +522,9 @@ void Supervisor::on_child_message(Slot& slot, const ipc::Message& msg) {
     case ipc::Type::link_state:
         slot.link_up = parse_link_state(msg.payload) == LinkState::up;
         update_notify();
+        if (slot.link_up && slot.old && !slot.old->handed) {
+            hand_off_old(slot); // the new child holds the socket path now
+        }
         break;
     default:
         lg().warn("Unexpected message from child {} for {}", slot.pid, slot.peer.id);
@@ -456,7 +550,30 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
     }
     const std::string id = it->second;
     pids_.erase(it);
-    auto& slot = slots_.at(id);
+    const auto sit = slots_.find(id);
+    if (sit == slots_.end()) {
+        maybe_finish_shutdown();
+        return;
+    }
+    auto& slot = sit->second;
+    if (slot.old && slot.old->pid == pid) {
+        old_child_exit(slot, pid, status);
+        return;
+    }
+    if (pid != slot.pid) { // a new child an upgrade gave up on
+        maybe_finish_shutdown();
+        return;
+    }
+    slot.inherited = false;
+    if (slot.old && !slot.old->handed && !shutting_down_) {
+        // The new binary's child died before taking over: the old one stays.
+        slot.channel.reset();
+        slot.pid = 0;
+        slot.link_up = false;
+        handover_failed(slot, "its new child " + std::to_string(pid) + " ended (" +
+                                  describe(status) + ")");
+        return;
+    }
     slot.channel.reset();
     slot.pid = 0;
     slot.link_up = false;
@@ -623,8 +740,9 @@ void Supervisor::request_reload(const std::string& source,
         }
         return;
     }
-    if (!ready_) {
-        lg().info("INFO: {}: reload as soon as the first probes are done", source);
+    if (!ready_ || upgrade_) {
+        lg().info("INFO: {}: reload as soon as the {} done", source,
+                  upgrade_ ? "upgrade is" : "first probes are");
         pending_reloads_.emplace_back(source, waiter);
         return;
     }
@@ -834,12 +952,17 @@ void Supervisor::begin_shutdown() {
             slot.restart_timer->cancel();
         }
         slot.kill_timer.reset(); // kill_timer_ covers every child now
+        slot.handover_timer.reset();
         if (slot.pid > 0) {
             if (!slot.channel || !slot.channel->send(ipc::Type::drain)) {
                 ::kill(slot.pid, SIGTERM);
             }
         }
+        if (slot.old && (!slot.old->channel || !slot.old->channel->send(ipc::Type::drain))) {
+            ::kill(slot.old->pid, SIGTERM);
+        }
     }
+    upgrade_.reset();         // its lonctl sees the control socket close
     pending_reloads_.clear(); // their lonctl sees the control socket close
     kill_timer_.arm_in(seconds(drain_grace + kill_margin));
     maybe_finish_shutdown();
@@ -971,6 +1094,10 @@ void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
         request_reload("lonctl reload", id);
         return;
     }
+    if (line == "upgrade") {
+        start_upgrade(id);
+        return;
+    }
     if (line.substr(0, 10) == "reconnect ") {
         control_.answer(id, reconnect(std::string(line.substr(10))) + "\n");
         return;
@@ -1016,6 +1143,276 @@ bool Supervisor::wake(Slot& slot, ipc::Type running) {
         return true;
     }
     return true;
+}
+
+// ---------------------------------------------------------------- upgrade
+//
+// lonctl upgrade: the binary at s_.exe must pass its own configuration
+// check first (a binary that cannot start never replaces a working one);
+// then this process executes it, keeping its pid, the pid file's lock, the
+// waiting lonctl and every child's socketpair (upgrade.hpp). The new
+// supervisor adopts the old children and replaces them handover_window
+// peers at a time: a new child is forked, connects its link and puts its
+// socket at the path (a rename: no connect ever finds no socket); then the
+// old child is told to hand off: it takes its backlog, stops listening,
+// answers what it holds and exits. Its spool lock goes with it, and the
+// new child delivers from then on. A new child that dies or cannot get its
+// link up is given up and its peer keeps the old child (so do the peers
+// not handed over yet): lonc is never without a child for a peer it had.
+
+void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
+    auto reject = [&](const std::string& why) {
+        log::error_not_critical(lg(), "lonctl upgrade rejected; nothing changed: {}", why);
+        control_.answer(waiter, "rejected\n" + why + "\n");
+    };
+    if (shutting_down_) {
+        control_.answer(waiter, "error:shutting_down\n");
+        return;
+    }
+    if (upgrade_) {
+        reject("an upgrade is already under way");
+        return;
+    }
+    if (!ready_) {
+        reject("lonc is still starting; try again once it is up");
+        return;
+    }
+    for (const auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::draining) {
+            reject("a reload is still retiring the child for " + id +
+                   "; try again in a few seconds");
+            return;
+        }
+    }
+    if (s_.exe.empty()) {
+        reject("cannot tell which executable lonc was started from");
+        return;
+    }
+    lg().info("INFO: lonctl upgrade: checking {} -t", s_.exe);
+    std::string output;
+    const std::vector<std::string> args(s_.argv.begin() + (s_.argv.empty() ? 0 : 1), s_.argv.end());
+    if (!check_binary(s_.exe, args, check_timeout, output)) {
+        std::string said;
+        for (std::size_t at = 0; at < output.size();) {
+            auto nl = output.find('\n', at);
+            nl = nl == std::string::npos ? output.size() : nl;
+            if (nl > at) {
+                said += "\n" + log::printable(output.substr(at, nl - at), 500);
+            }
+            at = nl + 1;
+        }
+        reject("the configuration check of " + s_.exe + " failed:" + said);
+        return;
+    }
+    Handover h;
+    h.pid_file_fd = s_.pid_file.fd();
+    h.waiter_fd = control_.conn_fd(waiter);
+    h.from_version = LONC_VERSION;
+    h.started_ms = wall_ms();
+    for (const auto& [id, slot] : slots_) {
+        if (slot.pid > 0 && slot.channel && slot.state == SlotState::running) {
+            h.children.push_back({id, slot.pid, slot.channel->fd(), slot.link_up});
+        }
+    }
+    const auto fds = h.fds();
+    for (const int fd : fds) {
+        ::fcntl(fd, F_SETFD, 0); // kept across the exec
+    }
+    ::setenv(handover_env, h.encode().c_str(), 1);
+    notifier_.reloading();
+    lg().info("INFO: lonctl upgrade: {} passed its check; executing it ({} children to hand over)",
+              s_.exe, h.children.size());
+    std::vector<std::string> argv = s_.argv;
+    if (argv.empty()) {
+        argv.push_back(s_.exe);
+    }
+    std::vector<char*> cargv;
+    for (auto& a : argv) {
+        cargv.push_back(a.data());
+    }
+    cargv.push_back(nullptr);
+    ::execv(s_.exe.c_str(), cargv.data());
+    const int e = errno;
+    for (const int fd : fds) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    ::unsetenv(handover_env);
+    notifier_.ready();
+    reject("cannot execute " + s_.exe + ": " + std::strerror(e));
+}
+
+// The new supervisor takes the old one's children as its own.
+void Supervisor::adopt(Handover h) {
+    UpgradeRun run;
+    if (h.waiter_fd >= 0) {
+        ::fcntl(h.waiter_fd, F_SETFD, FD_CLOEXEC);
+        run.waiter = control_.adopt(UniqueFd(h.waiter_fd));
+    }
+    run.from = h.from_version;
+    run.started_ms = h.started_ms;
+    for (auto& c : h.children) {
+        ::fcntl(c.fd, F_SETFD, FD_CLOEXEC);
+        const Peer* peer = s_.config.hosts.find(c.id);
+        auto& slot = slots_[c.id];
+        slot.peer = peer != nullptr ? *peer : Peer{c.id, {}, {}, {}, {}, {}, 0};
+        slot.pid = c.pid;
+        slot.state = SlotState::running;
+        slot.link_up = c.link_up;
+        slot.starts = 1;
+        slot.inherited = true;
+        pids_[c.pid] = c.id;
+        slot.channel = channel_to(slot, c.pid, UniqueFd(c.fd));
+        if (peer == nullptr) {
+            lg().warn("{} is no longer in hosts.tab: its child {} drains and exits", c.id, c.pid);
+            drain_child(slot);
+            continue;
+        }
+        run.queue.push_back(c.id);
+    }
+    run.total = run.queue.size();
+    upgrade_ = std::move(run);
+    update_notify();
+}
+
+void Supervisor::pump_upgrade() {
+    if (!upgrade_ || shutting_down_) {
+        return;
+    }
+    auto& u = *upgrade_;
+    while (u.failed.empty() && u.active < handover_window && !u.queue.empty()) {
+        const auto id = u.queue.front();
+        u.queue.pop_front();
+        const auto it = slots_.find(id);
+        if (it == slots_.end() || !it->second.inherited || it->second.pid <= 0) {
+            ++u.handed; // its old child died meanwhile; what runs now is new
+            continue;
+        }
+        ++u.active;
+        begin_handover(it->second);
+    }
+    if (u.active == 0 && (u.queue.empty() || !u.failed.empty())) {
+        finish_upgrade();
+    }
+}
+
+void Supervisor::begin_handover(Slot& slot) {
+    auto old = std::make_unique<Slot::Outgoing>();
+    old->pid = slot.pid;
+    old->channel = std::move(slot.channel);
+    old->link_up = slot.link_up;
+    slot.old = std::move(old);
+    slot.inherited = false;
+    slot.pid = 0;
+    slot.link_up = false;
+    spawn(slot);
+    if (slot.pid <= 0) { // fork failed: spawn() scheduled a restart
+        if (slot.restart_timer) {
+            slot.restart_timer->cancel();
+        }
+        slot.deaths.clear();
+        handover_failed(slot, "cannot start its new child");
+        return;
+    }
+    Slot* sp = &slot;
+    slot.handover_timer = std::make_unique<Timer>(loop_, [this, sp] {
+        if (!sp->old) {
+            return;
+        }
+        if (!sp->old->handed) {
+            const pid_t fresh = std::exchange(sp->pid, 0);
+            if (fresh > 0) {
+                ::kill(fresh, SIGKILL); // reaped as a child given up on
+            }
+            sp->channel.reset();
+            handover_failed(*sp, "its new child's link was not up within " +
+                                     std::to_string(static_cast<int>(handover_timeout)) + " s");
+        } else {
+            lg().warn("Old child {} for {} did not finish in time: killing it", sp->old->pid,
+                      sp->peer.id);
+            ::kill(sp->old->pid, SIGKILL);
+        }
+    });
+    if (!slot.old->link_up) {
+        hand_off_old(slot); // it serves nothing: the new child takes over when it can
+    } else {
+        slot.handover_timer->arm_in(seconds(handover_timeout));
+    }
+}
+
+void Supervisor::hand_off_old(Slot& slot) {
+    auto& old = *slot.old;
+    old.handed = true;
+    if (!old.channel || !old.channel->send(ipc::Type::handoff)) {
+        ::kill(old.pid, SIGTERM);
+    }
+    if (slot.handover_timer) {
+        slot.handover_timer->arm_in(seconds(drain_grace + kill_margin + 1.0));
+    }
+}
+
+// The new child is gone (or given up on): the old one stays the peer's.
+void Supervisor::handover_failed(Slot& slot, const std::string& why) {
+    auto old = std::move(slot.old);
+    slot.handover_timer.reset();
+    slot.pid = old->pid;
+    slot.channel = std::move(old->channel);
+    slot.link_up = old->link_up;
+    slot.state = SlotState::running;
+    slot.inherited = true;
+    lg().error("lonctl upgrade: {} keeps its old child {}: {}", slot.peer.id, slot.pid, why);
+    if (upgrade_) {
+        upgrade_->failed.push_back(slot.peer.id + ": " + why);
+        --upgrade_->active;
+        pump_upgrade();
+    }
+    update_notify();
+}
+
+void Supervisor::old_child_exit(Slot& slot, pid_t pid, int status) {
+    const bool handed = slot.old->handed;
+    slot.old.reset();
+    slot.handover_timer.reset();
+    if (shutting_down_) {
+        maybe_finish_shutdown();
+        return;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && handed) {
+        lg().info("INFO: Old child {} for {} has handed over and finished", pid, slot.peer.id);
+    } else {
+        lg().warn("Old child {} for {} ended during its hand-over: {}", pid, slot.peer.id,
+                  describe(status));
+    }
+    if (slot.channel) {
+        slot.channel->send(ipc::Type::spool_hint, "*"); // its spool lock is free now
+    }
+    if (upgrade_) {
+        ++upgrade_->handed;
+        --upgrade_->active;
+        pump_upgrade();
+    }
+}
+
+void Supervisor::finish_upgrade() {
+    auto u = std::move(*upgrade_);
+    upgrade_.reset();
+    const double took = static_cast<double>(wall_ms() - u.started_ms) / 1000.0;
+    std::string text = fmt::format("lonc {} -> {}: {} of {} peers handed over in {:.1f} s", u.from,
+                                   LONC_VERSION, u.handed, u.total, took);
+    if (!u.failed.empty()) {
+        const auto kept = u.total - u.handed;
+        text += fmt::format("; {} peer{} kept the old child: {}", kept, kept == 1 ? "" : "s",
+                            joined(u.failed, "; "));
+        lg().error("lonctl upgrade: {}", text);
+    } else {
+        lg().info("INFO: lonctl upgrade: {}", text);
+    }
+    if (u.waiter) {
+        control_.answer(*u.waiter, (u.failed.empty() ? "upgraded\n" : "failed\n") + text + "\n");
+    }
+    log::set_status("Sleeping");
+    notifier_.ready();
+    update_notify();
+    run_pending_reloads();
 }
 
 // ------------------------------------------------------------------ spool

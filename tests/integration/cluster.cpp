@@ -52,7 +52,10 @@ Run lonctl(const Cluster& c, const std::vector<std::string>& args, const std::st
 }
 
 Cluster::Cluster(ClusterOptions opts)
-    : World({.hosts = opts.hosts, .ids = opts.ids}), opts_(std::move(opts)) {
+    : World({.hosts = opts.hosts,
+             .ids = opts.ids,
+             .lonc = opts.lonc_binary.empty() ? lonc_binary() : opts.lonc_binary}),
+      opts_(std::move(opts)) {
     (void)make_lonc_tree("");
     // lonnet.perm.log exists on a LON-CAPA server, written by www (lonnet).
     dir().write("logs/lonnet.perm.log", "");

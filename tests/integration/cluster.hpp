@@ -34,6 +34,7 @@ struct ClusterOptions {
     bool foreground = true;                  // -f (a child of the test)
     bool wait_sockets = true;                // wait until every host has a socket
     std::vector<std::string> lonc_wrapper{}; // a command lonc runs under (prlimit, valgrind)
+    std::string lonc_binary{};               // "" : the one built here
 };
 
 class Cluster : public World {

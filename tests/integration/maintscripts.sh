@@ -10,7 +10,8 @@
 # tmpfs (so the scripts' directories, systemd's runtime directory and
 # rpm-state are scratch), /usr/lib/tmpfiles.d holds only the package's
 # file, and a stub systemctl first on PATH records each call it gets
-# (`is-active` answers "active" while $H/active exists). The real
+# (`is-active` answers "active" while $H/active exists), and so does a
+# stub lonctl (exiting with what $H/lonctl-exit holds). The real
 # deb-systemd-invoke and systemd-tmpfiles run; a policy-rc.d that would
 # refuse actions (as in containers) is replaced by one that allows them.
 #
@@ -57,8 +58,15 @@ is-enabled) echo disabled; exit 1 ;;
 *) exit 0 ;;
 esac
 EOF
+# lonctl: records the call; exits with what $H/lonctl-exit holds (0 if none).
+cat >"$H/bin/lonctl" <<'EOF'
+#!/bin/sh
+echo "lonctl $*" >>"$H/calls"
+[ -e "$H/lonctl-exit" ] && exit "$(cat "$H/lonctl-exit")"
+exit 0
+EOF
 printf '#!/bin/sh\nexit 0\n' >"$H/bin/policy-rc.d"
-chmod 755 "$H/bin/systemctl" "$H/bin/policy-rc.d"
+chmod 755 "$H/bin/systemctl" "$H/bin/lonctl" "$H/bin/policy-rc.d"
 if [ -e /usr/sbin/policy-rc.d ]; then
     mount --bind "$H/bin/policy-rc.d" /usr/sbin/policy-rc.d
 fi

@@ -121,7 +121,7 @@ public:
 
     void tick() override {
         const auto now = Clock::now();
-        if (now >= next_change_) { // a new concurrency level every 50-300 ms
+        if (o_.vary_concurrency && now >= next_change_) { // a new level every 50-300 ms
             std::uniform_int_distribution<int> hold_ms(50, 300);
             active_ = tickets_ == 0 && o_.duration.count() == 0 ? o_.max_concurrency : level_(rng_);
             next_change_ = now + std::chrono::milliseconds(hold_ms(rng_));
@@ -194,6 +194,8 @@ private:
     }
 
     void record_latency(std::uint64_t us) {
+        r_.latencies_us.push_back(
+            static_cast<std::uint32_t>(std::min<std::uint64_t>(us, UINT32_MAX)));
         const auto v = static_cast<std::int64_t>(us);
         if (v > r_.max_latency_us) {
             r_.max_latency_us = v;
@@ -223,6 +225,17 @@ void LoadResult::note(const std::string& what) {
     if (samples.size() < 20) {
         samples.push_back(what);
     }
+}
+
+double LoadResult::percentile_ms(double q) const {
+    if (latencies_us.empty()) {
+        return 0;
+    }
+    auto v = latencies_us;
+    const auto k =
+        std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return static_cast<double>(v[k]) / 1000.0;
 }
 
 std::string LoadResult::summary() const {

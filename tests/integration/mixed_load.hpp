@@ -23,6 +23,7 @@ struct LoadOptions {
     std::vector<int> hosts{1};         // peers to send to (chosen at random)
     std::uint64_t requests = 10000;    // in total
     unsigned max_concurrency = 32;     // clients; 1..this active at a time
+    bool vary_concurrency = true;      // false: all of them, all the time
     std::size_t max_payload = 65536;   // echo payload bytes, log-uniform 0..this
     double encrypted_share = 0.1;      // encrypt:echo:...
     double eget_share = 0.05;          // put then eget (an enc: reply)
@@ -50,7 +51,10 @@ struct LoadResult {
     std::atomic<std::uint64_t> faults{0};    // fault commands sent
     std::atomic<std::int64_t> max_latency_us{0};
     std::mutex mutex;
-    std::vector<std::string> samples; // the first few problems, for messages
+    std::vector<std::string> samples;        // the first few problems, for messages
+    std::vector<std::uint32_t> latencies_us; // every reply's (read once the run is over)
+
+    [[nodiscard]] double percentile_ms(double q) const;
 
     void note(const std::string& what);
     [[nodiscard]] std::string summary() const;

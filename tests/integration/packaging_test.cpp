@@ -96,9 +96,14 @@ void expect_only_systemd_lonc_is_touched(const ScriptRun& s) {
     EXPECT_EQ(st[4], "dir root:root 755 /home/httpd/lonTabs");
     EXPECT_EQ(s.state.at("install-again"), st) << "a second run changes nothing";
 
-    // Upgrading: restart only a lonc that systemd runs; loncron's (not
-    // active under systemd) is not touched.
-    EXPECT_EQ(actions(s.calls.at("upgrade-active")), Calls{"restart lonc.service"});
+    // Upgrading: only a lonc that systemd runs is moved onto the new binary
+    // (lonctl upgrade); loncron's (not active under systemd) is not
+    // touched. An upgrade that did not complete is followed by a restart,
+    // one the new binary rejected is not (the old lonc runs on).
+    EXPECT_EQ(actions(s.calls.at("upgrade-active")), Calls{"lonctl upgrade"});
+    EXPECT_EQ(actions(s.calls.at("upgrade-active-incomplete")),
+              (Calls{"lonctl upgrade", "restart lonc.service"}));
+    EXPECT_EQ(actions(s.calls.at("upgrade-active-rejected")), Calls{"lonctl upgrade"});
     EXPECT_EQ(actions(s.calls.at("upgrade-inactive")), Calls{});
     // Removing: stop only a lonc that systemd runs.
     EXPECT_EQ(actions(s.calls.at("remove-active")), Calls{"stop lonc.service"});
@@ -118,6 +123,9 @@ step install install; state
 step install-again install; state
 touch "$H/active"; step install-while-active install
 step upgrade-active upgrade
+echo 8 >"$H/lonctl-exit"; step upgrade-active-incomplete upgrade
+echo 2 >"$H/lonctl-exit"; step upgrade-active-rejected upgrade
+rm "$H/lonctl-exit"
 rm "$H/active"; step upgrade-inactive upgrade
 touch "$H/active"; step remove-active remove
 rm "$H/active"; step remove-inactive remove

@@ -1,7 +1,8 @@
 // lonctl's commands, for operators and scripts. Each prints to out/err and
 // returns the process exit code, one table for every command (lonctl(1),
 // EXIT STATUS):
-//   0  done (send: a reply was received, whatever its text; reload: applied)
+//   0  done (send: a reply was received, whatever its text; reload: applied;
+//      upgrade: every peer handed over)
 //   1  bad usage (command line, a request of more than one line)
 //   2  reload (or upgrade) rejected: lonc runs on unchanged
 //   3  lonc is not running
@@ -11,7 +12,8 @@
 //      check: a peer failed
 //   7  the configuration (access.conf, hosts.tab) is unreadable or unusable
 //   8  another failure, named in the message (no answer in time, lonc
-//      refused, no spool directory, a spool file could not be moved)
+//      refused, no spool directory, a spool file could not be moved;
+//      upgrade: some peers kept their old child)
 // Failures are one line on err naming the cause (errno text where there is
 // one); with json, out also gets {"error": {"code", "name", "message"}}.
 #pragma once
@@ -61,6 +63,12 @@ int check(const Context& ctx);
 int reconnect(const Context& ctx, const std::string& host);
 // Asks lonc to reload its configuration, waits for the outcome, prints it.
 int reload(const Context& ctx);
+// Asks lonc to check and execute its binary again (a new version at the
+// same path) and replace every child, waits for the outcome, prints it:
+// ok when every peer was handed over, rejected when nothing changed (the
+// new binary failed its check), failed when some peers kept their old
+// child.
+int upgrade(const Context& ctx);
 // delayed/: list files (HOST or all), put .bad files back, delete .bad files.
 int spool_list(const Context& ctx, const std::string& host);
 int spool_retry(const Context& ctx, const std::string& host);

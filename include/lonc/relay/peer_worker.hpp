@@ -28,6 +28,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace lonc {
@@ -81,6 +82,7 @@ struct Client final : EventLoop::Watcher {
     std::uint32_t watched = 0;      // the events registered with the loop for fd
     RequestPtr req;                 // its request slot, while no request is out
     Request* outstanding = nullptr; // not owned: its request, while waiting
+    bool fresh = false;             // accepted, no line taken yet
     EventLoop::TimePoint active{};
     std::list<Client>::iterator self;
 };
@@ -127,6 +129,13 @@ public:
     // Stop taking requests: remove the socket, let what is queued or on the
     // wire finish for at most `grace`, then stop the loop with exit code 0.
     void drain(double grace);
+    // Another child of this peer has put its socket at our path (an
+    // upgrade): keep accepting for a moment (a connect that found the old
+    // socket just before the switch still lands), then stop listening,
+    // leaving the path alone, and drain; clients that connected but have
+    // not sent their line yet are waited for (within `grace`), so no
+    // accepted client goes unanswered.
+    void hand_off(double grace);
 
     [[nodiscard]] const PeerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] const Peer& peer() const noexcept { return peer_; }
@@ -162,7 +171,7 @@ private:
     void open_listener();
     void close_listener();
     void on_listener_timer();
-    void accept_clients();
+    std::size_t accept_clients(); // returns how many it took
 
     // Clients
     void client_enter(Client& c, Client::State next);
@@ -199,6 +208,10 @@ private:
     unsigned links_ready_ = 0;
 
     UniqueFd listener_;
+    // The socket file listener_ was bound to: another child of this peer
+    // may have replaced it since, and then it is not ours to remove.
+    dev_t listener_dev_ = 0;
+    ino_t listener_ino_ = 0;
     bool accepting_ = false;
     Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
 
@@ -216,6 +229,9 @@ private:
     Spooler spooler_;
 
     bool draining_ = false;
+    bool handing_off_ = false;
+    double handoff_grace_ = 0;
+    Timer handoff_timer_;
     Timer drain_timer_;
     PeerStats stats_;
     LatencyHistogram latency_;

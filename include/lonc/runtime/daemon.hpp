@@ -32,6 +32,12 @@ public:
     // file is taken over.
     static std::optional<PidFile> acquire(const std::filesystem::path& path, PidFileError& error);
 
+    // A pid file (and its lock) this process already holds: inherited
+    // across the exec of lonctl upgrade.
+    static PidFile adopt(UniqueFd fd, std::filesystem::path path) {
+        return {std::move(fd), std::move(path)};
+    }
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
     bool write(pid_t pid);
     // Removes the file (at exit).
     void remove();

@@ -14,6 +14,9 @@
 //       the spool watch saw a file for the child's host
 //   'D' drain           parent -> child  none
 //       TERM, or a reload that removed or changed the peer: finish, exit
+//   'H' handoff         parent -> child  none
+//       lonctl upgrade: a new child of the same peer holds the socket path
+//       now; take the listener's backlog, answer every client, exit
 //   'O' options         parent -> child  "name = value" lines
 //       (child_options_text / apply_options_text in options.hpp)  a reload
 //   's' status_reply    child -> parent  ChildReport::encode (child_report.hpp)
@@ -46,6 +49,7 @@ enum class Type : char {
     reconnect = 'C',
     spool_hint = 'F',
     drain = 'D',
+    handoff = 'H',
     options = 'O',
     // child -> parent
     status_reply = 's',

@@ -10,6 +10,10 @@
 //   reload            a reload (as HUP), answered once it is decided:
 //                     "applied\n<what was done>\n" or "rejected\n<a reason a
 //                     line>\n" (or "error:shutting_down")
+//   upgrade           lonctl upgrade (upgrade.hpp), answered once every peer
+//                     is handed over: "upgraded\n<what>\n", or "rejected\n
+//                     <why>\n" (nothing changed), or "failed\n<what>\n"
+//                     (some peers kept their old children)
 //
 // A connection that sends no complete line within 10 s, or a line longer
 // than 4096 bytes, is closed. At most 64 connections at a time.
@@ -43,6 +47,12 @@ public:
     void close();
     // Sends text to connection id (if it is still there) and closes it.
     void answer(ConnId id, std::string text);
+    // Connection id's descriptor (-1 if it is gone): lonctl upgrade keeps
+    // the waiting connection open across the supervisor's exec.
+    [[nodiscard]] int conn_fd(ConnId id) const;
+    // A connection inherited across exec whose command was read already;
+    // it is owed an answer().
+    ConnId adopt(UniqueFd fd);
 
     void on_events(std::uint32_t events) override;
 

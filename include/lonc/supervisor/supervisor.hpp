@@ -12,13 +12,18 @@
 //   USR1       reset restart counters, let down links retry now, probe
 //              unreachable peers, write loncstatus.txt/.json
 //   CHLD       reap, remove the dead child's socket, restart per policy
+//
+// lonctl upgrade (no signal) checks the binary at `exe`, executes it with
+// the same pid, and replaces every child peer by peer (upgrade.hpp).
 #pragma once
 
 #include "lonc/core/config.hpp"
 #include "lonc/core/options.hpp"
 #include "lonc/runtime/daemon.hpp"
+#include "lonc/supervisor/upgrade.hpp"
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,7 +35,9 @@ struct SupervisorSetup {
     std::vector<std::string> argv; // the command line, read again at each reload
     std::filesystem::path cwd;     // where it was started (for relative paths)
     PidFile pid_file;
-    Launcher launcher; // tells a waiting launcher we are up
+    Launcher launcher;                // tells a waiting launcher we are up
+    std::string exe;                  // the executable it was started from (lonctl upgrade runs it)
+    std::optional<Handover> handover; // set: executed by lonctl upgrade
 };
 
 // Runs the supervisor until it exits. Returns the process exit code.

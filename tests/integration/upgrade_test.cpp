@@ -1,0 +1,234 @@
+// lonctl upgrade against the real daemon, under load: lonnet-pattern
+// clients with unique tokens to every peer, every reply checked. The binary
+// lonc runs from is a copy in a scratch directory, so the test can put a
+// new file (another copy, or a broken one) at the same path, as a package
+// upgrade does.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sys/stat.h>
+#include <thread>
+
+#include "cluster.hpp"
+#include "mixed_load.hpp"
+
+namespace lonc::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// lonc's binary at a path of its own that www can reach (the supervisor,
+// running as www, executes it again).
+class Binary {
+public:
+    Binary() : dir_("lonc-upgrade-bin") {
+        std::filesystem::permissions(dir_.path(), std::filesystem::perms(0755));
+        install_copy();
+    }
+    [[nodiscard]] std::string path() const { return (dir_ / "lonc").string(); }
+    // A new file at the path (a new inode), as dpkg puts it: written
+    // beside it, then renamed over it.
+    void install_copy() const { install(slurp_binary(lonc_binary())); }
+    void install(const std::string& content) const {
+        const auto tmp = dir_ / "lonc.new";
+        {
+            std::ofstream out(tmp, std::ios::binary);
+            out << content;
+        }
+        std::filesystem::permissions(tmp, std::filesystem::perms(0755));
+        std::filesystem::rename(tmp, path());
+    }
+    [[nodiscard]] ino_t inode() const {
+        struct stat st {};
+        return ::stat(path().c_str(), &st) == 0 ? st.st_ino : 0;
+    }
+
+private:
+    static std::string slurp_binary(const std::string& p) {
+        std::ifstream in(p, std::ios::binary);
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    }
+    TempDir dir_;
+};
+
+// The inode a process runs (/proc/PID/exe), 0 if gone.
+ino_t exe_inode(pid_t pid) {
+    struct stat st {};
+    const auto p = "/proc/" + std::to_string(pid) + "/exe";
+    return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+ClusterOptions upgrade_cluster(const Binary& bin) {
+    ClusterOptions o;
+    o.hosts = 4;
+    o.lonc_binary = bin.path();
+    return o;
+}
+
+LoadOptions lonnet_load(std::atomic<bool>& stop) {
+    LoadOptions o;
+    o.hosts = {0, 1, 2, 3};
+    o.max_concurrency = 32;
+    o.vary_concurrency = false; // 32 clients all the time: figures to compare
+    o.max_payload = 4096;
+    o.lonnet_share = 1.0; // lonnet's pattern only: a connection per request
+    o.eget_share = 0;
+    o.encrypted_share = 0.1;
+    o.duration = 120s;
+    o.stop = &stop;
+    return o;
+}
+
+void expect_no_failure(const LoadResult& r) {
+    EXPECT_GT(r.ok.load(), 100U) << r.summary();
+    EXPECT_EQ(r.con_lost.load(), 0U) << r.summary();
+    EXPECT_EQ(r.no_socket.load(), 0U) << r.summary();
+    EXPECT_EQ(r.closed.load(), 0U) << r.summary();
+    EXPECT_EQ(r.lost.load(), 0U) << r.summary();
+    EXPECT_EQ(r.crossed.load(), 0U) << r.summary();
+    EXPECT_EQ(r.wrong.load(), 0U) << r.summary();
+}
+
+std::set<pid_t> child_set(const Cluster& c) {
+    const auto v = c.children();
+    return {v.begin(), v.end()};
+}
+
+TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
+    const Binary bin;
+    Cluster c(upgrade_cluster(bin));
+    const pid_t sup = c.lonc_pid();
+    ASSERT_GT(sup, 0);
+    const auto old_children = child_set(c);
+    ASSERT_EQ(old_children.size(), 4U);
+    const ino_t old_inode = bin.inode();
+
+    // The same load without an upgrade first: the figures to compare with.
+    std::atomic<bool> stop{false};
+    LoadResult base;
+    {
+        auto o = lonnet_load(stop);
+        o.duration = 3s;
+        run_load(c, o, base);
+    }
+    expect_no_failure(base);
+
+    LoadResult r;
+    std::thread load([&] { run_load(c, lonnet_load(stop), r); });
+    bin.install_copy();
+    ASSERT_NE(bin.inode(), old_inode);
+    std::this_thread::sleep_for(200ms);
+    // The load window is the upgrade, give or take 0.2 and 0.1 s.
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto run = lonctl(c, {"upgrade"});
+    const double took = since(t0);
+    std::this_thread::sleep_for(100ms);
+    stop = true;
+    load.join();
+
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_NE(run.out.find("upgraded: lonc " LONC_VERSION " -> " LONC_VERSION
+                           ": 4 of 4 peers handed over"),
+              std::string::npos)
+        << run.out;
+    expect_no_failure(r);
+    EXPECT_EQ(c.lonc_pid(), sup) << "the supervisor keeps its pid";
+    EXPECT_EQ(exe_inode(sup), bin.inode()) << "the supervisor runs the new file";
+    const auto new_children = child_set(c);
+    EXPECT_EQ(new_children.size(), 4U);
+    for (const pid_t p : new_children) {
+        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
+        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
+    }
+    for (int h = 0; h < 4; ++h) {
+        EXPECT_EQ(c.request(h, "echo:after" + std::to_string(h)), "after" + std::to_string(h));
+    }
+    EXPECT_FALSE(c.log_contains("CRITICAL")) << c.log();
+    std::printf("upgrade: 32 lonnet-pattern clients, 4 peers; without an upgrade: %llu requests, "
+                "%llu failed, p99 %.2f ms; during one (lonctl upgrade took %.2f s): %llu "
+                "requests, %llu failed, p99 %.2f ms\n",
+                static_cast<unsigned long long>(base.sent.load()),
+                static_cast<unsigned long long>(base.sent.load() - base.ok.load()),
+                base.percentile_ms(0.99), took, static_cast<unsigned long long>(r.sent.load()),
+                static_cast<unsigned long long>(r.sent.load() - r.ok.load()),
+                r.percentile_ms(0.99));
+    c.check_sanitizer_reports();
+}
+
+TEST(Upgrade, ABinaryThatFailsItsCheckChangesNothing) {
+    const Binary bin;
+    Cluster c(upgrade_cluster(bin));
+    const pid_t sup = c.lonc_pid();
+    const auto children = child_set(c);
+    const ino_t running = exe_inode(sup);
+    bin.install("#!/bin/sh\necho 'lonc: this build cannot read its configuration' >&2\nexit 7\n");
+
+    std::atomic<bool> stop{false};
+    LoadResult r;
+    std::thread load([&] { run_load(c, lonnet_load(stop), r); });
+    std::this_thread::sleep_for(300ms);
+    const auto run = lonctl(c, {"upgrade"});
+    std::this_thread::sleep_for(300ms);
+    stop = true;
+    load.join();
+
+    EXPECT_EQ(run.code, 2) << run.out << run.err; // rejected
+    EXPECT_NE(run.err.find("upgrade rejected"), std::string::npos) << run.err;
+    EXPECT_NE(run.err.find("this build cannot read its configuration"), std::string::npos)
+        << run.err;
+    EXPECT_EQ(c.lonc_pid(), sup);
+    EXPECT_EQ(exe_inode(sup), running) << "still the old program";
+    EXPECT_EQ(child_set(c), children) << "every child kept";
+    expect_no_failure(r);
+    EXPECT_TRUE(c.log_contains("lonctl upgrade rejected; nothing changed")) << c.log();
+    c.check_sanitizer_reports();
+}
+
+TEST(Upgrade, AChildKilledMidHandoverLeavesItsPeerServed) {
+    const Binary bin;
+    Cluster c(upgrade_cluster(bin));
+    const pid_t sup = c.lonc_pid();
+    const auto old_children = child_set(c);
+    bin.install_copy();
+
+    test::Run run;
+    std::thread upgrade([&] { run = lonctl(c, {"upgrade"}); });
+    // The first new child to appear (once the check is over) is killed at once.
+    ASSERT_TRUE(c.wait_log("passed its check; executing it", 20s)) << c.log();
+    pid_t victim = 0;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            for (const pid_t p : c.children()) {
+                if (old_children.count(p) == 0) {
+                    victim = p;
+                    return true;
+                }
+            }
+            return false;
+        },
+        20s, 1ms));
+    ::kill(victim, SIGKILL);
+    upgrade.join();
+
+    // Handed over already: its peer got a new child again; or not yet: the
+    // peer kept its old child and lonctl says the upgrade failed.
+    EXPECT_TRUE(run.code == 0 || run.code == 8) << run.code << run.out << run.err;
+    if (run.code == 8) {
+        EXPECT_NE(run.err.find("kept their old child"), std::string::npos) << run.err;
+    }
+    EXPECT_EQ(c.lonc_pid(), sup);
+    for (int h = 0; h < 4; ++h) {
+        const auto token = "served" + std::to_string(h);
+        EXPECT_TRUE(wait_until([&] { return c.request(h, "echo:" + token, 2s) == token; }, 20s))
+            << "host " << h << " not served; lonctl: " << run.out << run.err << c.log();
+    }
+    std::printf("killed child %d mid-handover; lonctl upgrade exited %d: %s%s", victim, run.code,
+                run.out.c_str(), run.err.c_str());
+    c.check_sanitizer_reports();
+}
+
+} // namespace
+} // namespace lonc::test
