@@ -7,6 +7,7 @@
 // rotation, and stop cleanly; a forbidden call would kill the process.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <signal.h>
@@ -179,7 +180,7 @@ TEST(Sandbox, TheEmulationEnforcesWhatItClaims) {
     EXPECT_FALSE(std::filesystem::exists(c.dir() / "not-allowed"));
 }
 
-TEST(Sandbox, LoncServesReloadsRestartsAndStopsInsideTheUnitsSandbox) {
+TEST(Sandbox, LoncServesReloadsUpgradesRestartsAndStopsInsideTheUnitsSandbox) {
     Cluster c({.hosts = 3, .start_lonc = false});
     const auto syscalls = write_syscalls(c, unit_syscalls());
     auto lonc = start_sandboxed_lonc(c, syscalls);
@@ -229,6 +230,17 @@ TEST(Sandbox, LoncServesReloadsRestartsAndStopsInsideTheUnitsSandbox) {
     EXPECT_EQ(c.request(2, "echo:after-hup").value_or(""), "after-hup");
     EXPECT_EQ(c.lonc_pid(), pid);
     EXPECT_TRUE(lonc.running());
+    // lonctl upgrade: the binary checks itself and is executed again inside
+    // the filter, with the same pid; every peer gets a new child.
+    const auto before_upgrade = c.children();
+    const auto up = lonctl(c, {"upgrade"});
+    EXPECT_EQ(up.code, 0) << up.out << up.err << c.log();
+    EXPECT_NE(up.out.find("4 of 4 peers handed over"), std::string::npos) << up.out;
+    EXPECT_EQ(c.lonc_pid(), pid);
+    for (const pid_t kid : c.children()) {
+        EXPECT_EQ(std::count(before_upgrade.begin(), before_upgrade.end(), kid), 0);
+    }
+    EXPECT_EQ(c.request(2, "echo:after-upgrade").value_or(""), "after-upgrade");
 
     lonc.signal(SIGTERM);
     const auto st = lonc.wait(20s);

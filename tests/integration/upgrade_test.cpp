@@ -193,6 +193,9 @@ TEST(Upgrade, AChildKilledMidHandoverLeavesItsPeerServed) {
     const pid_t sup = c.lonc_pid();
     const auto old_children = child_set(c);
     bin.install_copy();
+    std::atomic<bool> stop{false};
+    LoadResult r;
+    std::thread load([&] { run_load(c, lonnet_load(stop), r); });
 
     test::Run run;
     std::thread upgrade([&] { run = lonctl(c, {"upgrade"}); });
@@ -212,6 +215,15 @@ TEST(Upgrade, AChildKilledMidHandoverLeavesItsPeerServed) {
         20s, 1ms));
     ::kill(victim, SIGKILL);
     upgrade.join();
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+    load.join();
+    // The killed child's own clients may get nothing (it died holding
+    // them); every other reply is still its own.
+    EXPECT_GT(r.ok.load(), 0U) << r.summary();
+    EXPECT_EQ(r.crossed.load(), 0U) << r.summary();
+    EXPECT_EQ(r.wrong.load(), 0U) << r.summary();
+    EXPECT_EQ(r.lost.load(), 0U) << r.summary();
 
     // Handed over already: its peer got a new child again; or not yet: the
     // peer kept its old child and lonctl says the upgrade failed.
@@ -225,8 +237,8 @@ TEST(Upgrade, AChildKilledMidHandoverLeavesItsPeerServed) {
         EXPECT_TRUE(wait_until([&] { return c.request(h, "echo:" + token, 2s) == token; }, 20s))
             << "host " << h << " not served; lonctl: " << run.out << run.err << c.log();
     }
-    std::printf("killed child %d mid-handover; lonctl upgrade exited %d: %s%s", victim, run.code,
-                run.out.c_str(), run.err.c_str());
+    std::printf("killed child %d mid-handover; lonctl upgrade exited %d: %s%s; load: %s\n", victim,
+                run.code, run.out.c_str(), run.err.c_str(), r.summary().c_str());
     c.check_sanitizer_reports();
 }
 
