@@ -1,0 +1,105 @@
+#include "lonc/supervisor/upgrade.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "temp_dir.hpp"
+
+namespace lonc {
+namespace {
+
+TEST(Handover, EncodesAndDecodesEveryField) {
+    Handover h;
+    h.pid_file_fd = 3;
+    h.waiter_fd = 9;
+    h.from_version = "0.1.0";
+    h.started_ms = 1764860000123;
+    h.children = {{"msul1", 4242, 5, true}, {"a.b-c_d", 4243, 7, false}};
+    std::string error;
+    const auto back = Handover::decode(h.encode(), error);
+    ASSERT_TRUE(back) << error << " in " << h.encode();
+    EXPECT_EQ(back->pid_file_fd, 3);
+    EXPECT_EQ(back->waiter_fd, 9);
+    EXPECT_EQ(back->from_version, "0.1.0");
+    EXPECT_EQ(back->started_ms, 1764860000123);
+    ASSERT_EQ(back->children.size(), 2U);
+    EXPECT_EQ(back->children[0].id, "msul1");
+    EXPECT_EQ(back->children[0].pid, 4242);
+    EXPECT_EQ(back->children[0].fd, 5);
+    EXPECT_TRUE(back->children[0].link_up);
+    EXPECT_EQ(back->children[1].id, "a.b-c_d");
+    EXPECT_FALSE(back->children[1].link_up);
+    EXPECT_EQ(back->fds(), (std::vector<int>{3, 5, 7, 9}));
+}
+
+TEST(Handover, NoWaiterAndNoChildrenIsFine) {
+    Handover h;
+    h.pid_file_fd = 4;
+    std::string error;
+    const auto back = Handover::decode(h.encode(), error);
+    ASSERT_TRUE(back) << error;
+    EXPECT_EQ(back->waiter_fd, -1);
+    EXPECT_TRUE(back->children.empty());
+    EXPECT_EQ(back->fds(), std::vector<int>{4});
+}
+
+TEST(Handover, AnythingMalformedIsRefusedWithTheField) {
+    const char* const bad[] = {
+        "",                                          // nothing
+        "v2 pidfile=3",                              // another format
+        "v1 waiter=5",                               // no pid file
+        "v1 pidfile=1",                              // stdout is not ours to keep
+        "v1 pidfile=3 waiter=x",                     // not a number
+        "v1 pidfile=3 child=h1/12/5",                // a field short
+        "v1 pidfile=3 child=h1/12/5/2",              // up is 0 or 1
+        "v1 pidfile=3 child=/12/5/1",                // no id
+        "v1 pidfile=3 child=h1/0/5/1",               // no pid
+        "v1 pidfile=3 child=h1/12/3/1",              // a descriptor twice
+        "v1 pidfile=3 surprise=1",                   // an unknown field
+        "v1 pidfile=3 child=h\x01/12/5/1",           // a control character in the id
+        "v1 pidfile=3 started=99999999999999999999", // out of range
+    };
+    for (const char* text : bad) {
+        std::string error;
+        EXPECT_FALSE(Handover::decode(text, error)) << "accepted: " << text;
+        EXPECT_FALSE(error.empty()) << text;
+    }
+}
+
+TEST(CheckBinary, ExitZeroPassesAndWhatItPrintedIsKept) {
+    test::TempDir dir("lonc-upgrade-unit");
+    dir.write("good", "#!/bin/sh\necho \"checked $*\"\nexit 0\n");
+    std::filesystem::permissions(dir / "good", std::filesystem::perms::owner_all);
+    std::string out;
+    EXPECT_TRUE(check_binary((dir / "good").string(), {"-c", "/x/access.conf"}, 10, out));
+    EXPECT_EQ(out, "checked -t -c /x/access.conf\n");
+}
+
+TEST(CheckBinary, AFailureSaysHowItEnded) {
+    test::TempDir dir("lonc-upgrade-unit");
+    dir.write("bad", "#!/bin/sh\necho 'access.conf:3: lonSockDir missing' >&2\nexit 1\n");
+    dir.write("slow", "#!/bin/sh\nexec sleep 30\n");
+    for (const auto* f : {"bad", "slow"}) {
+        std::filesystem::permissions(dir / f, std::filesystem::perms::owner_all);
+    }
+    std::string out;
+    EXPECT_FALSE(check_binary((dir / "bad").string(), {}, 10, out));
+    EXPECT_NE(out.find("access.conf:3: lonSockDir missing"), std::string::npos) << out;
+    EXPECT_NE(out.find("-t exited 1"), std::string::npos) << out;
+    out.clear();
+    EXPECT_FALSE(check_binary((dir / "slow").string(), {}, 0.3, out));
+    EXPECT_NE(out.find("did not finish"), std::string::npos) << out;
+    out.clear();
+    EXPECT_FALSE(check_binary((dir / "missing").string(), {}, 10, out));
+    EXPECT_NE(out.find("cannot execute"), std::string::npos) << out;
+    EXPECT_NE(out.find("No such file or directory"), std::string::npos) << out;
+}
+
+TEST(OwnExecutable, IsThisTestBinary) {
+    const auto exe = own_executable();
+    EXPECT_EQ(std::filesystem::path(exe).filename(), "upgrade_test") << exe;
+}
+
+} // namespace
+} // namespace lonc
