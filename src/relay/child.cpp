@@ -102,6 +102,9 @@ int run_child(const ChildSetup& setup) {
                         drain();
                     }
                     break;
+                case ipc::Type::reclaim:
+                    worker.reclaim_socket();
+                    break;
                 case ipc::Type::handoff:
                     if (!draining) {
                         draining = true;

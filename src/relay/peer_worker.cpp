@@ -470,7 +470,8 @@ bool PeerWorker::client_line(Client& c, std::string_view line) {
         loop_.stop(0);
         return true;
     }
-    if (links_ready_ == 0 || draining_) {
+    // Handing off, the clients already accepted are still ours to serve.
+    if (links_ready_ == 0 || (draining_ && !handing_off_)) {
         ++stats_.con_lost;
         return client_reply(c, con_lost);
     }
@@ -740,6 +741,28 @@ void PeerWorker::on_grace_timer() {
         lg().warn("No link to {} within {} s: answered {} queued request{} con_lost", peer_.id,
                   opts_.requeue_grace, n, n == 1 ? "" : "s");
     }
+}
+
+void PeerWorker::reclaim_socket() {
+    if (!listener_ || draining_ || handing_off_) {
+        return;
+    }
+    const auto path = settings_.socket_path(peer_.id);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_dev_ &&
+        st.st_ino == listener_ino_) {
+        return; // still ours
+    }
+    if (accepting_) {
+        while (accept_clients() > 0) {
+        }
+        loop_.remove(listener_.get(), *this);
+        accepting_ = false;
+    }
+    accept_timer_.cancel();
+    listener_.reset(); // no connect reaches it any more: the path is elsewhere
+    open_listener();
+    lg().info("INFO: {} is ours again", path.string());
 }
 
 // ---------------------------------------------------------------- drain

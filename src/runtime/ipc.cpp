@@ -42,6 +42,7 @@ std::optional<Message> parse(std::string_view datagram, std::string& error) {
     case Type::reconnect:
     case Type::drain:
     case Type::handoff:
+    case Type::reclaim:
         if (!m.payload.empty()) {
             error = "unexpected payload";
             return std::nullopt;

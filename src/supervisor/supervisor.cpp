@@ -1359,7 +1359,12 @@ void Supervisor::handover_failed(Slot& slot, const std::string& why) {
     slot.link_up = old->link_up;
     slot.state = SlotState::running;
     slot.inherited = true;
-    lg().error("lonctl upgrade: {} keeps its old child {}: {}", slot.peer.id, slot.pid, why);
+    // The new child may have put its socket at the path before it died.
+    if (slot.channel) {
+        slot.channel->send(ipc::Type::reclaim);
+    }
+    log::error_not_critical(lg(), "lonctl upgrade: {} keeps its old child {}: {}", slot.peer.id,
+                            slot.pid, why);
     if (upgrade_) {
         upgrade_->failed.push_back(slot.peer.id + ": " + why);
         --upgrade_->active;
@@ -1402,7 +1407,7 @@ void Supervisor::finish_upgrade() {
         const auto kept = u.total - u.handed;
         text += fmt::format("; {} peer{} kept the old child: {}", kept, kept == 1 ? "" : "s",
                             joined(u.failed, "; "));
-        lg().error("lonctl upgrade: {}", text);
+        log::error_not_critical(lg(), "lonctl upgrade: {}", text);
     } else {
         lg().info("INFO: lonctl upgrade: {}", text);
     }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <optional>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "temp_dir.hpp"
@@ -356,6 +357,63 @@ TEST_F(PeerWorkerTest, LinesWhileNoLinkIsUpAreAnsweredConLost) {
     write_text(a, "get:a\n");
     EXPECT_EQ(reply(a), "con_lost");
     EXPECT_TRUE(link().sent.empty());
+}
+
+// Another child's socket put at the path (a rename, as listen_unix does),
+// then closed: what a new child that died mid-upgrade leaves behind.
+void put_dead_socket_at(const std::filesystem::path& path) {
+    const auto tmp = path.string() + ".other";
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    tmp.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(fd.get(), 4), 0);
+    ASSERT_EQ(::rename(tmp.c_str(), path.c_str()), 0);
+}
+
+TEST_F(PeerWorkerTest, AHandOffAnswersItsClientsAndLeavesTheNewSocketAlone) {
+    link().come_up();
+    auto a = request("get:a");                       // on the link
+    auto fresh = connect();                          // connected, no line yet
+    put_dead_socket_at(settings_.socket_path("h1")); // the successor's
+    struct stat theirs {};
+    ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &theirs), 0);
+    worker().hand_off(5);
+    advance(0.2); // past the linger: the listener is closed, the worker drains
+    write_text(fresh, "get:late\n"); // a client that connected before still gets its answer
+    link().reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+    ASSERT_TRUE(pump([&] { return link().sent.size() == 2; })) << "the late line was not taken";
+    EXPECT_EQ(link().sent.back(), "get:late");
+    link().reply("rl");
+    EXPECT_EQ(reply(fresh), "rl");
+    ASSERT_TRUE(pump([&] { return loop_.stopped(); })) << "the worker did not finish";
+    struct stat now {};
+    ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &now), 0) << "the path was removed";
+    EXPECT_EQ(now.st_ino, theirs.st_ino) << "the path is not the successor's any more";
+}
+
+TEST_F(PeerWorkerTest, ReclaimPutsItsSocketBackWhenThePathNamesAnother) {
+    link().come_up();
+    worker().reclaim_socket(); // ours still: nothing changes
+    auto a = request("get:a");
+    link().reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+    put_dead_socket_at(settings_.socket_path("h1"));
+    {
+        UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        settings_.socket_path("h1").string().copy(addr.sun_path, sizeof addr.sun_path - 1);
+        // The dead socket still accepts connects into its backlog, but
+        // nobody will ever answer them: that is what reclaim repairs.
+        (void)::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    }
+    worker().reclaim_socket();
+    auto b = request("get:b");
+    link().reply("rb");
+    EXPECT_EQ(reply(b), "rb");
 }
 
 TEST(ClientState, TransitionsAreTheDrawnOnes) {

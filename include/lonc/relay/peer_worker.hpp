@@ -136,6 +136,10 @@ public:
     // not sent their line yet are waited for (within `grace`), so no
     // accepted client goes unanswered.
     void hand_off(double grace);
+    // The socket path may name another child's socket now (one that was
+    // to take over, and died): if it is not ours, put a fresh listener of
+    // ours there, after taking what waits on the old one.
+    void reclaim_socket();
 
     [[nodiscard]] const PeerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] const Peer& peer() const noexcept { return peer_; }

@@ -17,6 +17,9 @@
 //   'H' handoff         parent -> child  none
 //       lonctl upgrade: a new child of the same peer holds the socket path
 //       now; take the listener's backlog, answer every client, exit
+//   'L' reclaim         parent -> child  none
+//       lonctl upgrade gave up the new child, which may have put its socket
+//       at the path before it died: put ours back there if it is not
 //   'O' options         parent -> child  "name = value" lines
 //       (child_options_text / apply_options_text in options.hpp)  a reload
 //   's' status_reply    child -> parent  ChildReport::encode (child_report.hpp)
@@ -50,6 +53,7 @@ enum class Type : char {
     spool_hint = 'F',
     drain = 'D',
     handoff = 'H',
+    reclaim = 'L',
     options = 'O',
     // child -> parent
     status_reply = 's',
