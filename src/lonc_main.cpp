@@ -23,6 +23,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+namespace {
+
+// A start error, for journalctl -p err when stderr is the journal.
+const char* err_prefix() {
+    return lonc::log::stderr_is_journal() ? "<3>" : "";
+}
+
+} // namespace
+
 int main(int argc, char** argv) {
     // No fastbins. Every child is a fork of the supervisor, whose heap is
     // full of small freed chunks; the child's first larger malloc
@@ -68,9 +77,9 @@ int main(int argc, char** argv) {
     }
     if (!loaded.usage.empty()) {
         for (const auto& p : loaded.usage) {
-            std::fprintf(stderr, "lonc: %s\n", p.to_string().c_str());
+            std::fprintf(stderr, "%slonc: %s\n", err_prefix(), p.to_string().c_str());
         }
-        std::fprintf(stderr, "Run with --help for more information.\n");
+        std::fprintf(stderr, "%sRun with --help for more information.\n", err_prefix());
         return lonc::exit_usage;
     }
     auto& opts = loaded.opts;
@@ -81,7 +90,7 @@ int main(int argc, char** argv) {
     if (!cfg.ok()) {
         std::string all;
         for (const auto& p : cfg.problems) {
-            std::fprintf(stderr, "lonc: %s\n", p.to_string().c_str());
+            std::fprintf(stderr, "%slonc: %s\n", err_prefix(), p.to_string().c_str());
             all += p.to_string() + "\n";
         }
         lonc::mail_alert(opts, cfg, "lonc configuration error", all);
@@ -89,7 +98,7 @@ int main(int argc, char** argv) {
     }
     std::string error;
     if (const int rc = lonc::become_user(opts.user, error); rc != lonc::exit_ok) {
-        std::fprintf(stderr, "lonc: %s\n", error.c_str());
+        std::fprintf(stderr, "%slonc: %s\n", err_prefix(), error.c_str());
         lonc::mail_alert(opts, cfg, "User ID mismatch", error);
         return rc;
     }
@@ -99,8 +108,8 @@ int main(int argc, char** argv) {
     if (!opts.peer.empty()) {
         const auto* peer = cfg.hosts.find(opts.peer);
         if (peer == nullptr) {
-            std::fprintf(stderr, "lonc: --peer %s: no such host in %s\n", opts.peer.c_str(),
-                         settings.hosts_tab().c_str());
+            std::fprintf(stderr, "%slonc: --peer %s: no such host in %s\n", err_prefix(),
+                         opts.peer.c_str(), settings.hosts_tab().c_str());
             return lonc::exit_config;
         }
         return lonc::run_child({settings, *peer, *cfg.own_host(), opts, -1});
@@ -128,7 +137,7 @@ int main(int argc, char** argv) {
                                    lonc::UniqueFd(handover->pid_file_fd), settings.pid_file()))
                              : lonc::PidFile::acquire(settings.pid_file(), taken);
     if (!pid_file) {
-        std::fprintf(stderr, "lonc: %s\n", taken.text.c_str());
+        std::fprintf(stderr, "%slonc: %s\n", err_prefix(), taken.text.c_str());
         lg.error("{}", taken.text);
         switch (taken.kind) {
         case lonc::PidFileError::Kind::cannot_open:

@@ -2,11 +2,13 @@
 
 #include "lonc/core/fd.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <fcntl.h>
+#include <limits>
 #include <unistd.h>
 
 namespace lonc {
@@ -92,15 +94,29 @@ AccessConf parse_access_conf(std::string_view text, std::string file) {
             conf.problems.push_back(
                 {conf.file, number,
                  "PerlSetVar needs a name and a value: '" + std::string(body) + "'"});
+            if (words.size() == 2) {
+                conf.valueless[std::string(words[1])] = number;
+            }
             return;
         }
-        // Apache allows a quoted value; LON-CAPA's are plain words. Take the
-        // third field as the original did, but strip one pair of quotes.
-        auto value = words[2];
-        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+        // Apache allows a quoted value ("a b" is one value); LON-CAPA's are
+        // plain words. The value is the third field without one pair of
+        // quotes around it, or, when that field opens a quote it does not
+        // close, the quoted run up to the closing quote.
+        const auto from = static_cast<std::size_t>(words[2].data() - body.data());
+        std::string_view value = words[2];
+        std::size_t end = from + value.size();
+        const bool quoted_word = value.size() >= 2 && value.front() == '"' && value.back() == '"';
+        if (quoted_word) {
             value = value.substr(1, value.size() - 2);
+        } else if (value.front() == '"') {
+            if (const auto close = body.find('"', from + 1); close != std::string_view::npos) {
+                value = body.substr(from + 1, close - from - 1);
+                end = close + 1;
+            }
         }
-        conf.vars[std::string(words[1])] = ConfValue{std::string(value), number};
+        const auto rest = trim(body.substr(end));
+        conf.vars[std::string(words[1])] = ConfValue{std::string(value), number, std::string(rest)};
     });
     return conf;
 }
@@ -140,12 +156,28 @@ std::optional<Settings> settings_from(const AccessConf& conf, std::vector<Proble
     auto need = [&](const char* key) -> std::string {
         const auto* v = conf.get(key);
         if (v == nullptr || v->empty()) {
-            problems.push_back({conf.file, 0, std::string("required key ") + key + " is missing"});
+            if (v != nullptr || conf.valueless.count(key) == 0) { // else its line said so
+                problems.push_back(
+                    {conf.file, 0, std::string("required key ") + key + " is missing"});
+            }
             ok = false;
             return {};
         }
         return *v;
     };
+    // The keys lonc reads take one value; more words on the line are
+    // probably a mistake (an unquoted value with a space): never ignored.
+    for (const char* key : {"lonHostID", "londPort", "lonDaemons", "lonTabDir", "lonSockDir",
+                            "lonDocRoot", "lonAdmEMail", "lonSysEMail"}) {
+        if (const auto it = conf.vars.find(key);
+            it != conf.vars.end() && !it->second.extra.empty()) {
+            problems.push_back({conf.file, it->second.line,
+                                std::string(key) + " takes one value; extra words after '" +
+                                    it->second.value + "': '" + it->second.extra +
+                                    "' (quote a value that holds spaces)"});
+            ok = false;
+        }
+    }
     auto line_of = [&](const char* key) {
         const auto it = conf.vars.find(key);
         return it == conf.vars.end() ? 0 : it->second.line;
@@ -303,6 +335,15 @@ Config load_config(const std::filesystem::path& access_conf) {
     auto conf = parse_access_conf(*text, access_conf.string());
     cfg.problems = conf.problems;
     cfg.settings = settings_from(conf, cfg.problems);
+    // In line order, whatever check found them; problems of the whole file
+    // (a missing key) after those of a line.
+    std::stable_sort(cfg.problems.begin(), cfg.problems.end(),
+                     [](const Problem& a, const Problem& b) {
+                         const auto key = [](const Problem& p) {
+                             return p.line > 0 ? p.line : std::numeric_limits<int>::max();
+                         };
+                         return key(a) < key(b);
+                     });
     if (!cfg.settings) {
         cfg.fatal = true;
         return cfg;

@@ -3,9 +3,31 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/fmt/fmt.h>
 
+#include <cmath>
 #include <sstream>
 
 namespace lonc {
+
+namespace {
+
+// CLI11's PositiveNumber and NonNegativeNumber print their range as
+// "0.000000 to 1797693...": 300 digits. These say it in words.
+CLI::Validator number_validator(bool zero_ok) {
+    return {[zero_ok](std::string& text) -> std::string {
+                double v = 0;
+                if (!CLI::detail::lexical_cast(text, v) || !std::isfinite(v)) {
+                    return "'" + text + "' is not a number";
+                }
+                if (zero_ok ? v < 0 : v <= 0) {
+                    return (zero_ok ? "must be 0 or more, not " : "must be more than 0, not ") +
+                           text;
+                }
+                return {};
+            },
+            zero_ok ? "NUMBER >= 0" : "NUMBER > 0", zero_ok ? "NonNegative" : "Positive"};
+}
+
+} // namespace
 
 void add_options(CLI::App& app, Options& o) {
     // An option given twice: the last one wins (wrappers can add to a command line).
@@ -25,10 +47,11 @@ void add_options(CLI::App& app, Options& o) {
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
         ->capture_default_str();
 
-    const auto nonneg = CLI::NonNegativeNumber;
+    const auto nonneg = number_validator(true);
+    const auto positive = number_validator(false);
     app.add_option("--handshake-timeout", o.handshake_timeout,
                    "Seconds for the whole init/ekey dialogue with lond")
-        ->check(CLI::PositiveNumber)
+        ->check(positive)
         ->capture_default_str();
     app.add_option("--handshake-pause", o.handshake_pause,
                    "Seconds after the handshake before the pong request")
@@ -36,7 +59,7 @@ void add_options(CLI::App& app, Options& o) {
         ->capture_default_str();
     app.add_option("--request-timeout", o.request_timeout,
                    "Seconds from a request's arrival until it is answered con_lost")
-        ->check(CLI::PositiveNumber)
+        ->check(positive)
         ->capture_default_str();
     app.add_option("--requeue-grace", o.requeue_grace,
                    "Seconds unsent requests wait for a new link after the link fails")
@@ -66,15 +89,15 @@ void add_options(CLI::App& app, Options& o) {
         ->capture_default_str();
     app.add_option("--client-idle-timeout", o.client_idle_timeout,
                    "Seconds a silent client connection is kept")
-        ->check(CLI::PositiveNumber)
+        ->check(positive)
         ->capture_default_str();
 
     app.add_option("--reprobe-interval", o.reprobe_interval,
                    "Seconds between probes of unreachable peers")
-        ->check(CLI::PositiveNumber)
+        ->check(positive)
         ->capture_default_str();
     app.add_option("--probe-timeout", o.probe_timeout, "Seconds a peer probe may take")
-        ->check(CLI::PositiveNumber)
+        ->check(positive)
         ->capture_default_str();
     app.add_option("--max-attempts", o.max_attempts,
                    "Child deaths within 10 minutes before a peer is skipped")
@@ -85,7 +108,7 @@ void add_options(CLI::App& app, Options& o) {
         ->capture_default_str();
 
     app.add_option("--spool-rescan", o.spool_rescan, "Seconds between safety rescans of delayed/")
-        ->check(CLI::PositiveNumber)
+        ->check(positive)
         ->capture_default_str();
     app.add_option("--spool-bad-age", o.spool_bad_age,
                    "Seconds a malformed spool file must be unchanged before it is set aside")
@@ -105,7 +128,7 @@ void add_options(CLI::App& app, Options& o) {
         ->capture_default_str();
 
     app.add_option("--metrics-interval", o.metrics_interval, "Seconds between metrics writes")
-        ->check(CLI::PositiveNumber)
+        ->check(positive)
         ->capture_default_str();
     app.add_option("--metrics-file", o.metrics_file,
                    "Prometheus text file to write (node_exporter textfile style)");

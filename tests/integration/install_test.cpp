@@ -310,9 +310,33 @@ TEST(Examples, SettingsFileWithAnUnknownKeyIsRefused) {
     const auto r = run(quote(lonc_binary()) + " --settings " + quote((dir / "bad.ini").string()) +
                        " --check-config -c " + quote(conf.string()));
     EXPECT_EQ(r.code, 2) << r.out;
-    EXPECT_NE(r.out.find((dir / "bad.ini").string() + ":1: unknown setting 'request-timout'"),
+    EXPECT_NE(r.out.find((dir / "bad.ini").string() +
+                         ":1: unknown setting 'request-timout'; did you mean 'request-timeout'?"),
               std::string::npos)
         << r.out;
+}
+
+TEST(Examples, SettingsFileProblemsComeWithTheirLineAndTheRangeInWords) {
+    TempDir dir("lonc-ini");
+    const auto conf = example_config(dir);
+    dir.write("bad.ini", "# lonc settings\nrequest-timeout = -1\nretry-min = x\n"
+                         "zzzz-qqqq = 1\nlog-level = info\n");
+    const auto r = run(quote(lonc_binary()) + " --settings " + quote((dir / "bad.ini").string()) +
+                       " --check-config -c " + quote(conf.string()));
+    EXPECT_EQ(r.code, 2) << r.out;
+    const auto f = (dir / "bad.ini").string();
+    const auto at2 = r.out.find(f + ":2: ");
+    const auto at3 = r.out.find(f + ":3: ");
+    const auto at4 = r.out.find(f + ":4: unknown setting 'zzzz-qqqq' (lonc --help lists them)");
+    ASSERT_NE(at2, std::string::npos) << r.out;
+    ASSERT_NE(at3, std::string::npos) << r.out;
+    ASSERT_NE(at4, std::string::npos) << r.out;
+    EXPECT_LT(at2, at3) << "in line order";
+    EXPECT_LT(at3, at4) << "in line order";
+    EXPECT_NE(r.out.find("must be more than 0, not -1"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("'x' is not a number"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("179769"), std::string::npos) << "a range of 300 digits: " << r.out;
+    EXPECT_EQ(r.out.find(f + ":5"), std::string::npos) << "a good line is no problem: " << r.out;
 }
 
 // ------------------------------------------------------------ installation

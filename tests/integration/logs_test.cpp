@@ -455,6 +455,26 @@ TEST(Journald, StderrLinesCarryTheirPriorityWhenStderrIsTheJournal) {
     EXPECT_GT(n, 8U);
 }
 
+TEST(Journald, AStartThatFailsIsAnErrorInTheJournal) {
+    // Errors lonc prints before its log exists (a broken access.conf here)
+    // are priority 3, so journalctl -p err shows why lonc did not start.
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.dir().write("lonc.stderr", "");
+    c.dir().write("access.conf",
+                  std::regex_replace(slurp(c.conf()), std::regex("PerlSetVar londPort \\d+"),
+                                     "PerlSetVar londPort 99999"));
+    auto& p = c.start_lonc({}, true, {journal_stream_for(c.dir() / "lonc.stderr")});
+    const auto st = p.wait(20s);
+    ASSERT_TRUE(st.has_value());
+    EXPECT_FALSE(st->exited(0));
+    const auto err = slurp(c.dir() / "lonc.stderr");
+    ASSERT_FALSE(err.empty());
+    for (const auto& line : lines_of(err)) {
+        EXPECT_EQ(line.rfind("<3>lonc: ", 0), 0U) << "stderr: " << line;
+    }
+    EXPECT_NE(err.find("londPort"), std::string::npos) << err;
+}
+
 TEST(Journald, NoPrefixWhenJournalStreamNamesAnotherFile) {
     // As when lonc runs from a shell that systemd started: the variable is
     // inherited, but stderr is no longer the journal.

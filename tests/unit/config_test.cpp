@@ -223,5 +223,46 @@ TEST(LoadConfig, FatalCases) {
     }
 }
 
+TEST(LoadConfig, ProblemsComeInLineOrderOnceEachAndExtraWordsAreOne) {
+    TempDir d;
+    d.write("hosts.tab", "msul1:msu:library:h1:127.0.0.1\n");
+    d.write("access.conf",
+            "PerlSetVar lonHostID msul1\n"
+            "PerlSetVar lonDocRoot\n" // line 2: no value (and so missing: said once)
+            "PerlSetVar lonDaemons " +
+                d.path().string() +
+                "\n"
+                "PerlSetVar lonTabDir " +
+                d.path().string() +
+                "\n"
+                "PerlSetVar lonSockDir " +
+                d.path().string() +
+                " /home/httpd/other\n"                                      // line 5
+                "PerlSetVar lonAdmEMail \"Admin Team <adm@example.edu>\"\n" // quoted: one value
+                "PerlSetVar SomethingElse for apache only\n" // not lonc's: not its business
+                "PerlSetVar londPort 99999\n");              // line 8: out of range
+    const auto cfg = load_config(d.path() / "access.conf");
+    EXPECT_FALSE(cfg.ok());
+    std::vector<std::string> got;
+    for (const auto& p : cfg.problems) {
+        got.push_back(p.to_string());
+    }
+    const auto f = (d.path() / "access.conf").string();
+    ASSERT_EQ(got.size(), 3U) << ::testing::PrintToString(got);
+    EXPECT_EQ(got[0].rfind(f + ":2: PerlSetVar needs a name and a value", 0), 0U) << got[0];
+    EXPECT_EQ(got[1].rfind(f + ":5: lonSockDir takes one value; extra words after '", 0), 0U)
+        << got[1];
+    EXPECT_NE(got[1].find("'/home/httpd/other'"), std::string::npos) << got[1];
+    EXPECT_EQ(got[2].rfind(f + ":8: ", 0), 0U) << got[2];
+    EXPECT_NE(got[2].find("londPort"), std::string::npos) << got[2];
+}
+
+TEST(AccessConf, AQuotedValueMayHoldSpaces) {
+    const auto conf = parse_access_conf("PerlSetVar lonAdmEMail \"Admin <a@b.edu>\"\n", "f");
+    ASSERT_NE(conf.get("lonAdmEMail"), nullptr);
+    EXPECT_EQ(*conf.get("lonAdmEMail"), "Admin <a@b.edu>");
+    EXPECT_EQ(conf.vars.at("lonAdmEMail").extra, "");
+}
+
 } // namespace
 } // namespace lonc

@@ -30,6 +30,7 @@ struct Problem {
 struct ConfValue {
     std::string value;
     int line = 0;
+    std::string extra; // words after the value (an error for the keys lonc reads)
 };
 
 // access.conf as read: every PerlSetVar NAME VALUE, later lines winning.
@@ -37,6 +38,8 @@ struct AccessConf {
     std::string file;
     std::map<std::string, ConfValue, std::less<>> vars;
     std::vector<Problem> problems;
+    // NAME -> line of a "PerlSetVar NAME" with no value (already a problem).
+    std::map<std::string, int, std::less<>> valueless;
 
     [[nodiscard]] const std::string* get(std::string_view name) const;
 };
@@ -71,7 +74,9 @@ struct Settings {
     }
 };
 
-// Checks the required keys; appends a problem for each missing or bad one.
+// Checks the required keys; appends a problem for each missing or bad one,
+// except a key whose only line had no value: conf.problems names that line
+// already. A key lonc reads with extra words after its value is a problem.
 [[nodiscard]] std::optional<Settings> settings_from(const AccessConf& conf,
                                                     std::vector<Problem>& problems);
 
