@@ -1,12 +1,16 @@
 // lonctl: the operator's and script's view of a running lonc. Parses the
 // command line and calls into the library (src/lonctl.cpp); see lonctl(1).
 #include "lonc/core/config.hpp"
+#include "lonc/core/options.hpp"
 #include "lonc/ctl/lonctl.hpp"
 
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
 #include <string>
 
 int main(int argc, char** argv) {
@@ -20,7 +24,13 @@ int main(int argc, char** argv) {
                         // else 10 s
     bool json = false;
     app.fallthrough(); // -c, --timeout and --json also after the subcommand
-    app.add_option("-c,--config", config, "LON-CAPA access.conf")->capture_default_str();
+    auto* config_opt =
+        app.add_option("-c,--config", config, "LON-CAPA access.conf")->capture_default_str();
+    std::string settings;
+    auto* settings_opt = app.add_option(
+        "--settings", settings,
+        std::string("lonc's settings file, for the access.conf it names (config = ...); default ") +
+            lonc::default_settings_file + " when it exists");
     app.add_option("--timeout", timeout, "Seconds to wait for lonc (send: for the reply)")
         ->check(CLI::PositiveNumber);
     app.add_flag("--json", json, "Print data, and failures, as JSON on stdout");
@@ -62,6 +72,29 @@ int main(int argc, char** argv) {
         timeout = sending ? 310 : upgrade->parsed() ? 300 : reload->parsed() ? 60 : 10;
     }
 
+    // As lonc finds it: -c, else the settings file's config =, else the default.
+    if (config_opt->count() == 0) {
+        const bool named = settings_opt->count() > 0;
+        std::error_code ec;
+        const std::string file = named ? settings
+                                       : (std::filesystem::exists(lonc::default_settings_file, ec)
+                                              ? lonc::default_settings_file
+                                              : "");
+        if (!file.empty()) {
+            const auto text = lonc::read_file(file);
+            if (!text) {
+                const ctl::Context early{lonc::Config{}, stdout, stderr, 10, json};
+                return ctl::fail(early, ctl::config_failure(errno),
+                                 file + ": cannot read: " + std::strerror(errno));
+            }
+            std::istringstream in(*text);
+            for (const auto& item : CLI::ConfigINI().from_config(in)) {
+                if ((item.name == "config" || item.name == "c") && !item.inputs.empty()) {
+                    config = item.inputs.front();
+                }
+            }
+        }
+    }
     const auto cfg = lonc::load_config(config);
     const ctl::Context ctx{cfg, stdout, stderr, timeout, json};
     if (!cfg.settings) {

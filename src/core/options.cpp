@@ -32,7 +32,9 @@ CLI::Validator number_validator(bool zero_ok) {
 void add_options(CLI::App& app, Options& o) {
     // An option given twice: the last one wins (wrappers can add to a command line).
     app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    app.set_config("--settings", "", "INI file with option values (the command line wins)");
+    app.set_config("--settings", default_settings_file,
+                   "INI file with option values (the command line wins); read by default when "
+                   "it exists");
     // A misspelt key in the settings file is an error, not silently ignored.
     app.allow_config_extras(CLI::config_extras_mode::error);
     app.set_version_flag("--version", std::string("lonc ") + LONC_VERSION);

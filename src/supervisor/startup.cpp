@@ -1,5 +1,6 @@
 #include "lonc/supervisor/startup.hpp"
 
+#include "lonc/core/fd.hpp"
 #include "lonc/runtime/net.hpp"
 
 #include <CLI/CLI.hpp>
@@ -7,13 +8,16 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <grp.h>
 #include <memory>
 #include <pwd.h>
 #include <sstream>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -95,6 +99,17 @@ std::vector<Problem> settings_problems(const std::string& path) {
     return out;
 }
 
+// The settings file the command line names, or the default one when the
+// command line names none and it exists ("" : none).
+std::string settings_read(const CLI::App& app) {
+    const auto* settings = app.get_config_ptr();
+    if (settings->count() > 0) {
+        return settings->as<std::string>();
+    }
+    std::error_code ec;
+    return std::filesystem::exists(default_settings_file, ec) ? default_settings_file : "";
+}
+
 } // namespace
 
 int Loaded::code() const {
@@ -137,8 +152,7 @@ Loaded load_configuration(const std::vector<std::string>& args, const std::files
             r.info = out.str();
             return r;
         }
-        const auto* settings = app.get_config_ptr();
-        const auto path = settings->count() > 0 ? settings->as<std::string>() : std::string();
+        const auto path = settings_read(app);
         if (!path.empty()) {
             r.usage = settings_problems(path);
         }
@@ -152,6 +166,7 @@ Loaded load_configuration(const std::vector<std::string>& args, const std::files
         return r;
     }
     r.opts.config = from(base, r.opts.config);
+    r.opts.settings_file = settings_read(app);
     r.config = load_config(r.opts.config);
     return r;
 }
@@ -222,40 +237,101 @@ namespace {
 
 // Why user cannot create files in dir, or "" when it can. Read-only: it
 // looks at the modes, as the kernel would (owner, then group, then other).
-// A missing dir that lonc creates itself is fine when its parent is.
-std::string unwritable_reason(const std::filesystem::path& dir, const std::string& user,
-                              bool lonc_creates = false) {
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0) {
-        if (errno == ENOENT && lonc_creates && dir.has_relative_path()) {
-            const auto why = unwritable_reason(dir.parent_path(), user, true);
-            return why.empty() ? "" : "missing, and its parent " + why;
-        }
-        return std::strerror(errno);
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        return "not a directory";
-    }
+// What lonc will need to do to a path, as --user.
+struct AccessNeed {
+    std::string what;
+    std::filesystem::path path;
+    int mode;          // R_OK, or W_OK | X_OK for a directory lonc writes in
+    bool lonc_creates; // a missing directory is fine if its parent is writable
+    bool fatal;        // lonc cannot start (or reload) without it
+};
+
+// Tries each access as `user` really would: a forked child switches to the
+// user (when run as root) and asks faccessat, so search permission on every
+// parent, ACLs and read-only mounts all count. Nothing is written. Returns
+// one reason per need ("" when it is fine); note says when the check could
+// not be made as that user.
+std::vector<std::string> access_as(const std::string& user, const std::vector<AccessNeed>& needs,
+                                   std::string& note) {
+    std::vector<std::string> reasons(needs.size());
     const passwd* pw = ::getpwnam(user.c_str());
     if (pw == nullptr) {
-        return "user '" + user + "' does not exist";
+        note = "user '" + user + "' does not exist: access not checked";
+        return reasons;
     }
-    if (pw->pw_uid == 0) {
-        return "";
+    const uid_t uid = pw->pw_uid;
+    const gid_t gid = pw->pw_gid;
+    if (::geteuid() != 0 && ::geteuid() != uid) {
+        const passwd* me = ::getpwuid(::geteuid());
+        note = "access checked as " + std::string(me != nullptr ? me->pw_name : "this user") +
+               ", not as " + user + " (run -t as root or as " + user + ")";
     }
-    const gid_t primary = pw->pw_gid;
-    std::vector<gid_t> groups(64);
-    for (int n = static_cast<int>(groups.size());
-         ::getgrouplist(pw->pw_name, primary, groups.data(), &n) < 0;) {
-        groups.resize(static_cast<std::size_t>(n));
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+        note = std::string("access not checked: pipe: ") + std::strerror(errno);
+        return reasons;
     }
-    mode_t need = S_IWOTH | S_IXOTH;
-    if (st.st_uid == pw->pw_uid) {
-        need = S_IWUSR | S_IXUSR;
-    } else if (std::find(groups.begin(), groups.end(), st.st_gid) != groups.end()) {
-        need = S_IWGRP | S_IXGRP;
+    UniqueFd read_end(p[0]);
+    UniqueFd write_end(p[1]);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        note = std::string("access not checked: fork: ") + std::strerror(errno);
+        return reasons;
     }
-    return (st.st_mode & need) == need ? "" : "not writable by " + user;
+    if (pid == 0) {
+        if (::geteuid() == 0 && uid != 0 &&
+            (::initgroups(user.c_str(), gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)) {
+            ::_exit(2);
+        }
+        std::string out;
+        for (const auto& n : needs) {
+            auto path = n.path;
+            int err = 0;
+            if (::faccessat(AT_FDCWD, path.c_str(), n.mode, AT_EACCESS) != 0) {
+                err = errno;
+                if (err == ENOENT && n.lonc_creates && path.has_relative_path() &&
+                    ::faccessat(AT_FDCWD, path.parent_path().c_str(), W_OK | X_OK, AT_EACCESS) ==
+                        0) {
+                    err = 0;
+                } else if (err == ENOENT && n.lonc_creates) {
+                    err = -errno; // the parent's reason
+                }
+            }
+            out += std::to_string(err) + "\n";
+        }
+        (void)!::write(write_end.get(), out.data(), out.size());
+        ::_exit(0);
+    }
+    write_end.reset();
+    std::string got;
+    char buf[512];
+    for (ssize_t n; (n = ::read(read_end.get(), buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            break;
+        }
+        got.append(buf, static_cast<std::size_t>(n));
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        note = "access not checked: cannot switch to user " + user;
+        return reasons;
+    }
+    std::istringstream lines(got);
+    std::string line;
+    for (std::size_t i = 0; i < needs.size() && std::getline(lines, line); ++i) {
+        const int err = std::atoi(line.c_str());
+        if (err > 0) {
+            reasons[i] = std::strerror(err);
+        } else if (err < 0) {
+            reasons[i] = std::string("missing, and its parent: ") + std::strerror(-err);
+        }
+    }
+    return reasons;
 }
 
 } // namespace
@@ -278,21 +354,34 @@ bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out)
                          p.hostname.c_str(), p.id == s.host_id ? "  (this host)" : "");
         }
     }
-    // Where lonc writes, as --user. Reported, not counted as problems:
-    // lonc may be checked on another machine than it runs on.
+    // What lonc will do as --user, tried as that user: without the log and
+    // socket directories it cannot start; without read access to its
+    // configuration it cannot reload. Those are problems; the rest warnings.
     std::vector<std::string> warnings;
+    std::vector<std::string> errors;
     if (cfg.settings) {
         const auto& s = *cfg.settings;
-        struct Dir {
-            const char* what;
-            std::filesystem::path path;
-            bool lonc_creates;
+        std::vector<AccessNeed> needs = {
+            {"log directory", s.log_dir(), W_OK | X_OK, false, true},
+            {"socket directory", s.sock_dir, W_OK | X_OK, false, true},
+            {"access.conf", opts.config, R_OK, false, true},
+            {"hosts.tab", s.hosts_tab(), R_OK, false, true},
+            {"spool directory", s.spool_dir(), W_OK | X_OK, true, false},
+            {"status directory", s.status_dir(), W_OK | X_OK, true, false},
         };
-        for (const auto& d :
-             {Dir{"log directory", s.log_dir(), false}, Dir{"socket directory", s.sock_dir, false},
-              Dir{"status directory", s.status_dir(), true}}) {
-            if (auto why = unwritable_reason(d.path, opts.user, d.lonc_creates); !why.empty()) {
-                warnings.push_back(std::string(d.what) + " " + d.path.string() + ": " + why);
+        if (!opts.settings_file.empty()) {
+            needs.push_back({"settings file", opts.settings_file, R_OK, false, true});
+        }
+        std::string note;
+        const auto reasons = access_as(opts.user, needs, note);
+        if (!note.empty()) {
+            warnings.push_back(note);
+        }
+        for (std::size_t i = 0; i < needs.size(); ++i) {
+            if (!reasons[i].empty()) {
+                (needs[i].fatal ? errors : warnings)
+                    .push_back(needs[i].what + " " + needs[i].path.string() + ": " + reasons[i] +
+                               " (as " + opts.user + ")");
             }
         }
     }
@@ -302,15 +391,18 @@ bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out)
             std::fprintf(out, "  %s\n", w.c_str());
         }
     }
-    if (cfg.problems.empty()) {
+    if (cfg.problems.empty() && errors.empty()) {
         std::fprintf(out, "problems:  none\n");
     } else {
-        std::fprintf(out, "problems:  %zu\n", cfg.problems.size());
+        std::fprintf(out, "problems:  %zu\n", cfg.problems.size() + errors.size());
         for (const auto& p : cfg.problems) {
             std::fprintf(out, "  %s\n", p.to_string().c_str());
         }
+        for (const auto& e : errors) {
+            std::fprintf(out, "  %s\n", e.c_str());
+        }
     }
-    const bool ok = cfg.ok() && cfg.problems.empty();
+    const bool ok = cfg.ok() && cfg.problems.empty() && errors.empty();
     std::fprintf(out, "%s\n", ok ? "configuration OK" : "configuration has problems");
     return ok;
 }

@@ -29,6 +29,11 @@ std::filesystem::path example_config(const TempDir& dir) {
     conf = replaced(conf, "/home/httpd/html", d + "/html");
     dir.write("access.conf", conf);
     dir.write("tabs/hosts.tab", slurp(source_dir() / "conf/hosts.tab"));
+    // The directories lonc writes in, as the package's tmpfiles.d makes them
+    // (lonc -t tries them as www).
+    for (const char* sub : {"perl/logs", "sockets", "sockets/delayed", "html/lon-status"}) {
+        (void)dir.make_dir(sub, "www");
+    }
     return dir / "access.conf";
 }
 
@@ -337,6 +342,44 @@ TEST(Examples, SettingsFileProblemsComeWithTheirLineAndTheRangeInWords) {
     EXPECT_NE(r.out.find("'x' is not a number"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("179769"), std::string::npos) << "a range of 300 digits: " << r.out;
     EXPECT_EQ(r.out.find(f + ":5"), std::string::npos) << "a good line is no problem: " << r.out;
+}
+
+// /etc/lonc/lonc.ini (the package's conffile) is read when it exists and
+// no --settings is given, by lonc and by lonctl (for the access.conf it
+// names). Tried in a private mount namespace with a scratch /etc/lonc.
+TEST(Examples, EtcLoncIniIsReadByDefaultAndAnExplicitSettingsReplacesIt) {
+    TempDir dir("lonc-ini");
+    const auto conf = example_config(dir);
+    (void)dir.make_dir("etc");
+    dir.write("other.ini", "request-timeout = 5\n");
+    std::error_code ec;
+    const bool made = std::filesystem::create_directory("/etc/lonc", ec);
+    auto in_ns = [&](const std::string& cmd) {
+        return run("unshare --mount --propagation private sh -c " +
+                   quote("mount --bind " + quote((dir / "etc").string()) + " /etc/lonc && " + cmd));
+    };
+    const auto lonc = quote(lonc_binary()) + " -t -c " + quote(conf.string());
+
+    dir.write("etc/lonc.ini", "request-timout = 5\n"); // misspelt: shows that it was read
+    const auto by_default = in_ns(lonc);
+    EXPECT_EQ(by_default.code, 2) << by_default.out;
+    EXPECT_NE(by_default.out.find("/etc/lonc/lonc.ini:1: unknown setting 'request-timout'"),
+              std::string::npos)
+        << by_default.out;
+    const auto replaced_by = in_ns(lonc + " --settings " + quote((dir / "other.ini").string()));
+    EXPECT_EQ(replaced_by.code, 0) << replaced_by.out;
+    const auto none = in_ns(lonc + " --settings ''");
+    EXPECT_EQ(none.code, 0) << none.out;
+
+    // lonctl without -c finds access.conf where lonc.ini's config = says.
+    dir.write("etc/lonc.ini", "config = " + conf.string() + "\n");
+    const auto ctl = in_ns(quote(lonctl_binary()) + " spool list");
+    EXPECT_EQ(ctl.code, 0) << ctl.out;
+    const auto ctl_none = in_ns(quote(lonctl_binary()) + " --settings '' spool list");
+    EXPECT_NE(ctl_none.code, 0) << "the default access.conf is not this one: " << ctl_none.out;
+    if (made) {
+        std::filesystem::remove("/etc/lonc", ec);
+    }
 }
 
 // ------------------------------------------------------------ installation

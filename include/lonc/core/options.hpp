@@ -14,6 +14,10 @@ class App;
 
 namespace lonc {
 
+// Read when it exists and no --settings is given; --settings FILE replaces
+// it, --settings "" reads none.
+inline constexpr const char* default_settings_file = "/etc/lonc/lonc.ini";
+
 struct Options {
     // Where and who.
     std::filesystem::path config = "/etc/httpd/conf/access.conf";
@@ -21,6 +25,8 @@ struct Options {
     std::string user = "www";
     bool check_config = false;
     std::string log_level = "info";
+    // The --settings file read (not an option of its own: the loader sets it).
+    std::filesystem::path settings_file;
 
     // The link to each lond.
     double handshake_timeout = 60;
