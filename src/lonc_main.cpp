@@ -84,6 +84,10 @@ int main(int argc, char** argv) {
     }
     auto& opts = loaded.opts;
     auto& cfg = loaded.config;
+    if (opts.print_settings) {
+        lonc::print_settings(loaded, stdout);
+        return lonc::exit_ok;
+    }
     if (opts.check_config) {
         return lonc::print_config_report(cfg, opts, stdout) ? lonc::exit_ok : lonc::exit_config;
     }

@@ -45,6 +45,9 @@ void add_options(CLI::App& app, Options& o) {
         ->capture_default_str();
     app.add_flag("-t,--check-config", o.check_config,
                  "Check the configuration, print peers, paths and problems, exit");
+    app.add_flag("-T,--print-settings", o.print_settings,
+                 "Print every setting in effect and where it came from (default, settings "
+                 "file, command line), exit");
     app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
         ->capture_default_str();

@@ -14,6 +14,7 @@
 #include <grp.h>
 #include <memory>
 #include <pwd.h>
+#include <set>
 #include <sstream>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -143,6 +144,7 @@ Loaded load_configuration(const std::vector<std::string>& args, const std::files
     if (!reversed.empty()) {
         reversed.pop_back(); // the program
     }
+    const auto command_line = reversed; // parse() consumes its argument
     try {
         app.parse(reversed);
     } catch (const CLI::ParseError& e) {
@@ -167,6 +169,38 @@ Loaded load_configuration(const std::vector<std::string>& args, const std::files
     }
     r.opts.config = from(base, r.opts.config);
     r.opts.settings_file = settings_read(app);
+    // Where each value came from: the command line wins, then the file.
+    std::set<std::string> in_file;
+    if (!r.opts.settings_file.empty()) {
+        if (const auto text = read_file(r.opts.settings_file)) {
+            std::istringstream in(*text);
+            for (const auto& item : CLI::ConfigINI().from_config(in)) {
+                if (const auto* opt = app.get_option_no_throw("--" + item.name)) {
+                    in_file.insert(opt->get_lnames().front());
+                }
+            }
+        }
+    }
+    CLI::App line_only;
+    Options scratch;
+    add_options(line_only, scratch);
+    line_only.set_config(); // no settings file: what the command line alone sets
+    line_only.allow_extras();
+    try {
+        auto again = command_line;
+        line_only.parse(again);
+    } catch (const CLI::ParseError&) {
+        // it parsed above with the file; without it nothing new can fail
+    }
+    for (const auto* opt : line_only.get_options()) {
+        if (opt->get_lnames().empty()) {
+            continue;
+        }
+        const auto& name = opt->get_lnames().front();
+        r.origin[name] = opt->count() > 0      ? "command line"
+                         : in_file.count(name) ? r.opts.settings_file.string()
+                                               : "default";
+    }
     r.config = load_config(r.opts.config);
     return r;
 }
@@ -335,6 +369,16 @@ std::vector<std::string> access_as(const std::string& user, const std::vector<Ac
 }
 
 } // namespace
+
+void print_settings(const Loaded& loaded, std::FILE* out) {
+    std::fprintf(out, "# settings file: %s\n",
+                 loaded.opts.settings_file.empty() ? "none" : loaded.opts.settings_file.c_str());
+    for (const auto& v : option_values(loaded.opts)) {
+        const auto it = loaded.origin.find(v.name);
+        std::fprintf(out, "%s = %s  # %s\n", v.name.c_str(), v.value.c_str(),
+                     it == loaded.origin.end() ? "default" : it->second.c_str());
+    }
+}
 
 bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out) {
     std::fprintf(out, "config:    %s\n", opts.config.c_str());

@@ -382,6 +382,26 @@ TEST(Examples, EtcLoncIniIsReadByDefaultAndAnExplicitSettingsReplacesIt) {
     }
 }
 
+TEST(Examples, PrintSettingsSaysWhereEachValueCameFrom) {
+    TempDir dir("lonc-ini");
+    const auto conf = example_config(dir);
+    dir.write("my.ini", "request-timeout = 42\npipeline = 3\n");
+    const auto r = run(quote(lonc_binary()) + " -T -c " + quote(conf.string()) + " --settings " +
+                       quote((dir / "my.ini").string()) + " --pipeline 5");
+    EXPECT_EQ(r.code, 0) << r.out;
+    const auto ini = (dir / "my.ini").string();
+    EXPECT_NE(r.out.find("request-timeout = 42  # " + ini + "\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("pipeline = 5  # command line\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("config = " + conf.string() + "  # command line\n"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("max-queue = 10000  # default\n"), std::string::npos) << r.out;
+    // What it prints is a settings file lonc takes as it is.
+    dir.write("printed.ini", r.out);
+    const auto again = run(quote(lonc_binary()) + " -t --settings " +
+                           quote((dir / "printed.ini").string()));
+    EXPECT_EQ(again.code, 0) << r.out << again.out;
+}
+
 // ------------------------------------------------------------ installation
 
 void expect_installed_tree(const std::filesystem::path& prefix) {

@@ -22,7 +22,8 @@ TEST(LiveOptions, EveryOptionHasAWayToBeReloaded) {
         listed.insert(v.name);
     }
     // Not options of a running lonc: actions and the settings file itself.
-    const std::set<std::string> not_live = {"help", "settings", "version", "check-config"};
+    const std::set<std::string> not_live = {"help", "settings", "version", "check-config",
+                                            "print-settings"};
     for (const auto* opt : app.get_options()) {
         for (const auto& name : opt->get_lnames()) {
             if (not_live.count(name) == 0) {
@@ -70,10 +71,24 @@ TEST(Loader, SettingsFileProblemsHaveFileAndLine) {
     ASSERT_EQ(r.usage.size(), 2U);
     EXPECT_EQ(r.usage[0].to_string(),
               (dir / "lonc.ini").string() +
-                  ":3: unknown setting 'request-timout' (lonc --help lists them)");
+                  ":3: unknown setting 'request-timout'; did you mean 'request-timeout'?");
     EXPECT_EQ(r.usage[1].file, (dir / "lonc.ini").string());
     EXPECT_EQ(r.usage[1].line, 4);
     EXPECT_NE(r.usage[1].message.find("--max-queue"), std::string::npos) << r.usage[1].message;
+}
+
+TEST(Loader, OriginsSayWhereEachValueCameFrom) {
+    test::TempDir dir("lonc-opt");
+    dir.write("lonc.ini", "request-timeout = 5\npipeline = 2\n");
+    const auto r = load_configuration(
+        {"lonc", "--settings", (dir / "lonc.ini").string(), "--pipeline", "4", "-c", "/x/a.conf"},
+        dir.path());
+    EXPECT_EQ(r.opts.pipeline, 4U);
+    EXPECT_EQ(r.opts.request_timeout, 5);
+    EXPECT_EQ(r.origin.at("pipeline"), "command line");
+    EXPECT_EQ(r.origin.at("config"), "command line");
+    EXPECT_EQ(r.origin.at("request-timeout"), (dir / "lonc.ini").string());
+    EXPECT_EQ(r.origin.at("max-queue"), "default");
 }
 
 TEST(Loader, CommandLineProblemsAndHelp) {

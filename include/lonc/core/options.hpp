@@ -24,6 +24,7 @@ struct Options {
     bool foreground = false;
     std::string user = "www";
     bool check_config = false;
+    bool print_settings = false; // -T
     std::string log_level = "info";
     // The --settings file read (not an option of its own: the loader sets it).
     std::filesystem::path settings_file;

@@ -6,6 +6,7 @@
 #include "lonc/core/options.hpp"
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct Loaded {
     // file:line where there is one (a settings file line is checked alone).
     std::vector<Problem> usage;
     std::string info; // --help or --version: the text to print, nothing loaded
+    // Where each option's value came from: "command line", the settings
+    // file's path, or "default" (by long name; for -T).
+    std::map<std::string, std::string> origin;
 
     // exit_usage, exit_config (config not usable), or exit_ok.
     [[nodiscard]] int code() const;
@@ -57,5 +61,8 @@ void mail_alert(const Options& opts, const Config& cfg, const std::string& subje
 
 // Prints the --check-config report to out; true when lonc could start.
 bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out);
+
+// -T: every setting in effect, "name = value" with where it came from.
+void print_settings(const Loaded& loaded, std::FILE* out);
 
 } // namespace lonc
