@@ -397,8 +397,8 @@ TEST(Examples, PrintSettingsSaysWhereEachValueCameFrom) {
     EXPECT_NE(r.out.find("max-queue = 10000  # default\n"), std::string::npos) << r.out;
     // What it prints is a settings file lonc takes as it is.
     dir.write("printed.ini", r.out);
-    const auto again = run(quote(lonc_binary()) + " -t --settings " +
-                           quote((dir / "printed.ini").string()));
+    const auto again =
+        run(quote(lonc_binary()) + " -t --settings " + quote((dir / "printed.ini").string()));
     EXPECT_EQ(again.code, 0) << r.out << again.out;
 }
 

@@ -380,7 +380,7 @@ TEST_F(PeerWorkerTest, AHandOffAnswersItsClientsAndLeavesTheNewSocketAlone) {
     struct stat theirs {};
     ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &theirs), 0);
     worker().hand_off(5);
-    advance(0.2); // past the linger: the listener is closed, the worker drains
+    advance(0.2);                    // past the linger: the listener is closed, the worker drains
     write_text(fresh, "get:late\n"); // a client that connected before still gets its answer
     link().reply("ra");
     EXPECT_EQ(reply(a), "ra");
