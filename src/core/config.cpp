@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -150,6 +151,41 @@ bool valid_host_id(std::string_view id) noexcept {
     return true;
 }
 
+std::string closest(std::string_view name, const std::vector<std::string>& candidates) {
+    auto lower = [](std::string_view s) {
+        std::string out(s);
+        for (auto& c : out) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        return out;
+    };
+    const auto a = lower(name);
+    std::string best;
+    std::size_t best_distance = std::max<std::size_t>(2, a.size() / 3) + 1;
+    for (const auto& candidate : candidates) {
+        const auto b = lower(candidate);
+        std::vector<std::size_t> row(b.size() + 1);
+        for (std::size_t j = 0; j <= b.size(); ++j) {
+            row[j] = j;
+        }
+        for (std::size_t i = 1; i <= a.size(); ++i) {
+            std::size_t diagonal = row[0];
+            row[0] = i;
+            for (std::size_t j = 1; j <= b.size(); ++j) {
+                const std::size_t up = row[j];
+                row[j] = std::min(
+                    {row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+                diagonal = up;
+            }
+        }
+        if (row[b.size()] < best_distance) {
+            best_distance = row[b.size()];
+            best = candidate;
+        }
+    }
+    return best;
+}
+
 std::optional<Settings> settings_from(const AccessConf& conf, std::vector<Problem>& problems) {
     Settings s;
     bool ok = true;
@@ -157,8 +193,19 @@ std::optional<Settings> settings_from(const AccessConf& conf, std::vector<Proble
         const auto* v = conf.get(key);
         if (v == nullptr || v->empty()) {
             if (v != nullptr || conf.valueless.count(key) == 0) { // else its line said so
+                // A line with a near miss ("lonSockdir") is the likely cause.
+                std::string near;
+                int line = 0;
+                for (const auto& [name, value] : conf.vars) {
+                    if (closest(name, {key}) == key && (line == 0 || value.line < line)) {
+                        near = name;
+                        line = value.line;
+                    }
+                }
                 problems.push_back(
-                    {conf.file, 0, std::string("required key ") + key + " is missing"});
+                    {conf.file, near.empty() ? 0 : line,
+                     std::string("required key ") + key + " is missing" +
+                         (near.empty() ? "" : "; is " + near + " a misspelling of it?")});
             }
             ok = false;
             return {};

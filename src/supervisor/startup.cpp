@@ -30,39 +30,15 @@ std::filesystem::path from(const std::filesystem::path& base, const std::filesys
     return p.empty() || p.is_absolute() ? p : base / p;
 }
 
-// Edit distance (insertions, deletions, substitutions) of a and b.
-std::size_t distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) {
-        row[j] = j;
-    }
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t up = row[j];
-            row[j] =
-                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = up;
-        }
-    }
-    return row[b.size()];
-}
-
 // The setting closest to a misspelt one ("" if none is close).
 std::string closest_setting(const CLI::App& app, const std::string& name) {
-    std::string best;
-    std::size_t best_distance = std::max<std::size_t>(2, name.size() / 3) + 1;
+    std::vector<std::string> names;
     for (const auto* opt : app.get_options()) {
-        for (const auto& candidate : opt->get_lnames()) {
-            const auto d = distance(name, candidate);
-            if (d < best_distance) {
-                best_distance = d;
-                best = candidate;
-            }
+        for (const auto& n : opt->get_lnames()) {
+            names.push_back(n);
         }
     }
-    return best;
+    return closest(name, names);
 }
 
 // The settings file's lines checked one at a time, each as a settings file

@@ -90,6 +90,26 @@ TEST(AccessConf, BadPortAndHostId) {
     EXPECT_NE(problems[1].message.find("not a TCP port"), std::string::npos);
 }
 
+TEST(AccessConf, AMisspeltKeyIsNamedAtItsLine) {
+    const auto conf = parse_access_conf("PerlSetVar lonHostID msul1\nPerlSetVar londPort 5663\n"
+                                        "PerlSetVar lonDaemons /d\nPerlSetVar lonTabDir /t\n"
+                                        "PerlSetVar lonSockdir /s\nPerlSetVar lonDocRoot /r\n",
+                                        "/etc/a.conf");
+    std::vector<Problem> problems;
+    EXPECT_FALSE(settings_from(conf, problems).has_value());
+    ASSERT_EQ(problems.size(), 1U);
+    EXPECT_EQ(problems[0].to_string(), "/etc/a.conf:5: required key lonSockDir is missing; is "
+                                       "lonSockdir a misspelling of it?");
+}
+
+TEST(Closest, NearMissesOnlyAndLetterCaseIgnored) {
+    const std::vector<std::string> keys = {"request-timeout", "retry-min", "retry-max"};
+    EXPECT_EQ(closest("request-timout", keys), "request-timeout");
+    EXPECT_EQ(closest("Retry-Min", keys), "retry-min");
+    EXPECT_EQ(closest("zzzz-qqqq", keys), "");
+    EXPECT_EQ(closest("", keys), "");
+}
+
 TEST(HostId, Validation) {
     for (const char* ok : {"msul1", "lon_capa.edu", "a-b", "A.9", "a...", "h1.bad2", "bad.h1",
                            "sent1", "xsent", "h1_bad", "x.sentry"}) {

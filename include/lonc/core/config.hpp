@@ -74,6 +74,11 @@ struct Settings {
     }
 };
 
+// The candidate closest to a misspelt name (edit distance, letter case
+// ignored), or "" when none is close enough to be a likely misspelling.
+[[nodiscard]] std::string closest(std::string_view name,
+                                  const std::vector<std::string>& candidates);
+
 // Checks the required keys; appends a problem for each missing or bad one,
 // except a key whose only line had no value: conf.problems names that line
 // already. A key lonc reads with extra words after its value is a problem.
