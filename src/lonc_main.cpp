@@ -72,14 +72,14 @@ int main(int argc, char** argv) {
 
     auto loaded = lonc::load_configuration(args, cwd);
     if (!loaded.info.empty()) {
-        std::fputs(loaded.info.c_str(), stdout);
+        (void)std::fputs(loaded.info.c_str(), stdout);
         return lonc::exit_ok;
     }
     if (!loaded.usage.empty()) {
         for (const auto& p : loaded.usage) {
-            std::fprintf(stderr, "%slonc: %s\n", err_prefix(), p.to_string().c_str());
+            (void)std::fprintf(stderr, "%slonc: %s\n", err_prefix(), p.to_string().c_str());
         }
-        std::fprintf(stderr, "%sRun with --help for more information.\n", err_prefix());
+        (void)std::fprintf(stderr, "%sRun with --help for more information.\n", err_prefix());
         return lonc::exit_usage;
     }
     auto& opts = loaded.opts;
@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
     if (!cfg.ok()) {
         std::string all;
         for (const auto& p : cfg.problems) {
-            std::fprintf(stderr, "%slonc: %s\n", err_prefix(), p.to_string().c_str());
+            (void)std::fprintf(stderr, "%slonc: %s\n", err_prefix(), p.to_string().c_str());
             all += p.to_string() + "\n";
         }
         lonc::mail_alert(opts, cfg, "lonc configuration error", all);
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
     }
     std::string error;
     if (const int rc = lonc::become_user(opts.user, error); rc != lonc::exit_ok) {
-        std::fprintf(stderr, "%slonc: %s\n", err_prefix(), error.c_str());
+        (void)std::fprintf(stderr, "%slonc: %s\n", err_prefix(), error.c_str());
         lonc::mail_alert(opts, cfg, "User ID mismatch", error);
         return rc;
     }
@@ -112,8 +112,8 @@ int main(int argc, char** argv) {
     if (!opts.peer.empty()) {
         const auto* peer = cfg.hosts.find(opts.peer);
         if (peer == nullptr) {
-            std::fprintf(stderr, "%slonc: --peer %s: no such host in %s\n", err_prefix(),
-                         opts.peer.c_str(), settings.hosts_tab().c_str());
+            (void)std::fprintf(stderr, "%slonc: --peer %s: no such host in %s\n", err_prefix(),
+                               opts.peer.c_str(), settings.hosts_tab().c_str());
             return lonc::exit_config;
         }
         return lonc::run_child({settings, *peer, *cfg.own_host(), opts, -1});
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
                                    lonc::UniqueFd(handover->pid_file_fd), settings.pid_file()))
                              : lonc::PidFile::acquire(settings.pid_file(), taken);
     if (!pid_file) {
-        std::fprintf(stderr, "%slonc: %s\n", err_prefix(), taken.text.c_str());
+        (void)std::fprintf(stderr, "%slonc: %s\n", err_prefix(), taken.text.c_str());
         lg.error("{}", taken.text);
         switch (taken.kind) {
         case lonc::PidFileError::Kind::cannot_open:

@@ -88,10 +88,15 @@ int main(int argc, char** argv) {
                                  file + ": cannot read: " + std::strerror(errno));
             }
             std::istringstream in(*text);
-            for (const auto& item : CLI::ConfigINI().from_config(in)) {
-                if ((item.name == "config" || item.name == "c") && !item.inputs.empty()) {
-                    config = item.inputs.front();
+            try {
+                for (const auto& item : CLI::ConfigINI().from_config(in)) {
+                    if ((item.name == "config" || item.name == "c") && !item.inputs.empty()) {
+                        config = item.inputs.front();
+                    }
                 }
+            } catch (const CLI::Error& e) {
+                const ctl::Context early{lonc::Config{}, stdout, stderr, 10, json};
+                return ctl::fail(early, ctl::bad_config, file + ": " + e.what());
             }
         }
     }

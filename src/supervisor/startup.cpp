@@ -239,8 +239,8 @@ void mail_alert(const Options& opts, const Config& cfg, const std::string& subje
     if (!p) {
         return;
     }
-    std::fprintf(p.get(), "To: %s\nSubject: LON: %s %s\n\n%s\n", to.c_str(),
-                 cfg.settings->host_id.c_str(), subject.c_str(), body.c_str());
+    (void)std::fprintf(p.get(), "To: %s\nSubject: LON: %s %s\n\n%s\n", to.c_str(),
+                       cfg.settings->host_id.c_str(), subject.c_str(), body.c_str());
 }
 
 namespace {
@@ -315,7 +315,7 @@ std::vector<std::string> access_as(const std::string& user, const std::vector<Ac
     write_end.reset();
     std::string got;
     char buf[512];
-    for (ssize_t n; (n = ::read(read_end.get(), buf, sizeof buf)) != 0;) {
+    for (ssize_t n = 0; (n = ::read(read_end.get(), buf, sizeof buf)) != 0;) {
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -347,31 +347,32 @@ std::vector<std::string> access_as(const std::string& user, const std::vector<Ac
 } // namespace
 
 void print_settings(const Loaded& loaded, std::FILE* out) {
-    std::fprintf(out, "# settings file: %s\n",
-                 loaded.opts.settings_file.empty() ? "none" : loaded.opts.settings_file.c_str());
+    (void)std::fprintf(out, "# settings file: %s\n",
+                       loaded.opts.settings_file.empty() ? "none"
+                                                         : loaded.opts.settings_file.c_str());
     for (const auto& v : option_values(loaded.opts)) {
         const auto it = loaded.origin.find(v.name);
-        std::fprintf(out, "%s = %s  # %s\n", v.name.c_str(), v.value.c_str(),
-                     it == loaded.origin.end() ? "default" : it->second.c_str());
+        (void)std::fprintf(out, "%s = %s  # %s\n", v.name.c_str(), v.value.c_str(),
+                           it == loaded.origin.end() ? "default" : it->second.c_str());
     }
 }
 
 bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out) {
-    std::fprintf(out, "config:    %s\n", opts.config.c_str());
+    (void)std::fprintf(out, "config:    %s\n", opts.config.c_str());
     if (cfg.settings) {
         const auto& s = *cfg.settings;
-        std::fprintf(out, "host id:   %s\n", s.host_id.c_str());
-        std::fprintf(out, "londPort:  %u\n", static_cast<unsigned>(s.lond_port));
-        std::fprintf(out, "hosts.tab: %s\n", s.hosts_tab().c_str());
-        std::fprintf(out, "log:       %s\n", s.log_file().c_str());
-        std::fprintf(out, "pid file:  %s\n", s.pid_file().c_str());
-        std::fprintf(out, "sockets:   %s\n", s.sock_dir.c_str());
-        std::fprintf(out, "spool:     %s\n", s.spool_dir().c_str());
-        std::fprintf(out, "status:    %s\n", (s.status_dir() / "loncstatus.txt").c_str());
-        std::fprintf(out, "peers:     %zu\n", cfg.hosts.peers.size());
+        (void)std::fprintf(out, "host id:   %s\n", s.host_id.c_str());
+        (void)std::fprintf(out, "londPort:  %u\n", static_cast<unsigned>(s.lond_port));
+        (void)std::fprintf(out, "hosts.tab: %s\n", s.hosts_tab().c_str());
+        (void)std::fprintf(out, "log:       %s\n", s.log_file().c_str());
+        (void)std::fprintf(out, "pid file:  %s\n", s.pid_file().c_str());
+        (void)std::fprintf(out, "sockets:   %s\n", s.sock_dir.c_str());
+        (void)std::fprintf(out, "spool:     %s\n", s.spool_dir().c_str());
+        (void)std::fprintf(out, "status:    %s\n", (s.status_dir() / "loncstatus.txt").c_str());
+        (void)std::fprintf(out, "peers:     %zu\n", cfg.hosts.peers.size());
         for (const auto& p : cfg.hosts.peers) {
-            std::fprintf(out, "  %-20s %-15s %s%s\n", p.id.c_str(), p.ip.c_str(),
-                         p.hostname.c_str(), p.id == s.host_id ? "  (this host)" : "");
+            (void)std::fprintf(out, "  %-20s %-15s %s%s\n", p.id.c_str(), p.ip.c_str(),
+                               p.hostname.c_str(), p.id == s.host_id ? "  (this host)" : "");
         }
     }
     // What lonc will do as --user, tried as that user: without the log and
@@ -406,24 +407,24 @@ bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out)
         }
     }
     if (!warnings.empty()) {
-        std::fprintf(out, "warnings:  %zu\n", warnings.size());
+        (void)std::fprintf(out, "warnings:  %zu\n", warnings.size());
         for (const auto& w : warnings) {
-            std::fprintf(out, "  %s\n", w.c_str());
+            (void)std::fprintf(out, "  %s\n", w.c_str());
         }
     }
     if (cfg.problems.empty() && errors.empty()) {
-        std::fprintf(out, "problems:  none\n");
+        (void)std::fprintf(out, "problems:  none\n");
     } else {
-        std::fprintf(out, "problems:  %zu\n", cfg.problems.size() + errors.size());
+        (void)std::fprintf(out, "problems:  %zu\n", cfg.problems.size() + errors.size());
         for (const auto& p : cfg.problems) {
-            std::fprintf(out, "  %s\n", p.to_string().c_str());
+            (void)std::fprintf(out, "  %s\n", p.to_string().c_str());
         }
         for (const auto& e : errors) {
-            std::fprintf(out, "  %s\n", e.c_str());
+            (void)std::fprintf(out, "  %s\n", e.c_str());
         }
     }
     const bool ok = cfg.ok() && cfg.problems.empty() && errors.empty();
-    std::fprintf(out, "%s\n", ok ? "configuration OK" : "configuration has problems");
+    (void)std::fprintf(out, "%s\n", ok ? "configuration OK" : "configuration has problems");
     return ok;
 }
 

@@ -135,6 +135,7 @@ bool check_binary(const std::string& exe, const std::vector<std::string>& args, 
     std::vector<std::string> argv{exe, "-t"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
+    cargv.reserve(argv.size() + 1);
     for (auto& a : argv) {
         cargv.push_back(a.data());
     }
