@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
                                opts.peer.c_str(), settings.hosts_tab().c_str());
             return lonc::exit_config;
         }
-        return lonc::run_child({settings, *peer, *cfg.own_host(), opts, -1});
+        return lonc::run_child({settings, *peer, *cfg.own_host(), opts, -1, false});
     }
 
     lonc::log::init(

@@ -66,6 +66,9 @@ int run_child(const ChildSetup& setup) {
 
     EventLoop loop;
     PeerWorker worker(loop, setup.settings, setup.peer, setup.self, setup.opts);
+    if (setup.successor) {
+        worker.expect_predecessor();
+    }
     bool draining = false;
     auto drain = [&] {
         if (draining) {

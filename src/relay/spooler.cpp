@@ -220,11 +220,15 @@ bool Spooler::take_lock() {
         return true;
     }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (!lock_warned_) {
+        if (!lock_warned_ && predecessor_) {
+            lg().info("INFO: the child this one replaces delivers {}'s delayed messages until it "
+                      "exits",
+                      host_);
+        } else if (!lock_warned_) {
             lg().warn("Another lonc process is delivering {}'s delayed messages; waiting for it",
                       host_);
-            lock_warned_ = true;
         }
+        lock_warned_ = true;
         return false;
     }
     if (lock_warned_) {

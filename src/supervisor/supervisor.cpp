@@ -480,7 +480,7 @@ void Supervisor::become_child(Slot& slot, UniqueFd channel) {
     }
     ::close_range(4, ~0U, 0);
     (void)channel.release();
-    ChildSetup setup{settings(), slot.peer, *s_.config.own_host(), s_.opts, 3};
+    ChildSetup setup{settings(), slot.peer, *s_.config.own_host(), s_.opts, 3, slot.old != nullptr};
     const int code = run_child(setup);
     std::exit(code);
 }

@@ -147,6 +147,9 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
         EXPECT_EQ(c.request(h, "echo:after" + std::to_string(h)), "after" + std::to_string(h));
     }
     EXPECT_FALSE(c.log_contains("CRITICAL")) << c.log();
+    EXPECT_FALSE(c.log_contains("WARNING")) << "an upgrade is no cause for warnings:\n" << c.log();
+    EXPECT_TRUE(c.log_contains("INFO: the child this one replaces delivers h1's delayed messages"))
+        << c.log();
     std::printf("upgrade: 32 lonnet-pattern clients, 4 peers; without an upgrade: %llu requests, "
                 "%llu failed, p99 %.2f ms; during one (lonctl upgrade took %.2f s): %llu "
                 "requests, %llu failed, p99 %.2f ms\n",

@@ -11,7 +11,8 @@ struct ChildSetup {
     Peer peer;
     Peer self;
     Options opts;
-    int parent_fd = -1; // socketpair to the supervisor; -1 when standalone (--peer)
+    int parent_fd = -1;     // socketpair to the supervisor; -1 when standalone (--peer)
+    bool successor = false; // replaces a running child of the peer (lonctl upgrade)
 };
 
 // Runs until the worker is done; returns the process exit code. Sets up

@@ -140,6 +140,8 @@ public:
     // to take over, and died): if it is not ours, put a fresh listener of
     // ours there, after taking what waits on the old one.
     void reclaim_socket();
+    // This worker replaces another child of the peer (lonctl upgrade).
+    void expect_predecessor() noexcept { spooler_.expect_predecessor(); }
 
     [[nodiscard]] const PeerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] const Peer& peer() const noexcept { return peer_; }

@@ -77,6 +77,10 @@ public:
     // The link is down, or the child drains: send nothing new (a message on
     // the wire still completes through done() or died()).
     void stop();
+    // This process takes over from another child of the same host (lonctl
+    // upgrade), which holds the lock until it exits: waiting for it is
+    // expected, not a warning.
+    void expect_predecessor() noexcept { predecessor_ = true; }
     // A file appeared in delayed/ ("*": look at everything again).
     void hint(std::string_view name);
     // The message on the wire was answered (reply), or not (nullopt:
@@ -144,6 +148,7 @@ private:
     UniqueFd lock_;
     bool unlocked_ = false; // the lock file cannot be had at all: deliver anyway
     bool lock_warned_ = false;
+    bool predecessor_ = false;
     bool active_ = false;
     std::set<SpoolEntry> files_; // to look at now
     // Young, or backing off after a link died on it: when to look again.
