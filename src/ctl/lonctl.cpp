@@ -518,69 +518,39 @@ std::vector<std::string> lines(const std::string& text) {
 
 } // namespace
 
-int reload(const Context& ctx) {
-    std::string reply;
-    int error = 0;
-    const auto path = settings(ctx).control_path();
-    switch (exchange(path, "reload", ms(ctx.timeout), false, reply, error)) {
-    case Reach::answered:
-        break;
-    case Reach::unreachable:
-        return unreachable(ctx, path, error, "lonc's control socket",
-                           "but not with this control socket: reload rejected, a changed "
-                           "lonSockDir needs a restart of lonc",
-                           rejected);
-    case Reach::no_answer: {
-        char seconds[32];
-        (void)std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
-        return fail(ctx, failed,
-                    std::string("lonc did not answer 'reload' within ") + seconds +
-                        " s; the outcome will be in lonc.log");
-    }
-    }
-    const auto nl = reply.find('\n');
-    const auto verdict = reply.substr(0, nl);
-    auto rest = nl == std::string::npos ? std::string() : reply.substr(nl + 1);
-    while (!rest.empty() && rest.back() == '\n') {
-        rest.pop_back();
-    }
-    if (verdict == "applied") {
-        if (ctx.json) {
-            print(ctx, {{"result", "applied"}, {"applied", rest}});
-        } else {
-            (void)std::fprintf(ctx.out, "applied: %s\n", rest.c_str());
-        }
-        return ok;
-    }
-    if (verdict == "rejected") {
-        const auto reasons = lines(rest);
-        if (ctx.json) {
-            print(ctx, {{"result", "rejected"}, {"reasons", reasons}});
-        }
-        (void)std::fprintf(ctx.err, "lonctl: reload rejected; lonc runs on unchanged:\n");
-        for (const auto& r : reasons) {
-            (void)std::fprintf(ctx.err, "  %s\n", r.c_str());
-        }
-        return rejected;
-    }
-    return fail(ctx, failed, "lonc answered " + verdict);
-}
+namespace {
 
-int upgrade(const Context& ctx) {
+// A control command answered once lonc has decided (reload, upgrade): the
+// reply's first line is the verdict, the rest what was done or, one a line,
+// why not.
+struct Verdicts {
+    const char* command;         // what is sent: "reload"
+    const char* done;            // the verdict of success: "applied"
+    const char* unreachable_why; // lonc runs, but its control socket does not answer
+    int unreachable_code;
+    struct Refusal {
+        const char* verdict;  // "rejected"
+        const char* headline; // the line on err before the reasons
+        int code;
+    };
+    std::vector<Refusal> refusals;
+};
+
+int decided(const Context& ctx, const Verdicts& v) {
     std::string reply;
     int error = 0;
     const auto path = settings(ctx).control_path();
-    switch (exchange(path, "upgrade", ms(ctx.timeout), false, reply, error)) {
+    switch (exchange(path, v.command, ms(ctx.timeout), false, reply, error)) {
     case Reach::answered:
         break;
     case Reach::unreachable:
-        return unreachable(ctx, path, error, "lonc's control socket",
-                           "but not on its control socket", failed);
+        return unreachable(ctx, path, error, "lonc's control socket", v.unreachable_why,
+                           v.unreachable_code);
     case Reach::no_answer: {
         char seconds[32];
         (void)std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
         return fail(ctx, failed,
-                    std::string("lonc did not answer 'upgrade' within ") + seconds +
+                    std::string("lonc did not answer '") + v.command + "' within " + seconds +
                         " s; the outcome will be in lonc.log");
     }
     }
@@ -590,32 +560,51 @@ int upgrade(const Context& ctx) {
     while (!rest.empty() && rest.back() == '\n') {
         rest.pop_back();
     }
-    if (verdict == "upgraded") {
+    if (verdict == v.done) {
         if (ctx.json) {
-            print(ctx, {{"result", "upgraded"}, {"upgraded", rest}});
+            print(ctx, {{"result", verdict}, {verdict, rest}});
         } else {
-            (void)std::fprintf(ctx.out, "upgraded: %s\n", rest.c_str());
+            (void)std::fprintf(ctx.out, "%s: %s\n", v.done, rest.c_str());
         }
         return ok;
     }
-    if (verdict == "rejected" || verdict == "failed") {
-        const auto reasons = lines(rest);
-        if (ctx.json) {
-            print(ctx, {{"result", verdict}, {"reasons", reasons}});
+    for (const auto& r : v.refusals) {
+        if (verdict == r.verdict) {
+            const auto reasons = lines(rest);
+            if (ctx.json) {
+                print(ctx, {{"result", verdict}, {"reasons", reasons}});
+            }
+            (void)std::fprintf(ctx.err, "lonctl: %s:\n", r.headline);
+            for (const auto& reason : reasons) {
+                (void)std::fprintf(ctx.err, "  %s\n", reason.c_str());
+            }
+            return r.code;
         }
-        (void)std::fprintf(ctx.err, "%s",
-                           verdict == "rejected"
-                               ? "lonctl: upgrade rejected; lonc runs on unchanged:\n"
-                               : "lonctl: upgrade failed; some peers kept their old child:\n");
-        for (const auto& r : reasons) {
-            (void)std::fprintf(ctx.err, "  %s\n", r.c_str());
-        }
-        return verdict == "rejected" ? rejected : failed;
     }
     if (verdict == "error:shutting_down") {
         return fail(ctx, failed, "lonc is shutting down");
     }
     return fail(ctx, failed, "lonc answered " + verdict);
+}
+
+} // namespace
+
+int reload(const Context& ctx) {
+    return decided(ctx, {"reload",
+                         "applied",
+                         "but not with this control socket: reload rejected, a changed "
+                         "lonSockDir needs a restart of lonc",
+                         rejected,
+                         {{"rejected", "reload rejected; lonc runs on unchanged", rejected}}});
+}
+
+int upgrade(const Context& ctx) {
+    return decided(ctx, {"upgrade",
+                         "upgraded",
+                         "but not on its control socket",
+                         failed,
+                         {{"rejected", "upgrade rejected; lonc runs on unchanged", rejected},
+                          {"failed", "upgrade failed; some peers kept their old child", failed}}});
 }
 
 int spool_list(const Context& ctx, const std::string& host) {

@@ -82,16 +82,6 @@ LoadOptions lonnet_load(std::atomic<bool>& stop) {
     return o;
 }
 
-void expect_no_failure(const LoadResult& r) {
-    EXPECT_GT(r.ok.load(), 100U) << r.summary();
-    EXPECT_EQ(r.con_lost.load(), 0U) << r.summary();
-    EXPECT_EQ(r.no_socket.load(), 0U) << r.summary();
-    EXPECT_EQ(r.closed.load(), 0U) << r.summary();
-    EXPECT_EQ(r.lost.load(), 0U) << r.summary();
-    EXPECT_EQ(r.crossed.load(), 0U) << r.summary();
-    EXPECT_EQ(r.wrong.load(), 0U) << r.summary();
-}
-
 std::set<pid_t> child_set(const Cluster& c) {
     const auto v = c.children();
     return {v.begin(), v.end()};
@@ -114,7 +104,7 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
         o.duration = 3s;
         run_load(c, o, base);
     }
-    expect_no_failure(base);
+    expect_no_failed_request(base);
 
     LoadResult r;
     std::thread load([&] { run_load(c, lonnet_load(stop), r); });
@@ -134,7 +124,8 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
                            ": 4 of 4 peers handed over"),
               std::string::npos)
         << run.out;
-    expect_no_failure(r);
+    expect_no_failed_request(r);
+    EXPECT_GT(r.ok.load(), 100U) << "too little load to judge by: " << r.summary();
     EXPECT_EQ(c.lonc_pid(), sup) << "the supervisor keeps its pid";
     EXPECT_EQ(exe_inode(sup), bin.inode()) << "the supervisor runs the new file";
     const auto new_children = child_set(c);
@@ -185,7 +176,7 @@ TEST(Upgrade, ABinaryThatFailsItsCheckChangesNothing) {
     EXPECT_EQ(c.lonc_pid(), sup);
     EXPECT_EQ(exe_inode(sup), running) << "still the old program";
     EXPECT_EQ(child_set(c), children) << "every child kept";
-    expect_no_failure(r);
+    expect_no_failed_request(r);
     EXPECT_TRUE(c.log_contains("lonctl upgrade rejected; nothing changed")) << c.log();
     c.check_sanitizer_reports();
 }

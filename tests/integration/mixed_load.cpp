@@ -1,5 +1,7 @@
 #include "mixed_load.hpp"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -225,6 +227,16 @@ void LoadResult::note(const std::string& what) {
     if (samples.size() < 20) {
         samples.push_back(what);
     }
+}
+
+void expect_no_failed_request(const LoadResult& r) {
+    EXPECT_GT(r.ok.load(), 0U) << r.summary();
+    EXPECT_EQ(r.con_lost.load(), 0U) << r.summary();
+    EXPECT_EQ(r.no_socket.load(), 0U) << r.summary();
+    EXPECT_EQ(r.closed.load(), 0U) << r.summary();
+    EXPECT_EQ(r.lost.load(), 0U) << r.summary();
+    EXPECT_EQ(r.crossed.load(), 0U) << r.summary();
+    EXPECT_EQ(r.wrong.load(), 0U) << r.summary();
 }
 
 double LoadResult::percentile_ms(double q) const {

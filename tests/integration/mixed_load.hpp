@@ -65,6 +65,10 @@ struct LoadResult {
 void run_load(const Cluster& c, const LoadOptions& opts, LoadResult& result,
               const std::function<void(std::uint64_t answered)>& on_progress = {});
 
+// Fails the test unless requests were answered and every one got its own
+// reply: no con_lost, no missing socket, no closed or lost connection.
+void expect_no_failed_request(const LoadResult& r);
+
 // A well-behaved client that keeps sending requests (every 50 ms) while a
 // test does something nasty, recording how long each took: others must
 // stay unaffected. It always makes at least min_probes requests, even if
