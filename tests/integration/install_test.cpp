@@ -265,7 +265,10 @@ TEST(Examples, ShippedAccessConfAndHostsTabPassCheckConfig) {
 TEST(Examples, ShippedSettingsIniIsValidAndItsExamplesAreRealOptions) {
     TempDir dir("lonc-ini");
     const auto conf = example_config(dir);
-    const auto ini = source_dir() / "conf/lonc.ini";
+    // Copied where www can read it, as the package installs it (the source
+    // tree may sit in a directory only root can enter; -t tries as www).
+    dir.write("lonc.ini", slurp(source_dir() / "conf/lonc.ini"));
+    const auto ini = dir / "lonc.ini";
     const auto check = [&](const std::filesystem::path& settings) {
         return run(quote(lonc_binary()) + " --settings " + quote(settings.string()) +
                    " --check-config -c " + quote(conf.string()));
