@@ -15,8 +15,11 @@ set(CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS
   OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
 
 # lonc_gzip(IN OUT): OUT is IN compressed with gzip -9n at build time.
+# The command makes OUT's directory itself: Ninja would, Make does not.
 function(lonc_gzip in out)
+  get_filename_component(dir ${out} DIRECTORY)
   add_custom_command(OUTPUT ${out}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${dir}
     COMMAND sh -c "gzip -9nc \"$1\" > \"$2\"" sh ${in} ${out}
     DEPENDS ${in} VERBATIM)
 endfunction()
