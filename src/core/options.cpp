@@ -203,6 +203,7 @@ bool apply_options_text(Options& opts, const std::string& text, std::string& err
     Options copy = opts;
     CLI::App app;
     add_options(app, copy);
+    app.set_config(); // this text alone, not the default settings file as well
     std::istringstream in(text);
     try {
         app.parse_from_stream(in);
