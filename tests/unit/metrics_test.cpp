@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -129,6 +131,42 @@ TEST(Metrics, NamesAndLabelsFromAReport) {
           "lonc_process_open_fds{process=\"supervisor\"} 36"}) {
         EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line << "\n" << text;
     }
+}
+
+// docs/operations.md's table of metrics (one a row: `name` | type | ...)
+// is what lonc writes: every family, with its type, and nothing more.
+TEST(Metrics, OperationsMdListsEveryFamilyWithItsType) {
+    auto r = report();
+    r.reload.undeliverable["gone"] = {"1.a.gone"}; // the one family written only then
+    std::map<std::string, std::string> written;
+    std::istringstream text(format_metrics({&r, ProcessFacts{1.5, 8192, 12}, 900}));
+    std::string line;
+    const std::regex type_re(R"(# TYPE (\S+) (\S+))");
+    while (std::getline(text, line)) {
+        std::smatch m;
+        if (std::regex_match(line, m, type_re)) {
+            written[m[1]] = m[2];
+        }
+    }
+    std::ifstream md(LONC_OPERATIONS_MD);
+    ASSERT_TRUE(md) << LONC_OPERATIONS_MD;
+    std::map<std::string, std::string> documented;
+    bool in_metrics = false;
+    const std::regex row_re(R"(\| `(lonc_[a-z_]+)` \| ([a-z]+) \|.*)");
+    while (std::getline(md, line)) {
+        if (line.rfind("## ", 0) == 0) {
+            in_metrics = line == "## Metrics";
+        }
+        std::smatch m;
+        if (in_metrics && std::regex_match(line, m, row_re)) {
+            EXPECT_EQ(documented.count(m[1]), 0U) << "listed twice: " << m[1];
+            documented[m[1]] = m[2];
+        } else if (in_metrics && line.rfind("| `lonc_", 0) == 0) {
+            ADD_FAILURE() << "not one metric a row, `name` | type | ...: " << line;
+        }
+    }
+    EXPECT_GE(written.size(), 20U);
+    EXPECT_EQ(documented, written) << "docs/operations.md, section Metrics";
 }
 
 // ------------------------------------------------------------ status files
