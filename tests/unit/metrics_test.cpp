@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 namespace lonc {
@@ -190,6 +191,59 @@ TEST(StatusJson, HasASchemaAndTheSpoolAgeInSeconds) {
     EXPECT_TRUE(peers[1]["pid"].is_null());
     EXPECT_EQ(peers[0]["requests"], 12);
     EXPECT_EQ(peers[0]["spool_pending"], 2);
+}
+
+// docs/status.md's tables name every field of loncstatus.json, each where
+// it is (top level, parent, a peer always or only when it answered, reload),
+// and no field lonc does not write.
+TEST(StatusJson, StatusMdNamesEveryFieldWhereItIs) {
+    auto r = report();
+    r.reload.undeliverable["gone"] = {"1.a.gone"};
+    const auto doc = nlohmann::json::parse(format_status_json(r));
+    auto keys = [](const nlohmann::json& object) {
+        std::set<std::string> out;
+        for (const auto& [key, value] : object.items()) {
+            out.insert(key);
+        }
+        return out;
+    };
+    std::map<std::string, std::set<std::string>> written;
+    written["top"] = keys(doc);
+    written["parent"] = keys(doc["parent"]);
+    written["reload"] = keys(doc["reload"]);
+    ASSERT_TRUE(doc["peers"][0]["answered"].get<bool>());
+    ASSERT_FALSE(doc["peers"][1]["answered"].get<bool>());
+    written["peers, always"] = keys(doc["peers"][1]);
+    for (const auto& k : keys(doc["peers"][0])) {
+        if (written["peers, always"].count(k) == 0) {
+            written["peers, when answered"].insert(k);
+        }
+    }
+
+    std::ifstream md(LONC_STATUS_MD);
+    ASSERT_TRUE(md) << LONC_STATUS_MD;
+    std::map<std::string, std::set<std::string>> documented;
+    const std::map<std::string, std::string> sections = {{"## Top level", "top"},
+                                                         {"## `parent`", "parent"},
+                                                         {"## `peers[]`", "peers, always"},
+                                                         {"## `reload`", "reload"}};
+    std::string where;
+    std::string line;
+    const std::regex row_re(R"(\| `([a-z_]+)` \|.*)");
+    while (std::getline(md, line)) {
+        if (line.rfind("## ", 0) == 0) {
+            const auto it = sections.find(line);
+            where = it == sections.end() ? "" : it->second;
+        } else if (where == "peers, always" && line.rfind("Present when `answered`", 0) == 0) {
+            where = "peers, when answered";
+        }
+        std::smatch m;
+        if (!where.empty() && std::regex_match(line, m, row_re)) {
+            EXPECT_TRUE(documented[where].insert(m[1]).second) << "twice: " << m[1];
+        }
+    }
+    EXPECT_GE(written["peers, when answered"].size(), 15U);
+    EXPECT_EQ(documented, written) << "docs/status.md";
 }
 
 TEST(StatusTxt, IsTheOriginalsFormatByteForByte) {
