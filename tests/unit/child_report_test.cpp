@@ -17,6 +17,10 @@ ChildReport full() {
     r.link = LinkState::up;
     r.links_up = 2;
     r.links_total = 3;
+    r.links_max = 16;
+    r.links_opened = 17;
+    r.links_closed = 18;
+    r.handshakes = 19;
     r.since = -5;
     r.local_ports = "40001,40002";
     r.last_error = "write failed: Broken pipe";
