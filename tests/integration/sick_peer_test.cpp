@@ -59,7 +59,7 @@ std::size_t lines_with(const std::string& text, const std::string& needle) {
     std::size_t n = 0;
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) {
-        n += line.find(needle) != std::string::npos ? 1 : 0;
+        n += line.find(needle) != std::string::npos ? 1U : 0U;
     }
     return n;
 }
