@@ -263,8 +263,8 @@ std::string down_reason(const json& p, const ChildReport& report, std::size_t ba
     }
     if (report.health == "sick") {
         return "sick: links die before lond answers a request (" +
-               std::to_string(report.link_failures) +
-               " failed attempts); last: " + report.last_error;
+               std::to_string(report.link_failures) + " failed attempt" +
+               (report.link_failures == 1 ? "" : "s") + "); last: " + report.last_error;
     }
     if (report.link == LinkState::down && !report.last_error.empty()) {
         return report.last_error;

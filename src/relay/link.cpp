@@ -224,9 +224,11 @@ void Link::fail(const LinkError& error) {
     if (retry) {
         if (healthy) {
             failures_ = 0; // reconnects at once
+            last_sick_ = false;
         } else {
             ++failures_;
-            sick_attempts_ += was_up ? 1 : 0;
+            last_sick_ = was_up && !lost.empty(); // died on a request, unanswered
+            sick_attempts_ += last_sick_ ? 1 : 0;
         }
         schedule_retry();
         log_failure(was_up, step_name, reason);
@@ -508,6 +510,7 @@ bool Link::handle_line(std::string_view line) {
             }
             failures_ = 0;
             sick_attempts_ = 0;
+            last_sick_ = false;
             outage_logged_ = false;
             outage_since_ = 0;
         }

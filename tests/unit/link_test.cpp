@@ -304,6 +304,7 @@ TEST_F(LinkTest, ALinkIsHealthyOnlyOnceItAnsweredUntilThenFailuresBackOff) {
     advance(outage_summary); // and the outage goes on for minutes
     EXPECT_NE(link().state(), Link::State::down);
     die_unanswered(3, "get:3");
+    EXPECT_EQ(link().sick_attempts(), 3U);
     auto log = log_text();
     EXPECT_EQ(count_of(log, "CRITICAL: "), 1) << log;
     EXPECT_EQ(count_of(log, "CRITICAL: Connection to h1 lost (link 1): lond closed the "

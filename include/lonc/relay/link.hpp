@@ -131,8 +131,10 @@ public:
     [[nodiscard]] virtual const std::string& last_error() const noexcept = 0;
     // lond answered a request on this connection (the last one, once down).
     [[nodiscard]] virtual bool answered() const noexcept { return true; }
-    // Connections that came up and died before lond answered anything,
-    // since the link last answered (0: not sick).
+    // Connections that came up and died with a request on the wire before
+    // lond answered anything, since the link last answered; 0 when the
+    // last attempt failed otherwise (lond is down now), or there was only
+    // one (a lond killed mid-request is not sick).
     [[nodiscard]] virtual unsigned sick_attempts() const noexcept { return 0; }
 };
 
@@ -186,7 +188,9 @@ public:
     // The words of the last teardown (describe()), "" before the first.
     [[nodiscard]] const std::string& last_error() const noexcept override { return last_error_; }
     [[nodiscard]] bool answered() const noexcept override { return answered_; }
-    [[nodiscard]] unsigned sick_attempts() const noexcept override { return sick_attempts_; }
+    [[nodiscard]] unsigned sick_attempts() const noexcept override {
+        return last_sick_ && sick_attempts_ >= 2 ? sick_attempts_ : 0;
+    }
 
     void on_events(std::uint32_t events) override;
 
@@ -232,6 +236,7 @@ private:
     unsigned failures_ = 0;            // attempts since lond last answered on the link
     bool answered_ = false;            // lond answered a request on this connection
     unsigned sick_attempts_ = 0;       // up, then down unanswered, since the last answer
+    bool last_sick_ = false;           // the last failure was one of those
     bool outage_logged_ = false;       // the outage's first line is written
     std::time_t outage_since_ = 0;     // wall time of its first failure
     EventLoop::TimePoint summed_up_{}; // the outage's last line
