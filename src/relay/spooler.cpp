@@ -160,7 +160,7 @@ std::size_t finish_departed_records(const Settings& settings, const std::set<std
     std::size_t done = 0;
     for (const auto& [host, names] : markers) {
         const auto lock_file = settings.sock_dir / ".lonc-spool" / (host + ".lock");
-        const UniqueFd lock(::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+        const UniqueFd lock(::open(lock_file.c_str(), O_RDWR | O_CLOEXEC)); // none: no child
         if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
             continue; // its draining child still settles them
         }
