@@ -350,9 +350,14 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
         auto& tries = retried_[name];
         const auto from = path(name).string() + std::string(bad_suffix);
         struct stat st {};
-        if (tries >= bad_retries || ::lstat(from.c_str(), &st) != 0 ||
-            std::difftime(std::time(nullptr), st.st_ctime) < hold) {
+        if (tries >= bad_retries || ::lstat(from.c_str(), &st) != 0) {
             continue;
+        }
+        const timespec now = wall_now();
+        const double age = static_cast<double>(now.tv_sec - st.st_ctim.tv_sec) +
+                           static_cast<double>(now.tv_nsec - st.st_ctim.tv_nsec) * 1e-9;
+        if (age < hold) {
+            continue; // set aside (or put back and set aside again) too recently
         }
         if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, path(name).c_str(), RENAME_NOREPLACE) !=
             0) {
@@ -362,8 +367,7 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
         strikes_.erase(name);
         lg().info("INFO: Delayed message {} set aside {:.0f} s ago is tried again (retry {} of "
                   "{}); one more death with it on the wire sets it aside again",
-                  name_text(name), std::difftime(std::time(nullptr), st.st_ctime), tries,
-                  bad_retries);
+                  name_text(name), age, tries, bad_retries);
         if (const auto p = parse_spool_name(name)) {
             files_.insert(SpoolEntry{name, p->epoch});
         }

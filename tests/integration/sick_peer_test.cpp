@@ -121,6 +121,7 @@ TEST(SickPeer, MessagesWaitWithTheBackoffAndGoOutOnceLondIsHealthyAgain) {
 // by itself once its hold is over, and is delivered.
 TEST(SickPeer, ASetAsideMessageIsTriedAgainAfterTheHold) {
     Cluster c({.hosts = 2, .start_lonc = false});
+    const auto t0 = Clock::now();
     c.spool_file("100.held.h1.bad", "echo:held\n");
     c.start_lonc({"--spool-bad-hold", "1", "--spool-rescan", "0.3"});
     ASSERT_TRUE(c.wait_all_sockets());
@@ -128,6 +129,7 @@ TEST(SickPeer, ASetAsideMessageIsTriedAgainAfterTheHold) {
         wait_until([&] { return count_of(slurp(c.perm_log()), ":S:h1:echo:held:") == 1; }, 20s))
         << c.log();
     EXPECT_FALSE(std::filesystem::exists(c.spool() / "100.held.h1.bad"));
+    EXPECT_GE(since(t0), 1.0) << "tried again before its hold was over";
     EXPECT_TRUE(c.wait_log(
         R"(INFO: Delayed message 100\.held\.h1 set aside .* is tried again \(retry 1 of 3\))"));
     EXPECT_EQ(times_received(c, 1, "echo:held"), 1);
