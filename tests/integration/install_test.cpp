@@ -1,5 +1,5 @@
 // What ships: the man pages, the commented examples, `cmake --install` and
-// the Debian package (built with cpack, unpacked with dpkg -x).
+// the Debian package (built by dpkg-buildpackage, unpacked with dpkg -x).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -445,21 +445,12 @@ TEST(Install, CmakeInstallPutsEveryFileInPlaceAndTheUnitNamesTheInstalledBinary)
 }
 
 #if !defined(LONC_SANITIZED_BUILD)
-// The package is made from a release build (an ASan build is not one to
-// ship; this test is compiled only into non-sanitizer builds).
+// The package is built by the fixture of non-sanitizer builds (an ASan
+// build is not one to ship; this test is compiled only into those).
 TEST(Package, DebDependsOnWhatLoncLinksCreatesWwwAndRunsFromAScratchRoot) {
     TempDir dir("lonc-deb");
-    const auto out = dir / "out";
-    const auto r =
-        run("cd " + quote(build_dir().string()) + " && cpack -G DEB -B " + quote(out.string()));
-    ASSERT_EQ(r.code, 0) << r.out;
-    std::filesystem::path deb;
-    for (const auto& e : std::filesystem::directory_iterator(out)) {
-        if (e.path().extension() == ".deb") {
-            deb = e.path();
-        }
-    }
-    ASSERT_FALSE(deb.empty()) << r.out;
+    const auto deb = built_package("deb");
+    ASSERT_FALSE(deb.empty());
     EXPECT_EQ(deb.filename().string().rfind("lonc_" LONC_VERSION "_", 0), 0U) << deb;
 
     // Control: the package name, Depends and a postinst.
