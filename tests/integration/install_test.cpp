@@ -407,14 +407,19 @@ TEST(Examples, PrintSettingsSaysWhereEachValueCameFrom) {
 
 // ------------------------------------------------------------ installation
 
-void expect_installed_tree(const std::filesystem::path& prefix) {
-    for (const char* f : {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service",
-                          "lib/tmpfiles.d/lonc.conf", "share/man/man8/lonc.8.gz",
-                          "share/man/man1/lonctl.1.gz", "share/doc/lonc/examples/access.conf",
-                          "share/doc/lonc/examples/hosts.tab", "share/doc/lonc/examples/lonc.ini",
-                          "share/doc/lonc/examples/logrotate.d/lonc", "share/doc/lonc/README.md"}) {
+// readme: the README's name there (the .deb has it compressed, as
+// dh_compress does with documentation).
+void expect_installed_tree(const std::filesystem::path& prefix,
+                           const std::string& readme = "README.md") {
+    for (const char* f :
+         {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service", "lib/tmpfiles.d/lonc.conf",
+          "share/man/man8/lonc.8.gz", "share/man/man1/lonctl.1.gz",
+          "share/doc/lonc/examples/access.conf", "share/doc/lonc/examples/hosts.tab",
+          "share/doc/lonc/examples/lonc.ini", "share/doc/lonc/examples/logrotate.d/lonc"}) {
         EXPECT_TRUE(std::filesystem::is_regular_file(prefix / f)) << prefix / f;
     }
+    EXPECT_TRUE(std::filesystem::is_regular_file(prefix / "share/doc/lonc" / readme))
+        << prefix / "share/doc/lonc" / readme;
     for (const char* f : {"sbin/lonc", "bin/lonctl"}) {
         EXPECT_EQ(::access((prefix / f).c_str(), X_OK), 0) << f;
     }
@@ -492,7 +497,7 @@ TEST(Package, DebDependsOnWhatLoncLinksCreatesWwwAndRunsFromAScratchRoot) {
     const auto root = dir / "root";
     const auto x = run("dpkg -x " + quote(deb.string()) + " " + quote(root.string()));
     ASSERT_EQ(x.code, 0) << x.out;
-    expect_installed_tree(root / "usr");
+    expect_installed_tree(root / "usr", "README.md.gz");
     EXPECT_TRUE(std::filesystem::is_regular_file(root / "etc/lonc/lonc.ini"));
     EXPECT_NE(slurp(root / "usr/lib/systemd/system/lonc.service")
                   .find("\nExecStart=/usr/sbin/lonc --foreground\n"),
