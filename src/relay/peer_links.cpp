@@ -104,8 +104,10 @@ void PeerWorker::extra_down(std::size_t i, bool was_up) {
         stats_.links_closed += was_up ? 1U : 0U;
         return;
     }
-    if (u.answered) {
-        return; // it served; lond closed it since (its own idle timeout, a restart)
+    if (u.answered) { // it served; lond closed it since (its own idle timeout, a restart)
+        lg().warn("Link {} to {} (opened on demand) lost: {}", u.index, peer_.id,
+                  links_[i]->last_error());
+        return;
     }
     ++extra_failures_;
     const double base = std::max(min_backoff, opts_.retry_min) *

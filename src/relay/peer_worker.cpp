@@ -201,11 +201,17 @@ void PeerWorker::link_up(LondLink& link) {
 
 void PeerWorker::link_down(LondLink& link, bool was_up) {
     const auto i = link_at(link);
-    const bool on_purpose = extra(i) && use_[i].closing;
+    const bool on_purpose = extra(i) && use_[i].closing; // closed idle: not a failure
     if (extra(i)) {
         extra_down(i, was_up);
     }
+    if ((!was_up || !link.answered()) && !on_purpose) {
+        ++stats_.link_failures; // every failed attempt, though lonc.log sums them up
+    }
     if (was_up) {
+        if (!on_purpose) {
+            spooler_.link_lost();
+        }
         --links_ready_;
         stats_.link_downs += on_purpose ? 0U : 1U;
         if (links_ready_ == 0) {
@@ -232,6 +238,7 @@ void PeerWorker::link_reply(LondLink& link, RequestPtr req, std::string_view rep
         use_[i].answered = true;
         extra_failures_ = extra(i) ? 0 : extra_failures_; // lond takes new links again
     }
+    spooler_.peer_answered(); // a death on a delayed message before this one counts now
     // The next request first: lond works on it while this reply goes out.
     dispatch();
     if (extra(i) && link.in_flight() == 0 && !use_[i].dead) {
@@ -882,13 +889,33 @@ void PeerWorker::spool_hint(std::string_view name) {
     spooler_.hint(name);
 }
 
+std::string PeerWorker::health() const {
+    bool sick = false;
+    for (const auto& l : links_) {
+        if (l->ready() && l->answered()) {
+            return "up";
+        }
+        sick = sick || l->sick_attempts() > 0;
+    }
+    return sick ? "sick" : links_ready_ > 0 ? "up" : "down";
+}
+
 std::string PeerWorker::summary() const {
-    std::string s = links_ready_ > 0 ? "link up" : "link down";
+    const auto h = health();
+    std::string s = h == "sick" ? "link sick" : links_ready_ > 0 ? "link up" : "link down";
     if (links_.size() > 1) {
         s += " " + std::to_string(links_ready_) + "/" + std::to_string(links_.size());
     }
     s += " since " + perl_localtime(link_since_wall_);
-    if (links_ready_ == 0 && !links_.empty() && !links_.front()->last_error().empty()) {
+    if (h == "sick") {
+        for (const auto& l : links_) {
+            if (l->sick_attempts() > 0) {
+                s += " (" + std::to_string(l->sick_attempts()) +
+                     " links died before lond answered; last: " + l->last_error() + ")";
+                break;
+            }
+        }
+    } else if (links_ready_ == 0 && !links_.empty() && !links_.front()->last_error().empty()) {
         s += " (" + links_.front()->last_error() + ")";
     }
     s += ", requests " + std::to_string(stats_.requests);

@@ -5,6 +5,7 @@
 #include "lonc/core/options.hpp"
 #include "lonc/core/spool.hpp"
 #include "lonc/relay/child.hpp"
+#include "lonc/relay/spooler.hpp"
 #include "lonc/runtime/event_loop.hpp"
 #include "lonc/runtime/ipc.hpp"
 #include "lonc/runtime/log.hpp"
@@ -186,6 +187,7 @@ private:
     void replace(Slot& slot, const Peer& peer);
     void drain_child(Slot& slot);
     void warn_undeliverable(const std::vector<std::string>& removed);
+    void finish_departed();
     void begin_shutdown();
     void maybe_finish_shutdown();
     void finish_shutdown();
@@ -328,6 +330,7 @@ int Supervisor::run() {
 
 void Supervisor::start_peers() {
     log::set_status("Probing peers");
+    finish_departed();
     initial_probes_ = 0;
     for (const auto& peer : s_.config.hosts.peers) {
         auto& slot = slots_[peer.id];
@@ -1023,10 +1026,20 @@ std::string Supervisor::parent_summary() const {
            " unreachable, " + std::to_string(skipped) + " skipped";
 }
 
+// Removed peers' delivery records: no child of theirs finishes them.
+void Supervisor::finish_departed() {
+    std::set<std::string> peers;
+    for (const auto& peer : s_.config.hosts.peers) {
+        peers.insert(peer.id);
+    }
+    (void)finish_departed_records(settings(), peers, s_.opts.spool_max_line);
+}
+
 void Supervisor::finish_status() {
     if (!status_collecting_) {
         return;
     }
+    finish_departed();
     status_collecting_ = false;
     status_timer_.cancel();
     const unsigned want = std::exchange(status_want_, 0U);

@@ -113,6 +113,8 @@ TEST(Metrics, NamesAndLabelsFromAReport) {
     f.clients = 30;
     f.spool_pending = 31;
     f.spool_oldest = 1968;
+    f.health = "sick";
+    f.link_failures = 37;
     f.process = {0.5, 33, 34};
     r.peers = {p};
     const auto text = format_metrics({&r, ProcessFacts{2.5, 35, 36}, 1});
@@ -132,6 +134,8 @@ TEST(Metrics, NamesAndLabelsFromAReport) {
           "lonc_process_open_fds{process=\"supervisor\"} 36"}) {
         EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line << "\n" << text;
     }
+    EXPECT_NE(text.find("lonc_link_sick{peer=\"h1\"} 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("lonc_link_failures_total{peer=\"h1\"} 37\n"), std::string::npos) << text;
 }
 
 // docs/operations.md's table of metrics (one a row: `name` | type | ...)

@@ -96,6 +96,8 @@ struct PeerStats {
     std::uint64_t link_downs = 0;   // links that were up and went down (not closed for idleness)
     std::uint64_t links_opened = 0; // links opened on demand (each one handshake)
     std::uint64_t links_closed = 0; // links opened on demand, closed when idle
+    // Attempts that failed: no handshake, or down before lond answered.
+    std::uint64_t link_failures = 0;
     std::uint64_t clients_accepted = 0;
 };
 
@@ -149,6 +151,9 @@ public:
     [[nodiscard]] const PeerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] const Peer& peer() const noexcept { return peer_; }
     [[nodiscard]] bool link_up() const noexcept;
+    // "up", "down", or "sick": no link has answered, and links came up and
+    // died before lond answered a request.
+    [[nodiscard]] std::string health() const;
     [[nodiscard]] EventLoop::TimePoint link_since() const noexcept { return link_since_; }
     [[nodiscard]] std::time_t link_since_wall() const noexcept { return link_since_wall_; }
     [[nodiscard]] std::size_t queue_depth() const noexcept { return queued_clients_; }
