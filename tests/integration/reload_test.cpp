@@ -404,6 +404,58 @@ TEST(Reload, NewTimeoutReachesRunningChildWithoutNewLink) {
     EXPECT_LT(since(t0), 15.0);
 }
 
+// A lower --max-connections reaches a running child without dropping a
+// link: the one opened on demand finishes its request, then closes.
+TEST(Reload, ALowerMaxConnectionsDropsNoLinkAndClosesTheExtraOnceIdle) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.dir().write("lonc.ini", "max-connections = 8\n");
+    c.start_lonc({"--settings", (c.dir() / "lonc.ini").string()});
+    ASSERT_TRUE(c.wait_all_sockets());
+    const auto on_the_wire = [&](const std::string& line) {
+        return wait_until(
+            [&] {
+                for (const auto& row : c.sim_requests(1)) {
+                    if (row.size() >= 2 && row[1] == line) {
+                        return true;
+                    }
+                }
+                return false;
+            },
+            10s);
+    };
+    ASSERT_TRUE(on_the_wire("pong")); // the kept link is free again after it
+    auto one = c.client(1);
+    auto two = c.client(1);
+    ASSERT_TRUE(one && two);
+    ASSERT_TRUE(one->send_line("sleep:3000:one"));
+    ASSERT_TRUE(on_the_wire("sleep:3000:one"));
+    ASSERT_TRUE(two->send_line("sleep:3000:two")); // on a link opened for it
+    ASSERT_TRUE(on_the_wire("sleep:3000:two"));
+    c.dir().write("lonc.ini", "max-connections = 1\n");
+    const auto r = lonctl(c, {"reload"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("options: max-connections 8 -> 1"), std::string::npos) << r.out;
+    EXPECT_EQ(one->read_line(10s), "one");
+    EXPECT_EQ(two->read_line(10s), "two") << "the extra link was dropped under its request";
+    json peer = json::object();
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const auto status = fresh_status(c);
+            for (const auto& p : status["peers"]) {
+                if (p["id"] == c.id(1)) {
+                    peer = p;
+                }
+            }
+            return peer.value("links_total", 0) == 1 && peer.value("links_closed", 0) == 1;
+        },
+        10s))
+        << peer.dump();
+    EXPECT_EQ(peer.value("links_max", 0), 1);
+    EXPECT_EQ(peer.value("reconnects", 1), 0);
+    EXPECT_EQ(inits(c.sim_log(1)), 2U); // the kept link and the one opened on demand
+    EXPECT_EQ(c.request(1, "echo:after"), "after");
+}
+
 TEST(Reload, LonSockDirChangeIsRejectedAsNeedingARestart) {
     Cluster c({.hosts = 2});
     const pid_t parent = c.lonc_pid();
