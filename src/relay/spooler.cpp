@@ -347,7 +347,10 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
         return;
     }
     for (const auto& name : bad) {
-        auto& tries = retried_[name];
+        // Only a put-back message gets an entry: count_death() reads one as
+        // "retried" (an operator's put-back gets every attempt).
+        const auto it = retried_.find(name);
+        const unsigned tries = it == retried_.end() ? 0 : it->second;
         const auto from = path(name).string() + std::string(bad_suffix);
         struct stat st {};
         if (tries >= bad_retries || ::lstat(from.c_str(), &st) != 0) {
@@ -363,11 +366,11 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
             0) {
             continue; // a new message of that name waits: the .bad one after it
         }
-        ++tries;
+        retried_[name] = tries + 1;
         strikes_.erase(name);
         lg().info("INFO: Delayed message {} set aside {:.0f} s ago is tried again (retry {} of "
                   "{}); one more death with it on the wire sets it aside again",
-                  name_text(name), age, tries, bad_retries);
+                  name_text(name), age, tries + 1, bad_retries);
         if (const auto p = parse_spool_name(name)) {
             files_.insert(SpoolEntry{name, p->epoch});
         }

@@ -233,6 +233,29 @@ TEST_F(SpoolerTest, ASetAsideMessageIsTriedAgainAfterTheHoldABoundedNumberOfTime
     }
 }
 
+// A .bad file the spooler only looked at (its hold not over) and that the
+// operator puts back (lonctl spool retry) is an ordinary message again:
+// --spool-max-attempts counted deaths, not the one of an automatic retry.
+TEST_F(SpoolerTest, AnOperatorsRetryGetsTheFullAttemptsEvenIfTheHoldWasChecked) {
+    opts_.spool_bad_hold = 3600;
+    opts_.spool_max_attempts = 2;
+    spool("100.a.h1.bad", "put:a\n");
+    spooler().start();
+    spooler().peer_answered();
+    advance(3600);
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt); // its hold is not over
+    std::filesystem::rename(settings_.spool_dir() / "100.a.h1.bad",
+                            settings_.spool_dir() / "100.a.h1");
+    spooler().hint("*");
+    ASSERT_EQ(sent(), "put:a");
+    spooler().died(take(), "lond closed the connection during up");
+    ASSERT_EQ(sent(), "ping");
+    spooler().done(take(), "h1");
+    EXPECT_TRUE(exists("100.a.h1")) << log_text(); // one death of two
+    EXPECT_FALSE(exists("100.a.h1.bad"));
+}
+
 TEST_F(SpoolerTest, ATimeoutIsNotADeathButWaitsLongerEachTime) {
     opts_.spool_max_attempts = 1;
     spool("100.a.h1", "put:slow\n");
