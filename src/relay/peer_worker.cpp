@@ -737,7 +737,9 @@ void PeerWorker::on_grace_timer() {
     if (links_ready_ > 0) {
         return;
     }
-    const auto n = pending_.size();
+    // Clients are worth the line; lonc's own pong and delayed message are
+    // not (a sick peer would get one per failed attempt).
+    const auto n = queued_clients_;
     while (!pending_.empty()) {
         complete(take_front(), con_lost, false);
     }

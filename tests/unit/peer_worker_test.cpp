@@ -312,6 +312,33 @@ TEST_F(PeerWorkerTest, NoLinkWithinRequeueGraceAnswersTheQueueConLost) {
     EXPECT_EQ(worker().queue_depth(), 0U);
 }
 
+// A sick lond (handshakes, dies on the first request) with a delayed
+// message: the pong queued behind it is lonc's own, and the backoff now
+// outlasts --requeue-grace: no WARNING about clients per failed attempt.
+TEST_F(PeerWorkerTest, TheGraceWarnsOnlyOfClientsNotOfLoncsOwnRequests) {
+    opts_.handshake_pause = 0;
+    opts_.spool_min_age = 0;
+    dir_.write("sock/delayed/100.a.h1", "put:a\n");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        link().come_up();
+        ASSERT_TRUE(pump([&] { return worker().queue_depth() == 0 && link().in_flight() == 1; }));
+        advance(0); // the pong, queued behind the delayed message
+        link().die("lond closed the connection during up");
+        advance(6); // the backoff outlasts the grace
+    }
+    const auto log = test::slurp(settings_.log_file());
+    EXPECT_EQ(log.find("No link to h1 within"), std::string::npos) << log;
+    // A client's request is still worth the line.
+    link().come_up();
+    advance(0);
+    auto a = request("get:a");
+    link().die("lond closed the connection during up");
+    advance(6);
+    EXPECT_EQ(reply(a), "con_lost");
+    EXPECT_NE(test::slurp(settings_.log_file()).find("answered 1 queued request con_lost"),
+              std::string::npos);
+}
+
 TEST_F(PeerWorkerTest, RequestTimeoutByTheClock) {
     link().come_up();
     auto a = request("get:a"); // on the link
