@@ -540,8 +540,10 @@ bool Spooler::set_aside(const std::string& name, const std::string& why, bool cr
 void Spooler::done(RequestPtr req, std::optional<std::string_view> reply) {
     req_ = std::move(req);
     if (std::exchange(probing_, false)) {
-        if (reply && !reply->empty()) {
-            peer_answered();
+        if (reply) {
+            // Answered: the worker's peer_answered() has judged the death by
+            // the connection; not proven by it, nothing is blamed.
+            suspect_.reset();
         }
         kick();
         return;
@@ -587,7 +589,7 @@ void Spooler::done(RequestPtr req, std::optional<std::string_view> reply) {
     next();
 }
 
-void Spooler::died(RequestPtr req, std::string_view why) {
+void Spooler::died(RequestPtr req, std::string_view why, std::uint64_t conn) {
     req_ = std::move(req);
     healthy_since_ = {};
     if (std::exchange(probing_, false)) {
@@ -598,18 +600,18 @@ void Spooler::died(RequestPtr req, std::string_view why) {
         return;
     }
     const auto name = std::exchange(inflight_, std::string());
-    suspect_ = Suspect{name, std::string(why)};
+    suspect_ = Suspect{name, std::string(why), conn};
     if (const auto p = parse_spool_name(name)) {
         later(SpoolEntry{name, p->epoch}, 0); // held back by the probe in next()
     }
     kick();
 }
 
-void Spooler::peer_answered() {
+void Spooler::peer_answered(std::uint64_t conn) {
     if (healthy_since_ == EventLoop::TimePoint{}) {
         healthy_since_ = loop_.now();
     }
-    if (!suspect_) {
+    if (!suspect_ || conn <= suspect_->conn) {
         return;
     }
     const auto s = std::move(*suspect_);
