@@ -153,6 +153,7 @@ bool PeerWorker::link_up() const noexcept {
 void PeerWorker::link_up(LondLink& link) {
     ++links_ready_;
     ++stats_.link_ups;
+    connection_[&link] = stats_.link_ups;
     if (links_ready_ == 1) {
         link_since_ = loop_.now();
         link_since_wall_ = std::time(nullptr);
@@ -168,7 +169,6 @@ void PeerWorker::link_up(LondLink& link) {
             on_link_state(true);
         }
     }
-    (void)link;
     if (pong_) {
         pong_timer_.arm_in(seconds(opts_.handshake_pause));
     }
@@ -202,8 +202,8 @@ void PeerWorker::link_down(LondLink& link, bool was_up) {
 }
 
 void PeerWorker::link_reply(LondLink& link, RequestPtr req, std::string_view reply) {
-    (void)link;
-    spooler_.peer_answered(); // a death on a delayed message before this one counts now
+    // A death on a delayed message before this connection came up counts now.
+    spooler_.peer_answered(connection_[&link]);
     // The next request first: lond works on it while this reply goes out.
     dispatch();
     complete(std::move(req), reply, true);
@@ -213,7 +213,7 @@ void PeerWorker::link_lost(LondLink& link, RequestPtr req, Lost why) {
     if (req->kind == Request::Kind::spool && (why == Lost::fault || why == Lost::timeout)) {
         if (why == Lost::fault) {
             // The message may be what kills lond.
-            spooler_.died(std::move(req), link.last_error());
+            spooler_.died(std::move(req), link.last_error(), connection_[&link]);
         } else {
             spooler_.timed_out(std::move(req)); // lond hangs on it, or is slow: it waits
         }
@@ -737,7 +737,9 @@ void PeerWorker::on_grace_timer() {
     if (links_ready_ > 0) {
         return;
     }
-    const auto n = pending_.size();
+    // Clients are worth the line; lonc's own pong and delayed message are
+    // not (a sick peer would get one per failed attempt).
+    const auto n = queued_clients_;
     while (!pending_.empty()) {
         complete(take_front(), con_lost, false);
     }
