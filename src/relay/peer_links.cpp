@@ -172,6 +172,7 @@ void PeerWorker::run_deferred() {
     reap_deferred_ = false;
     for (std::size_t i = links_.size(); i-- > kept_;) {
         if (use_[i].dead && links_[i]->in_flight() == 0) {
+            connection_.erase(links_[i].get());
             links_.erase(links_.begin() + static_cast<std::ptrdiff_t>(i));
             use_.erase(use_.begin() + static_cast<std::ptrdiff_t>(i));
         }

@@ -171,6 +171,7 @@ void PeerWorker::link_up(LondLink& link) {
     const auto i = link_at(link);
     ++links_ready_;
     ++stats_.link_ups;
+    connection_[&link] = stats_.link_ups;
     if (links_ready_ == 1) {
         link_since_ = loop_.now();
         link_since_wall_ = std::time(nullptr);
@@ -238,7 +239,8 @@ void PeerWorker::link_reply(LondLink& link, RequestPtr req, std::string_view rep
         use_[i].answered = true;
         extra_failures_ = extra(i) ? 0 : extra_failures_; // lond takes new links again
     }
-    spooler_.peer_answered(); // a death on a delayed message before this one counts now
+    // A death on a delayed message before this connection came up counts now.
+    spooler_.peer_answered(connection_[&link]);
     // The next request first: lond works on it while this reply goes out.
     dispatch();
     if (extra(i) && link.in_flight() == 0 && !use_[i].dead) {
@@ -251,7 +253,7 @@ void PeerWorker::link_lost(LondLink& link, RequestPtr req, Lost why) {
     if (req->kind == Request::Kind::spool && (why == Lost::fault || why == Lost::timeout)) {
         if (why == Lost::fault) {
             // The message may be what kills lond.
-            spooler_.died(std::move(req), link.last_error());
+            spooler_.died(std::move(req), link.last_error(), connection_[&link]);
         } else {
             spooler_.timed_out(std::move(req)); // lond hangs on it, or is slow: it waits
         }
@@ -792,7 +794,9 @@ void PeerWorker::on_grace_timer() {
     if (links_ready_ > 0) {
         return;
     }
-    const auto n = pending_.size();
+    // Clients are worth the line; lonc's own pong and delayed message are
+    // not (a sick peer would get one per failed attempt).
+    const auto n = queued_clients_;
     while (!pending_.empty()) {
         complete(take_front(), con_lost, false);
     }

@@ -347,7 +347,10 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
         return;
     }
     for (const auto& name : bad) {
-        auto& tries = retried_[name];
+        // Only a put-back message gets an entry: count_death() reads one as
+        // "retried" (an operator's put-back gets every attempt).
+        const auto it = retried_.find(name);
+        const unsigned tries = it == retried_.end() ? 0 : it->second;
         const auto from = path(name).string() + std::string(bad_suffix);
         struct stat st {};
         if (tries >= bad_retries || ::lstat(from.c_str(), &st) != 0) {
@@ -363,11 +366,11 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
             0) {
             continue; // a new message of that name waits: the .bad one after it
         }
-        ++tries;
+        retried_[name] = tries + 1;
         strikes_.erase(name);
         lg().info("INFO: Delayed message {} set aside {:.0f} s ago is tried again (retry {} of "
                   "{}); one more death with it on the wire sets it aside again",
-                  name_text(name), age, tries, bad_retries);
+                  name_text(name), age, tries + 1, bad_retries);
         if (const auto p = parse_spool_name(name)) {
             files_.insert(SpoolEntry{name, p->epoch});
         }
@@ -537,8 +540,10 @@ bool Spooler::set_aside(const std::string& name, const std::string& why, bool cr
 void Spooler::done(RequestPtr req, std::optional<std::string_view> reply) {
     req_ = std::move(req);
     if (std::exchange(probing_, false)) {
-        if (reply && !reply->empty()) {
-            peer_answered();
+        if (reply) {
+            // Answered: the worker's peer_answered() has judged the death by
+            // the connection; not proven by it, nothing is blamed.
+            suspect_.reset();
         }
         kick();
         return;
@@ -584,7 +589,7 @@ void Spooler::done(RequestPtr req, std::optional<std::string_view> reply) {
     next();
 }
 
-void Spooler::died(RequestPtr req, std::string_view why) {
+void Spooler::died(RequestPtr req, std::string_view why, std::uint64_t conn) {
     req_ = std::move(req);
     healthy_since_ = {};
     if (std::exchange(probing_, false)) {
@@ -595,18 +600,18 @@ void Spooler::died(RequestPtr req, std::string_view why) {
         return;
     }
     const auto name = std::exchange(inflight_, std::string());
-    suspect_ = Suspect{name, std::string(why)};
+    suspect_ = Suspect{name, std::string(why), conn};
     if (const auto p = parse_spool_name(name)) {
         later(SpoolEntry{name, p->epoch}, 0); // held back by the probe in next()
     }
     kick();
 }
 
-void Spooler::peer_answered() {
+void Spooler::peer_answered(std::uint64_t conn) {
     if (healthy_since_ == EventLoop::TimePoint{}) {
         healthy_since_ = loop_.now();
     }
-    if (!suspect_) {
+    if (!suspect_ || conn <= suspect_->conn) {
         return;
     }
     const auto s = std::move(*suspect_);

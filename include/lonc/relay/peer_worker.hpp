@@ -25,6 +25,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -256,6 +257,9 @@ private:
     EventLoop::TimePoint link_since_{};
     std::time_t link_since_wall_ = 0;
     unsigned links_ready_ = 0;
+    // Each link's connection: the stats_.link_ups count when it came up
+    // (the spooler tells the connection a message died on from newer ones).
+    std::map<const LondLink*, std::uint64_t> connection_;
 
     UniqueFd listener_;
     // The socket file listener_ was bound to: another child of this peer

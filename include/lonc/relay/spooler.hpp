@@ -22,10 +22,12 @@
 //
 // A message on the wire when the link dies (not a timeout) is suspect: the
 // next thing sent is a probe (ping). Only once lond answers something
-// without it (the probe, or any other request) does that death count
-// against the message; if the probe's link dies too, lond fails whatever
-// it gets (a sick peer) and nothing is blamed. A counted message waits
-// with its own backoff while the rest flows, and after
+// without it (the probe, or any other request) on a connection newer than
+// the one that died does the death count against the message; if the
+// probe's link dies too, lond fails whatever it gets (a sick peer) and
+// nothing is blamed; a probe answered on an older connection clears the
+// suspicion too (lond serves there: the message goes again). A counted
+// message waits with its own backoff while the rest flows, and after
 // --spool-max-attempts counted deaths it is set aside as <name>.bad. Once
 // the peer has answered, with no link lost, for a tenth of
 // --spool-bad-hold, a .bad file of the host set aside at least that hold
@@ -107,15 +109,19 @@ public:
     // con_lost, never sent in time, link closed on purpose). Safe from
     // inside a link's teardown: nothing is sent before the loop's next turn.
     void done(RequestPtr req, std::optional<std::string_view> reply);
-    // The link died while lond was on the message (why: the link's error).
-    // Safe from inside a teardown, like done().
-    void died(RequestPtr req, std::string_view why);
+    // The link died while lond was on the message (why: the link's error;
+    // conn: the connection's number, in the order they came up). Safe from
+    // inside a teardown, like done().
+    void died(RequestPtr req, std::string_view why, std::uint64_t conn = 0);
     // lond did not answer the message within --request-timeout (the link
     // is torn down): it waits, not blamed. Safe from inside a teardown.
     void timed_out(RequestPtr req);
-    // lond answered a request (any, on any link): it serves; a link death
-    // on a message since now counts against that message.
-    void peer_answered();
+    // lond answered a request (any, on any link) on connection conn: it
+    // serves. A death on a message counts against the message if conn came
+    // up after the connection it died on: an older one shows that lond
+    // serves the connections it had, not that the message kills a new one
+    // (--connections > 1, and only new connections are sick).
+    void peer_answered(std::uint64_t conn = UINT64_MAX);
     // A link of the peer was lost or died before answering.
     void link_lost() noexcept { healthy_since_ = {}; }
 
@@ -197,6 +203,7 @@ private:
     struct Suspect {
         std::string name;
         std::string why;
+        std::uint64_t conn = 0; // the connection it died on: a newer one proves it
     };
     std::optional<Suspect> suspect_;
     bool probing_ = false;                    // the probe (ping) is out
