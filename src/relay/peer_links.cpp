@@ -1,6 +1,7 @@
 // PeerWorker's links on demand. lond answers one request per connection
-// at a time: when every link to the host is busy and a request waits, the
-// worker opens one more link per waiting request, up to --max-connections;
+// at a time: when every link to the host is busy and a client's request
+// waits, the worker opens one more link per waiting client request, up to
+// --max-connections (a delayed message or the pong opens none);
 // an extra link idle for --link-idle-timeout is closed. The first
 // --connections links are kept for good (a quiet host sees one persistent
 // connection, as with the original). An extra link that fails before lond
@@ -61,7 +62,10 @@ void PeerWorker::open_links() {
         }
         return;
     }
-    const std::size_t waiting = pending_.size() - (pong_queued_ ? 1 : 0); // the pong opens none
+    // Only clients (lonnet's workers) wait for a link: the delayed message
+    // and the pong take the next free one, as with one link, so the
+    // spooler's rules see the same links either way.
+    const std::size_t waiting = queued_clients_;
     std::size_t opening = 0;
     for (std::size_t i = kept_; i < links_.size(); ++i) {
         if (!use_[i].dead && !links_[i]->ready()) {

@@ -54,7 +54,6 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
                           pong_->line = "pong";
                           pong_->arrived = loop_.now();
                           pong_->deadline = loop_.now() + seconds(opts_.request_timeout);
-                          pong_queued_ = true;
                           enqueue(std::move(pong_));
                       }
                   }),
@@ -663,8 +662,6 @@ RequestPtr PeerWorker::take_front() {
     pending_.pop_front();
     if (r->kind == Request::Kind::client) {
         --queued_clients_;
-    } else if (r->kind == Request::Kind::pong) {
-        pong_queued_ = false;
     }
     return r;
 }
@@ -688,7 +685,8 @@ void PeerWorker::dispatch() {
                 best = l.get();
             }
         }
-        if (best != nullptr && best->in_flight() > 0 && may_open_link()) {
+        if (best != nullptr && best->in_flight() > 0 &&
+            pending_.front()->kind == Request::Kind::client && may_open_link()) {
             best = nullptr;
         }
         if (best == nullptr) {

@@ -642,15 +642,24 @@ TEST_F(PeerWorkerTest, DelayedMessagesGoOneAtATimeOnWhicheverLinkIsFree) {
     dir_.write("sock/delayed/100.a.h1", "put:a\n");
     dir_.write("sock/delayed/200.a.h1", "put:b\n");
     worker().spool_hint("*");
-    ASSERT_TRUE(pump([&] { return links_.size() == 2; })) << "the delayed message waits";
+    for (int i = 0; i < 5; ++i) {
+        loop_.run_once(std::chrono::milliseconds(0));
+    }
+    EXPECT_EQ(links_.size(), 1U) << "a delayed message opens no link: it takes the next free one";
+    auto quick = request("get:quick"); // a client does
+    ASSERT_EQ(links_.size(), 2U);
     link(1).come_up();
-    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"put:a"}));
+    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"put:a"})) << "the oldest waiting first";
+    ASSERT_EQ(links_.size(), 3U) << "the client still waits: one more link";
+    link(2).come_up();
+    EXPECT_EQ(link(2).sent, (std::vector<std::string>{"get:quick"}));
+    link(2).reply("rq");
+    EXPECT_EQ(reply(quick), "rq");
     loop_.run_once(std::chrono::milliseconds(0));
-    EXPECT_EQ(links_.size(), 2U) << "the next one waits for this one's answer: no link for it";
-    EXPECT_EQ(link(1).sent.size() + link(0).sent.size(), 2U);
+    EXPECT_EQ(link(2).sent.size(), 1U) << "put:b waits for put:a's answer, on a free link or not";
     link(1).reply("ok");
-    ASSERT_TRUE(pump([&] { return link(1).sent.size() == 2; }));
-    EXPECT_EQ(link(1).sent.back(), "put:b");
+    ASSERT_TRUE(pump([&] { return link(1).sent.size() + link(2).sent.size() == 3; }));
+    EXPECT_EQ(link(1).sent.back(), "put:b") << "the first free link";
     link(1).reply("ok");
     ASSERT_TRUE(pump([&] { return worker().spooler().stats().delivered == 2; }));
     link(0).reply("rs");

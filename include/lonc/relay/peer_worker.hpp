@@ -253,7 +253,6 @@ private:
     Timer open_timer_;                  // the backoff's end: try again
     Timer link_idle_timer_;             // closes extra links idle for --link-idle-timeout
     bool reap_deferred_ = false;
-    bool pong_queued_ = false; // the pong is in pending_ (it opens no link)
     EventLoop::TimePoint link_since_{};
     std::time_t link_since_wall_ = 0;
     unsigned links_ready_ = 0;
