@@ -79,8 +79,16 @@ void add_options(CLI::App& app, Options& o) {
     app.add_option("--max-reply", o.max_reply, "Longest reply line from lond, bytes")
         ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 31U))
         ->capture_default_str();
-    app.add_option("--connections", o.connections, "Links to each lond")
+    app.add_option("--connections", o.connections, "Links to each lond always kept")
         ->check(CLI::Range(1U, 64U))
+        ->capture_default_str();
+    app.add_option("--max-connections", o.max_connections,
+                   "Most links to each lond, opened when every link is busy")
+        ->check(CLI::Range(1U, 64U))
+        ->capture_default_str();
+    app.add_option("--link-idle-timeout", o.link_idle_timeout,
+                   "Seconds a link opened on demand may stay idle before it is closed")
+        ->check(positive)
         ->capture_default_str();
     app.add_option("--pipeline", o.pipeline, "Requests written ahead on one link")
         ->check(CLI::Range(1U, 1024U))
@@ -174,6 +182,8 @@ std::vector<OptionValue> option_values(const Options& o) {
         {"max-reply", text(o.max_reply), L::children},
         // More or fewer links means new links: not a live change.
         {"connections", text(o.connections), L::restart},
+        {"max-connections", text(o.max_connections), L::children},
+        {"link-idle-timeout", text(o.link_idle_timeout), L::children},
         {"pipeline", text(o.pipeline), L::children},
         {"max-line", text(o.max_line), L::children},
         {"max-queue", text(o.max_queue), L::children},

@@ -453,8 +453,9 @@ int status(const Context& ctx) {
         std::string link = p.value("state", "?");
         if (has) {
             link = to_string(rep.link);
-            if (rep.links_total > 1) {
-                link += " " + std::to_string(rep.links_up) + "/" + std::to_string(rep.links_total);
+            // Links up, of the most the child may open (--max-connections).
+            if (const auto most = std::max(rep.links_total, rep.links_max); most > 1) {
+                link += " " + std::to_string(rep.links_up) + "/" + std::to_string(most);
             }
         }
         auto num = [&](std::uint64_t n) { return has ? std::to_string(n) : std::string("-"); };

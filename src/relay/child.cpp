@@ -42,6 +42,10 @@ ChildReport make_report(const PeerWorker& w, std::uint64_t generation) {
     }
     r.link_failures = w.stats().link_failures;
     r.links_total = w.links().size();
+    r.links_max = w.max_links();
+    r.links_opened = w.stats().links_opened;
+    r.links_closed = w.stats().links_closed;
+    r.handshakes = w.stats().link_ups;
     r.since = w.link_since_wall();
     const auto& st = w.stats();
     r.requests = st.requests;

@@ -194,7 +194,7 @@ void Link::stop(std::string_view reason) {
 void Link::fail(const LinkError& error) {
     const Lost cause = lost_cause(error.kind);
     const bool requested = cause == Lost::closed; // a reset, a shutdown, a removed peer
-    const bool retry = !requested && !stopped_;
+    const bool retry = !requested && !stopped_ && cfg_.reconnect;
     const bool was_up = state_ == State::ready;
     const auto step_name = std::string(step());
     const auto reason = describe(error); // names the step: before the state changes

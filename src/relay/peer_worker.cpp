@@ -41,7 +41,9 @@ void Client::on_events(std::uint32_t events) {
 PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self, Options opts,
                        const LinkFactory& make_link)
     : loop_(loop), settings_(std::move(settings)), peer_(std::move(peer)), self_(std::move(self)),
-      opts_(std::move(opts)), accept_timer_(loop, [this] { on_listener_timer(); }),
+      opts_(std::move(opts)), make_link_(make_link), open_timer_(loop, [this] { dispatch(); }),
+      link_idle_timer_(loop, [this] { close_idle_links(); }),
+      accept_timer_(loop, [this] { on_listener_timer(); }),
       request_timer_(loop, [this] { on_request_timer(); }),
       grace_timer_(loop, [this] { on_grace_timer(); }),
       idle_timer_(loop, [this] { on_idle_timer(); }),
@@ -75,7 +77,7 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
           maybe_finish_drain();
       }) {
     pong_ = std::make_unique<Request>();
-    LinkConfig lc;
+    LinkConfig& lc = link_cfg_;
     lc.remote_id = peer_.id;
     lc.local_id = self_.id;
     lc.addr = peer_.addr;
@@ -88,15 +90,23 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
     lc.retry_max = opts_.retry_max;
     lc.pipeline = opts_.pipeline;
     lc.max_reply = opts_.max_reply;
-    for (unsigned i = 0; i < opts_.connections; ++i) {
-        links_.push_back(make_link ? make_link(loop_, lc, *this, i + 1)
-                                   : std::make_unique<Link>(loop_, lc, *this, i + 1));
+    kept_ = opts_.connections;
+    for (unsigned i = 0; i < kept_; ++i) {
+        links_.push_back(make_link_ ? make_link_(loop_, lc, *this, i + 1)
+                                    : std::make_unique<Link>(loop_, lc, *this, i + 1));
+    }
+    use_.resize(links_.size());
+    for (unsigned i = 0; i < kept_; ++i) {
+        use_[i].index = i + 1;
     }
     link_since_ = loop_.now();
     link_since_wall_ = std::time(nullptr);
 }
 
 PeerWorker::~PeerWorker() {
+    if (reap_deferred_) {
+        loop_.cancel(*this);
+    }
     for (auto& c : clients_) {
         loop_.remove(c.fd.get(), c);
     }
@@ -114,7 +124,7 @@ void PeerWorker::set_options(const Options& opts) {
     const auto connections = opts_.connections;
     opts_ = opts; // the spooler reads them through its reference
     opts_.connections = connections;
-    LinkConfig lc;
+    LinkConfig& lc = link_cfg_;
     lc.handshake_timeout = opts_.handshake_timeout;
     lc.retry_min = opts_.retry_min;
     lc.retry_max = opts_.retry_max;
@@ -123,13 +133,14 @@ void PeerWorker::set_options(const Options& opts) {
     for (auto& l : links_) {
         l->set_limits(lc);
     }
-    dispatch(); // a longer pipeline may take more now
+    close_idle_links(); // a lower --max-connections, a shorter --link-idle-timeout
+    dispatch();         // a longer pipeline, a higher maximum may take more now
 }
 
 bool PeerWorker::retry_now() {
     bool any = false;
-    for (auto& l : links_) {
-        any = l->retry_now() || any;
+    for (std::size_t i = 0; i < kept_; ++i) { // an extra link that failed is not retried
+        any = links_[i]->retry_now() || any;
     }
     return any;
 }
@@ -139,8 +150,13 @@ void PeerWorker::reconnect() {
         return;
     }
     lg().info("INFO: Reconnecting to {} (requested by the operator)", peer_.id);
-    for (auto& l : links_) {
-        l->reset("reconnect requested by the operator");
+    for (std::size_t i = 0; i < links_.size(); ++i) {
+        if (!extra(i)) {
+            links_[i]->reset("reconnect requested by the operator");
+        } else if (!use_[i].dead) {
+            use_[i].closing = true; // opened again on demand, if needed
+            links_[i]->stop("reconnect requested by the operator");
+        }
     }
 }
 
@@ -151,6 +167,7 @@ bool PeerWorker::link_up() const noexcept {
 // ---------------------------------------------------------------- links
 
 void PeerWorker::link_up(LondLink& link) {
+    const auto i = link_at(link);
     ++links_ready_;
     ++stats_.link_ups;
     connection_[&link] = stats_.link_ups;
@@ -169,20 +186,34 @@ void PeerWorker::link_up(LondLink& link) {
             on_link_state(true);
         }
     }
-    if (pong_) {
+    // The pong asks lond to ping us back: once the peer's lonc had time
+    // to connect to our lond (PROTOCOL.md 2.3). A link opened on demand
+    // sends none: the way back is the same, and the link is there to carry
+    // the requests that wait, which it takes at once.
+    if (pong_ && !extra(i)) {
         pong_timer_.arm_in(seconds(opts_.handshake_pause));
     }
     dispatch();
+    if (extra(i) && link.in_flight() == 0) {
+        mark_idle(i);
+    }
 }
 
 void PeerWorker::link_down(LondLink& link, bool was_up) {
-    if (!was_up || !link.answered()) {
+    const auto i = link_at(link);
+    const bool on_purpose = extra(i) && use_[i].closing; // closed idle: not a failure
+    if (extra(i)) {
+        extra_down(i, was_up);
+    }
+    if ((!was_up || !link.answered()) && !on_purpose) {
         ++stats_.link_failures; // every failed attempt, though lonc.log sums them up
     }
     if (was_up) {
-        spooler_.link_lost();
+        if (!on_purpose) {
+            spooler_.link_lost();
+        }
         --links_ready_;
-        ++stats_.link_downs;
+        stats_.link_downs += on_purpose ? 0U : 1U;
         if (links_ready_ == 0) {
             if (on_link_state) {
                 on_link_state(false);
@@ -202,10 +233,18 @@ void PeerWorker::link_down(LondLink& link, bool was_up) {
 }
 
 void PeerWorker::link_reply(LondLink& link, RequestPtr req, std::string_view reply) {
+    const auto i = link_at(link);
+    if (!use_[i].answered) {
+        use_[i].answered = true;
+        extra_failures_ = extra(i) ? 0 : extra_failures_; // lond takes new links again
+    }
     // A death on a delayed message before this connection came up counts now.
     spooler_.peer_answered(connection_[&link]);
     // The next request first: lond works on it while this reply goes out.
     dispatch();
+    if (extra(i) && link.in_flight() == 0 && !use_[i].dead) {
+        mark_idle(i);
+    }
     complete(std::move(req), reply, true);
 }
 
@@ -627,15 +666,31 @@ RequestPtr PeerWorker::take_front() {
     return r;
 }
 
+// The head of the queue goes to the first idle link (the kept ones come
+// first, so links opened on demand fall idle and close). Behind a busy link
+// (--pipeline) only while no link can be opened: a request never waits
+// behind a slow one while a link could be made for it.
 void PeerWorker::dispatch() {
     while (!pending_.empty()) {
         LondLink* best = nullptr;
         for (auto& l : links_) {
-            if (l->can_send() && (best == nullptr || l->in_flight() < best->in_flight())) {
+            if (!l->can_send()) {
+                continue;
+            }
+            if (l->in_flight() == 0) {
+                best = l.get();
+                break;
+            }
+            if (best == nullptr || l->in_flight() < best->in_flight()) {
                 best = l.get();
             }
         }
+        if (best != nullptr && best->in_flight() > 0 &&
+            pending_.front()->kind == Request::Kind::client && may_open_link()) {
+            best = nullptr;
+        }
         if (best == nullptr) {
+            open_links();
             return;
         }
         RequestPtr r = take_front();

@@ -136,6 +136,9 @@ std::string format_metrics(const MetricsInput& in) {
         auto value = [](std::uint64_t n) { return static_cast<double>(n); };
         fam.add("lonc_links_up", MetricType::Gauge, "Links to the peer that are up", l,
                 value(f.links_up));
+        fam.add("lonc_links_max", MetricType::Gauge,
+                "Most links to the peer (--max-connections, at least --connections)", l,
+                value(f.links_max));
         const std::tuple<const char*, std::uint64_t, const char*> counters[] = {
             {"lonc_requests_total", f.requests, "Client requests answered by the peer's lond"},
             {"lonc_con_lost_total", f.con_lost, "Client requests answered con_lost"},
@@ -143,6 +146,11 @@ std::string format_metrics(const MetricsInput& in) {
              "Client requests refused by lonc (queue full, line too long)"},
             {"lonc_timeouts_total", f.timeouts, "Requests that ran past --request-timeout"},
             {"lonc_reconnects_total", f.reconnects, "Links to the peer that were up and went down"},
+            {"lonc_links_opened_total", f.links_opened,
+             "Links to the peer opened on demand (every link was busy)"},
+            {"lonc_links_closed_total", f.links_closed,
+             "Links to the peer opened on demand and closed when idle"},
+            {"lonc_handshakes_total", f.handshakes, "Handshakes with the peer's lond completed"},
             {"lonc_link_failures_total", f.link_failures,
              "Link attempts that failed: no handshake, or down before lond answered"},
             {"lonc_spool_delivered_total", f.spool_delivered, "Delayed messages delivered"},

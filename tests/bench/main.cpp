@@ -134,6 +134,7 @@ int bench_main(int argc, char** argv) {
             opts.clients = {1, 8};
             opts.all_setups = false;
             opts.syscalls = false;
+            opts.mix = false;
             opts.fanout_peers = 20;
             opts.crowd_clients = 300;
         }

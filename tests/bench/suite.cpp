@@ -75,6 +75,7 @@ private:
     LoadResult run_case(const Case& c);
     void count_syscalls(Row& row);
     void run_crowd();
+    void run_mix();
     void run_fanout();
     void compute_goals();
     [[nodiscard]] const Row* find(const Case& c) const;
@@ -85,6 +86,7 @@ private:
     std::unique_ptr<BenchWorld> world_;
     std::vector<std::pair<Setup, LoncInstance*>> loncs_;
     std::filesystem::path relay_fast_, relay_slow_;
+    LoncInstance* default_lonc_ = nullptr; // lonc's default link settings (links on demand)
 };
 
 void Bench::start_main_world() {
@@ -97,9 +99,11 @@ void Bench::start_main_world() {
     std::vector<Setup> setups = {
         {Server::lonc, 1, 1}, {Server::lonc, 1, 8}, {Server::lonc, 4, 1}, {Server::lonc, 4, 8}};
     for (const auto& s : setups) {
+        // A fixed number of links: no more are opened on demand.
         auto& l = world_->start_lonc(fmt::format("c{}p{}", s.connections, s.pipeline),
-                                     {"--connections", std::to_string(s.connections), "--pipeline",
-                                      std::to_string(s.pipeline)});
+                                     {"--connections", std::to_string(s.connections),
+                                      "--max-connections", std::to_string(s.connections),
+                                      "--pipeline", std::to_string(s.pipeline)});
         loncs_.emplace_back(s, &l);
     }
     for (auto& [s, l] : loncs_) {
@@ -218,6 +222,84 @@ void Bench::run_crowd() {
                              "{} failed connects, {:.2f} s\n",
                              c.served, c.clients, c.requests, c.errors, c.crossed, c.connect_errors,
                              c.seconds);
+}
+
+// A counter of the peer in a metrics file ("name{peer="h1"} N"), or -1.
+double metric(const std::filesystem::path& file, const std::string& name, const std::string& peer) {
+    std::ifstream in(file);
+    const auto key = name + "{peer=\"" + peer + "\"} ";
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(key, 0) == 0) {
+            return std::stod(line.substr(key.size()));
+        }
+    }
+    return -1;
+}
+
+// Quick requests beside slow ones to the same host (issue 25): 4 clients
+// of echo requests alone, then with 2 clients sending 2 s requests
+// (lond-sim's sleep) to the same host at the same time; for lonc's
+// defaults (links on demand) and for one link, the original's.
+void Bench::run_mix() {
+    // Started now: its metrics (every 0.5 s) would disturb the other rows.
+    const auto metrics = world_->dir() / "lonc-default/logs/metrics.prom";
+    default_lonc_ = &world_->start_lonc(
+        "default", {"--metrics-file", metrics.string(), "--metrics-interval", "0.5"});
+    if (!world_->wait_sockets(*default_lonc_, {self_host, fast_host}, 60s)) {
+        throw std::runtime_error("lonc default did not create its sockets");
+    }
+    const std::pair<const char*, LoncInstance*> sides[] = {
+        {"default (on demand)", default_lonc_},
+        {"one link (c1, max 1)", &lonc({Server::lonc, 1, 1})}};
+    std::cout << "\nquick requests beside slow ones (4 quick clients, 2 clients of sleep:2000):\n";
+    for (const auto& [name, l] : sides) {
+        LoadSpec quick;
+        quick.target.unix_path = l->socket(world_->id(fast_host)).string();
+        quick.pattern = Pattern::persistent;
+        quick.clients = 4;
+        quick.warmup = 0.3;
+        quick.seconds = 3;
+        quick.server = tree(l->proc.pid());
+        const auto alone = run_load(quick);
+        LoadSpec slow = quick;
+        slow.clients = 2;
+        slow.request = "sleep:2000:{token}";
+        slow.warmup = 0;
+        slow.seconds = quick.warmup + quick.seconds + 0.2;
+        slow.server = {};
+        LoadResult slow_r;
+        std::thread t([&] { slow_r = run_load(slow); });
+        std::this_thread::sleep_for(50ms); // the slow ones are on the wire first
+        const auto mixed = run_load(quick);
+        t.join();
+        auto cpu_us = [](const LoadResult& r) {
+            return r.requests == 0
+                       ? 0.0
+                       : static_cast<double>(r.server_after.cpu_ticks - r.server_before.cpu_ticks) *
+                             tick_us() / static_cast<double>(r.requests);
+        };
+        std::string links = "-";
+        if (l == default_lonc_) {
+            std::this_thread::sleep_for(1200ms); // a fresh metrics file
+            const auto peer = world_->id(fast_host);
+            links = fmt::format("opened {:.0f}, closed {:.0f}",
+                                metric(metrics, "lonc_links_opened_total", peer),
+                                metric(metrics, "lonc_links_closed_total", peer));
+        }
+        std::cout
+            << fmt::format(
+                   "  {:<22} quick alone: {:.0f} req/s, p99 {:.0f} us, CPU {:.1f} us/req; beside "
+                   "slow: "
+                   "{:.0f} req/s, p99 {:.0f} us ({:.2f}x), max {:.0f} us, CPU {:.1f} us/req; slow "
+                   "answered {}; errors {}; links {}\n",
+                   name, alone.rps, alone.p99_us, cpu_us(alone), mixed.rps, mixed.p99_us,
+                   alone.p99_us > 0 ? mixed.p99_us / alone.p99_us : 0.0, mixed.max_us,
+                   cpu_us(mixed), slow_r.total,
+                   alone.errors + mixed.errors + alone.crossed + mixed.crossed, links)
+            << std::flush;
+        std::this_thread::sleep_for(2500ms); // the slow requests still out finish
+    }
 }
 
 void Bench::run_fanout() {
@@ -499,6 +581,9 @@ Report Bench::run() {
         rep_.rows.push_back(std::move(r));
     }
     std::cout << std::flush;
+    if (opts_.rows && opts_.mix) {
+        run_mix();
+    }
     if (opts_.crowd_clients > 0) {
         run_crowd();
     }

@@ -745,8 +745,11 @@ std::vector<double> live_latencies(Cluster& c, int clients, std::chrono::millise
 }
 
 TEST(Spool, BacklogSharesTheLinkFairlyWithLiveTraffic) {
-    // lond-sim takes 200 us a request, like a lond doing disk work.
-    Cluster c({.hosts = 2, .sim_args = {"--service-us", "200"}});
+    // lond-sim takes 200 us a request, like a lond doing disk work. One
+    // link, which the backlog and the live requests share (with links on
+    // demand each would have its own, and the ratio would measure the CPU).
+    Cluster c(
+        {.hosts = 2, .sim_args = {"--service-us", "200"}, .lonc_args = {"--max-connections", "1"}});
     const int clients = 8;
     const auto quiet = live_latencies(c, clients, 2s);
     // The backlog builds up while the peer is down, then drains once it is back.

@@ -1,9 +1,11 @@
 // The relay (one child per peer): real lonc, real lond-sim peers, real bytes.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <future>
 #include <map>
+#include <sys/socket.h>
 #include <thread>
 
 #include "cluster.hpp"
@@ -14,6 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
 
 TEST(Relay, EveryPeerAnswersPlainAndEncryptedRequests) {
     Cluster c({.hosts = 3});
@@ -170,6 +173,43 @@ TEST(HeadOfLine, SecondConnectionServesOthersWhileOneRequestIsSlow) {
     EXPECT_EQ(slow.get(), "slow");
 }
 
+// With lonc's defaults (one link kept): a quick request to a host is
+// answered while a slow one to the same host is on the link, on a link
+// opened for it; status shows it.
+TEST(HeadOfLine, ByDefaultAQuickRequestDoesNotWaitForASlowOne) {
+    Cluster c({.hosts = 2});
+    auto slow = c.client(1);
+    ASSERT_TRUE(slow);
+    ASSERT_TRUE(slow->send_line("sleep:8000:slow"));
+    const auto on_the_wire = [&] {
+        for (const auto& row : c.sim_requests(1)) {
+            if (row.size() >= 2 && row[1] == "sleep:8000:slow") {
+                return true;
+            }
+        }
+        return false;
+    };
+    ASSERT_TRUE(wait_until(on_the_wire, 10s)); // lond is on it
+    EXPECT_EQ(c.request(1, "echo:quick", 20s), "quick");
+    // The slow one is still outstanding: no reply for it yet.
+    char byte = 0;
+    EXPECT_EQ(::recv(slow->fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT), -1)
+        << "the slow reply came before the quick one";
+    EXPECT_TRUE(slow->pending().empty());
+    const auto status = json::parse(lonctl(c, {"status", "--json"}).out, nullptr, false);
+    bool found = false;
+    for (const auto& p : status["peers"]) {
+        if (p["id"] == c.id(1)) {
+            found = true;
+            EXPECT_EQ(p.value("links_opened", 0), 1) << p.dump();
+            EXPECT_EQ(p.value("links_total", 0), 2) << p.dump();
+            EXPECT_EQ(p.value("links_max", 0), 8) << p.dump();
+        }
+    }
+    EXPECT_TRUE(found) << status.dump();
+    EXPECT_EQ(slow->read_line(20s), "slow");
+}
+
 // ---------------------------------------------------------- timeouts
 
 TEST(Timeouts, TimedOutRequestResetsTheLinkAndTheLateReplyIsNeverDelivered) {
@@ -198,7 +238,10 @@ TEST(Timeouts, TimedOutRequestResetsTheLinkAndTheLateReplyIsNeverDelivered) {
 TEST(Timeouts, QueuedRequestThatExpiresIsNeverSent) {
     // The link dies with a request queued behind a slow one; no new link
     // comes within the request timeout (shorter than the requeue grace).
-    Cluster c({.hosts = 2, .lonc_args = {"--request-timeout", "1", "--requeue-grace", "5"}});
+    // One link: none is opened on demand for the queued request.
+    Cluster c({.hosts = 2,
+               .lonc_args = {"--request-timeout", "1", "--requeue-grace", "5", "--max-connections",
+                             "1"}});
     auto slow = std::async(std::launch::async, [&] { return c.request(1, "sleep:3000:slow"); });
     std::this_thread::sleep_for(200ms);
     const auto t0 = Clock::now();
@@ -338,7 +381,8 @@ TEST(Clients, IdleClientIsClosed) {
 }
 
 TEST(Clients, FullQueueAnswersConLost) {
-    Cluster c({.hosts = 2, .lonc_args = {"--max-queue", "2"}});
+    // One link, so that requests queue behind the slow one.
+    Cluster c({.hosts = 2, .lonc_args = {"--max-queue", "2", "--max-connections", "1"}});
     auto first = std::async(std::launch::async, [&] { return c.request(1, "sleep:1500:a"); });
     std::this_thread::sleep_for(200ms);
     auto second = std::async(std::launch::async, [&] { return c.request(1, "echo:b"); });

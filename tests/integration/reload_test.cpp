@@ -47,6 +47,18 @@ std::size_t inits(const std::filesystem::path& sim_log) {
     return n;
 }
 
+// Links the child of host h opened on demand (each one `init`), from a
+// fresh status: the inits a reload did not cause.
+std::size_t opened_on_demand(const Cluster& c, int h) {
+    const auto status = fresh_status(c);
+    for (const auto& p : status["peers"]) {
+        if (p["id"] == c.id(h)) {
+            return p.value("links_opened", std::size_t{0});
+        }
+    }
+    return 0;
+}
+
 std::size_t count(const std::string& text, const std::string& regex) {
     const std::regex re(regex);
     return static_cast<std::size_t>(
@@ -126,11 +138,21 @@ TEST(Reload, HupTwiceWithNothingChangedTouchesNoLinkUnderLoad) {
         load.wait_more(50);
         expect_no_failed_request(load.stop());
     }
+    // The load opens links on demand (one init each, counted by the
+    // child); any other init would be a link the reloads touched.
+    const auto status = fresh_status(c);
     for (int h = 0; h < 3; ++h) {
-        EXPECT_EQ(inits(c.sim_log(h)), before[static_cast<std::size_t>(h)]) << c.id(h);
+        std::size_t opened = 0;
+        for (const auto& p : status["peers"]) {
+            if (p["id"] == c.id(h)) {
+                opened = p.value("links_opened", std::size_t{0});
+                EXPECT_EQ(p.value("reconnects", 1), 0) << c.id(h);
+            }
+        }
+        EXPECT_EQ(inits(c.sim_log(h)), before[static_cast<std::size_t>(h)] + opened) << c.id(h);
     }
     EXPECT_EQ(c.lonc_pid(), parent);
-    EXPECT_EQ(child_pids(fresh_status(c)), pids);
+    EXPECT_EQ(child_pids(status), pids);
     EXPECT_EQ(c.log().find("CRITICAL"), std::string::npos) << c.log();
 }
 
@@ -196,8 +218,8 @@ TEST(Reload, PeerAddedAndRemovedOthersUntouched) {
     EXPECT_EQ(now_pids.at("h0"), pids.at("h0"));
     EXPECT_EQ(now_pids.at("h1"), pids.at("h1"));
     EXPECT_EQ(now_pids.count("h2"), 0U);
-    EXPECT_EQ(inits(c.sim_log(0)), inits0);
-    EXPECT_EQ(inits(c.sim_log(1)), inits1);
+    EXPECT_EQ(inits(c.sim_log(0)), inits0 + opened_on_demand(c, 0));
+    EXPECT_EQ(inits(c.sim_log(1)), inits1 + opened_on_demand(c, 1));
     // The undeliverable files, in both status files and the metrics.
     const auto names = after["reload"]["undeliverable"]["h2"];
     ASSERT_EQ(names.size(), 2U) << after.dump();
@@ -288,8 +310,8 @@ TEST(Reload, AddressChangeReconnectsOnlyThatPeer) {
     EXPECT_EQ(now_pids.at("h0"), pids.at("h0"));
     EXPECT_EQ(now_pids.at("h1"), pids.at("h1"));
     EXPECT_NE(now_pids.at("h2"), pids.at("h2"));
-    EXPECT_EQ(inits(c.sim_log(0)), inits0);
-    EXPECT_EQ(inits(c.sim_log(1)), inits1);
+    EXPECT_EQ(inits(c.sim_log(0)), inits0 + opened_on_demand(c, 0));
+    EXPECT_EQ(inits(c.sim_log(1)), inits1 + opened_on_demand(c, 1));
     EXPECT_EQ(inits(c.sim_log(2)), 1U); // the old address is not tried again
     const auto log = c.log();
     EXPECT_EQ(log.find("CRITICAL", log_before), std::string::npos) << log.substr(log_before);
@@ -362,7 +384,8 @@ TEST(Reload, BrokenSettingsThenBrokenHostsLineChangeNothing) {
     EXPECT_TRUE(c.lonc().running());
     EXPECT_EQ(child_pids(fresh_status(c)), pids);
     for (int h = 0; h < 3; ++h) {
-        EXPECT_EQ(inits(c.sim_log(h)), before[static_cast<std::size_t>(h)]) << c.id(h);
+        EXPECT_EQ(inits(c.sim_log(h)), before[static_cast<std::size_t>(h)] + opened_on_demand(c, h))
+            << c.id(h);
     }
     EXPECT_EQ(c.log().find("CRITICAL"), std::string::npos) << c.log();
     // Fixed: applied, and the metrics say so.
@@ -392,6 +415,58 @@ TEST(Reload, NewTimeoutReachesRunningChildWithoutNewLink) {
     const auto t0 = std::chrono::steady_clock::now();
     EXPECT_EQ(c.request(1, "sleep:20000:late", 15s), "con_lost");
     EXPECT_LT(since(t0), 15.0);
+}
+
+// A lower --max-connections reaches a running child without dropping a
+// link: the one opened on demand finishes its request, then closes.
+TEST(Reload, ALowerMaxConnectionsDropsNoLinkAndClosesTheExtraOnceIdle) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.dir().write("lonc.ini", "max-connections = 8\n");
+    c.start_lonc({"--settings", (c.dir() / "lonc.ini").string()});
+    ASSERT_TRUE(c.wait_all_sockets());
+    const auto on_the_wire = [&](const std::string& line) {
+        return wait_until(
+            [&] {
+                for (const auto& row : c.sim_requests(1)) {
+                    if (row.size() >= 2 && row[1] == line) {
+                        return true;
+                    }
+                }
+                return false;
+            },
+            10s);
+    };
+    ASSERT_TRUE(on_the_wire("pong")); // the kept link is free again after it
+    auto one = c.client(1);
+    auto two = c.client(1);
+    ASSERT_TRUE(one && two);
+    ASSERT_TRUE(one->send_line("sleep:3000:one"));
+    ASSERT_TRUE(on_the_wire("sleep:3000:one"));
+    ASSERT_TRUE(two->send_line("sleep:3000:two")); // on a link opened for it
+    ASSERT_TRUE(on_the_wire("sleep:3000:two"));
+    c.dir().write("lonc.ini", "max-connections = 1\n");
+    const auto r = lonctl(c, {"reload"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("options: max-connections 8 -> 1"), std::string::npos) << r.out;
+    EXPECT_EQ(one->read_line(10s), "one");
+    EXPECT_EQ(two->read_line(10s), "two") << "the extra link was dropped under its request";
+    json peer = json::object();
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const auto status = fresh_status(c);
+            for (const auto& p : status["peers"]) {
+                if (p["id"] == c.id(1)) {
+                    peer = p;
+                }
+            }
+            return peer.value("links_total", 0) == 1 && peer.value("links_closed", 0) == 1;
+        },
+        10s))
+        << peer.dump();
+    EXPECT_EQ(peer.value("links_max", 0), 1);
+    EXPECT_EQ(peer.value("reconnects", 1), 0);
+    EXPECT_EQ(inits(c.sim_log(1)), 2U); // the kept link and the one opened on demand
+    EXPECT_EQ(c.request(1, "echo:after"), "after");
 }
 
 TEST(Reload, LonSockDirChangeIsRejectedAsNeedingARestart) {

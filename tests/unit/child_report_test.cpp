@@ -17,6 +17,10 @@ ChildReport full() {
     r.link = LinkState::up;
     r.links_up = 2;
     r.links_total = 3;
+    r.links_max = 16;
+    r.links_opened = 17;
+    r.links_closed = 18;
+    r.handshakes = 19;
     r.since = -5;
     r.local_ports = "40001,40002";
     r.last_error = "write failed: Broken pipe";
@@ -108,11 +112,16 @@ TEST(ChildReport, AMissingFieldIsRefused) {
 TEST(ChildReport, FieldsAddedLaterMayBeMissing) {
     auto text = with_line(full().encode(), "health", "");
     text = with_line(text, "link_failures", "");
+    for (const char* key : {"links_max", "links_opened", "links_closed", "handshakes"}) {
+        text = with_line(text, key, "");
+    }
     std::string error;
     const auto r = ChildReport::decode(text, error);
     ASSERT_TRUE(r) << error;
     EXPECT_EQ(r->health, "down");
     EXPECT_EQ(r->link_failures, 0U);
+    EXPECT_EQ(r->links_max, 0U);
+    EXPECT_EQ(r->links_opened, 0U);
 }
 
 TEST(ChildReport, ABadValueIsRefused) {

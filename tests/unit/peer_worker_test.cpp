@@ -27,7 +27,8 @@ EventLoop::TimePoint fake_now() {
 // answers them, or brings the link up and down.
 class FakeLink final : public LondLink {
 public:
-    FakeLink(LinkEvents& events, unsigned pipeline) : events_(events), pipeline_(pipeline) {}
+    FakeLink(LinkEvents& events, const LinkConfig& cfg)
+        : on_demand(!cfg.reconnect), events_(events), pipeline_(cfg.pipeline) {}
 
     void connect() override {}
     bool retry_now() override { return false; }
@@ -67,6 +68,16 @@ public:
         error_ = why;
         go_down(Lost::fault);
     }
+    // An attempt that fails before the link is up (lond refused, or closed
+    // during the handshake).
+    void refuse() {
+        ASSERT_FALSE(up_);
+        error_ = "lond refused the connection at init";
+        events_.link_down(*this, false);
+    }
+    [[nodiscard]] bool up() const noexcept { return up_; }
+
+    const bool on_demand; // made with reconnect = false
 
     std::vector<std::string> sent;     // every line the worker sent, in order
     std::vector<std::string> timeouts; // reasons of time_out()
@@ -119,7 +130,7 @@ protected:
             worker_.emplace(loop_, settings_, peer_, self_, opts_,
                             [this](EventLoop&, const LinkConfig& cfg, LinkEvents& events,
                                    unsigned /*index*/) -> std::unique_ptr<LondLink> {
-                                auto l = std::make_unique<FakeLink>(events, cfg.pipeline);
+                                auto l = std::make_unique<FakeLink>(events, cfg);
                                 links_.push_back(l.get());
                                 return l;
                             });
@@ -238,6 +249,7 @@ TEST_F(PeerWorkerTest, DispatchesInArrivalOrderAndAnswersEachClient) {
 
 TEST_F(PeerWorkerTest, PipelinesAcrossClientsButOneRequestPerClient) {
     opts_.pipeline = 3;
+    opts_.max_connections = 1; // a request goes behind another only if no link can be made
     link().come_up();
     auto a = connect();
     write_text(a, "get:a1\nget:a2\n"); // one client, two lines at once
@@ -485,6 +497,202 @@ TEST_F(PeerWorkerTest, ReclaimPutsItsSocketBackWhenThePathNamesAnother) {
     auto b = request("get:b");
     link().reply("rb");
     EXPECT_EQ(reply(b), "rb");
+}
+
+// ------------------------------------------------------- links on demand
+
+TEST_F(PeerWorkerTest, ABusyLinkMakesAnotherForTheRequestThatWaits) {
+    link().come_up();
+    auto slow = request("get:slow");
+    EXPECT_EQ(links_.size(), 1U) << "a link was idle: nothing to open";
+    auto quick = request("get:quick");
+    ASSERT_EQ(links_.size(), 2U) << "every link busy: one more for the waiting request";
+    EXPECT_TRUE(link(1).on_demand);
+    EXPECT_FALSE(link(0).on_demand);
+    link(1).come_up();
+    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"get:quick"})) << "taken at once";
+    link(1).reply("rq");
+    EXPECT_EQ(reply(quick), "rq"); // while the slow one is still out
+    EXPECT_EQ(link(0).in_flight(), 1U);
+    link(0).reply("rs");
+    EXPECT_EQ(reply(slow), "rs");
+    EXPECT_EQ(worker().stats().links_opened, 1U);
+    // Idle links are used before any is opened, the kept one first.
+    auto again = request("get:again");
+    EXPECT_EQ(link(0).sent.back(), "get:again");
+    EXPECT_EQ(links_.size(), 2U);
+}
+
+TEST_F(PeerWorkerTest, NoMoreLinksThanMaxConnections) {
+    opts_.max_connections = 3;
+    link().come_up();
+    std::vector<UniqueFd> clients;
+    for (int i = 0; i < 6; ++i) {
+        clients.push_back(request("get:" + std::to_string(i)));
+    }
+    ASSERT_EQ(links_.size(), 3U) << "one per waiting request, up to the maximum";
+    link(1).come_up();
+    link(2).come_up();
+    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"get:1"}));
+    EXPECT_EQ(link(2).sent, (std::vector<std::string>{"get:2"}));
+    EXPECT_EQ(worker().queue_depth(), 3U);
+    link(2).reply("r2"); // the next waiting request goes to the link that is free
+    EXPECT_EQ(link(2).sent.back(), "get:3");
+    EXPECT_EQ(links_.size(), 3U);
+    EXPECT_EQ(worker().stats().links_opened, 2U);
+    EXPECT_EQ(worker().max_links(), 3U);
+}
+
+TEST_F(PeerWorkerTest, AnIdleExtraLinkClosesTheFirstStays) {
+    opts_.link_idle_timeout = 60;
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    link(1).come_up();
+    link(1).reply("rb");
+    EXPECT_EQ(reply(b), "rb");
+    link(0).reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+    advance(59);
+    EXPECT_TRUE(link(1).up());
+    auto c = request("get:c"); // on the kept link: the extra stays idle
+    link(0).reply("rc");
+    EXPECT_EQ(reply(c), "rc");
+    advance(2);
+    EXPECT_FALSE(link(1).up()) << "idle for --link-idle-timeout: closed";
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_EQ(worker().links().size(), 1U);
+    EXPECT_EQ(worker().stats().links_closed, 1U);
+    EXPECT_EQ(worker().stats().link_downs, 0U) << "closing an idle link is not a link going down";
+    advance(600);
+    EXPECT_TRUE(link(0).up()) << "the first link is kept however quiet the host";
+    EXPECT_EQ(worker().links().size(), 1U);
+    auto d = request("get:d");
+    EXPECT_EQ(link(0).sent.back(), "get:d");
+}
+
+TEST_F(PeerWorkerTest, ARefusedNewLinkBacksOffAndTheRequestTakesTheLinkItHas) {
+    opts_.retry_min = 2;
+    opts_.retry_max = 100;
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    ASSERT_EQ(links_.size(), 2U);
+    link(1).refuse();
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_EQ(worker().links().size(), 1U) << "a failed extra link is not retried";
+    EXPECT_EQ(links_.size(), 2U) << "nor another opened at once";
+    advance(1.9);
+    EXPECT_EQ(links_.size(), 2U);
+    advance(0.2); // the backoff is over and b still waits: one more try
+    ASSERT_EQ(links_.size(), 3U);
+    link(2).refuse();
+    advance(3.9); // twice as long now
+    EXPECT_EQ(links_.size(), 3U);
+    link(0).reply("ra"); // b goes on the link there is
+    EXPECT_EQ(reply(a), "ra");
+    EXPECT_EQ(link(0).sent.back(), "get:b");
+    link(0).reply("rb");
+    EXPECT_EQ(reply(b), "rb");
+    advance(10);
+    EXPECT_EQ(links_.size(), 3U) << "nothing waits: nothing opened";
+    EXPECT_EQ(worker().stats().links_opened, 2U);
+    const auto log = test::slurp(settings_.log_file());
+    EXPECT_NE(log.find("Link 2 to h1 (opened on demand) failed: lond refused the connection at "
+                       "init; going on with the 1 link up, no new link for 2.0 s"),
+              std::string::npos)
+        << log;
+}
+
+TEST_F(PeerWorkerTest, ALinkOpenedOnDemandCarriesRequestsAtOnceAndSendsNoPong) {
+    opts_.handshake_pause = 5;
+    link().come_up(); // its pong is due at 5 s
+    auto a = request("get:a");
+    auto b = request("get:b");
+    advance(3);
+    link(1).come_up();
+    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"get:b"})) << "no pause before requests";
+    link(1).reply("rb");
+    EXPECT_EQ(reply(b), "rb");
+    advance(2.1); // the kept link's pong, on the idle link; not moved to 8 s by the extra one
+    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"get:b", "pong"}));
+    link(1).reply("h1:self");
+    advance(4);
+    EXPECT_EQ(std::count(link(1).sent.begin(), link(1).sent.end(), "pong"), 1)
+        << "one pong: the extra link asked for none";
+    EXPECT_EQ(links_.size(), 2U);
+    link(0).reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+}
+
+TEST_F(PeerWorkerTest, ThePongOpensNoLink) {
+    opts_.handshake_pause = 5;
+    link().come_up();
+    auto a = request("get:a");
+    advance(5.1); // pong due, the only link busy: it waits
+    EXPECT_EQ(links_.size(), 1U);
+    link(0).reply("ra");
+    EXPECT_EQ(link(0).sent.back(), "pong");
+}
+
+TEST_F(PeerWorkerTest, DelayedMessagesGoOneAtATimeOnWhicheverLinkIsFree) {
+    opts_.spool_min_age = 0;
+    link().come_up();
+    auto slow = request("get:slow"); // the kept link is busy
+    dir_.write("sock/delayed/100.a.h1", "put:a\n");
+    dir_.write("sock/delayed/200.a.h1", "put:b\n");
+    worker().spool_hint("*");
+    for (int i = 0; i < 5; ++i) {
+        loop_.run_once(std::chrono::milliseconds(0));
+    }
+    EXPECT_EQ(links_.size(), 1U) << "a delayed message opens no link: it takes the next free one";
+    auto quick = request("get:quick"); // a client does
+    ASSERT_EQ(links_.size(), 2U);
+    link(1).come_up();
+    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"put:a"})) << "the oldest waiting first";
+    ASSERT_EQ(links_.size(), 3U) << "the client still waits: one more link";
+    link(2).come_up();
+    EXPECT_EQ(link(2).sent, (std::vector<std::string>{"get:quick"}));
+    link(2).reply("rq");
+    EXPECT_EQ(reply(quick), "rq");
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_EQ(link(2).sent.size(), 1U) << "put:b waits for put:a's answer, on a free link or not";
+    link(1).reply("ok");
+    ASSERT_TRUE(pump([&] { return link(1).sent.size() + link(2).sent.size() == 3; }));
+    EXPECT_EQ(link(1).sent.back(), "put:b") << "the first free link";
+    link(1).reply("ok");
+    ASSERT_TRUE(pump([&] { return worker().spooler().stats().delivered == 2; }));
+    link(0).reply("rs");
+    EXPECT_EQ(reply(slow), "rs");
+}
+
+TEST_F(PeerWorkerTest, AReloadAppliesALowerMaximumWithoutDroppingABusyLink) {
+    opts_.max_connections = 3;
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    auto c = request("get:c");
+    link(1).come_up();
+    link(2).come_up();
+    auto lower = worker().options();
+    lower.max_connections = 2;
+    worker().set_options(lower);
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_TRUE(link(1).up());
+    EXPECT_TRUE(link(2).up()) << "a link with a request on it is not dropped";
+    link(2).reply("rc");
+    EXPECT_EQ(reply(c), "rc");
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_FALSE(link(2).up()) << "over the new maximum, closed once idle";
+    EXPECT_TRUE(link(1).up()) << "within it: kept until idle for --link-idle-timeout";
+    link(1).reply("rb");
+    link(0).reply("ra");
+    EXPECT_EQ(reply(b), "rb");
+    EXPECT_EQ(reply(a), "ra");
+    auto higher = worker().options();
+    higher.max_connections = 8;
+    worker().set_options(higher);
+    EXPECT_EQ(worker().max_links(), 8U);
 }
 
 TEST(ClientState, TransitionsAreTheDrawnOnes) {

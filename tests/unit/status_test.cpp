@@ -43,6 +43,10 @@ StatusReport known_report() {
     a.link = LinkState::up;
     a.links_up = 2;
     a.links_total = 3;
+    a.links_max = 8;
+    a.links_opened = 5;
+    a.links_closed = 3;
+    a.handshakes = 7;
     a.since = 1699990000;
     a.local_ports = "40001,40002";
     a.last_error = "connect: Connection refused";
@@ -75,6 +79,7 @@ StatusReport known_report() {
     auto& b = idle.report;
     b.generation = 7;
     b.links_total = 1;
+    b.links_max = 1;
     b.since = 1699990001;
     b.status = "Tue Nov 14 22:13:20 2023: Idle";
 
@@ -127,6 +132,7 @@ TEST_F(StatusFiles, JsonIsTheDocumentedOne) {
               "      \"clients\": 8,\n"
               "      \"con_lost\": 4,\n"
               "      \"errors\": 5,\n"
+              "      \"handshakes\": 7,\n"
               "      \"health\": \"up\",\n"
               "      \"id\": \"msul2\",\n"
               "      \"last_error\": \"connect: Connection refused\",\n"
@@ -137,6 +143,9 @@ TEST_F(StatusFiles, JsonIsTheDocumentedOne) {
               "      \"link\": \"up\",\n"
               "      \"link_failures\": 3,\n"
               "      \"link_since\": 1699990000,\n"
+              "      \"links_closed\": 3,\n"
+              "      \"links_max\": 8,\n"
+              "      \"links_opened\": 5,\n"
               "      \"links_total\": 3,\n"
               "      \"links_up\": 2,\n"
               "      \"local_ports\": \"40001,40002\",\n"
@@ -164,6 +173,7 @@ TEST_F(StatusFiles, JsonIsTheDocumentedOne) {
               "      \"clients\": 0,\n"
               "      \"con_lost\": 0,\n"
               "      \"errors\": 0,\n"
+              "      \"handshakes\": 0,\n"
               "      \"health\": \"down\",\n"
               "      \"id\": \"idle\",\n"
               "      \"last_error\": \"\",\n"
@@ -171,6 +181,9 @@ TEST_F(StatusFiles, JsonIsTheDocumentedOne) {
               "      \"link\": \"down\",\n"
               "      \"link_failures\": 0,\n"
               "      \"link_since\": 1699990001,\n"
+              "      \"links_closed\": 0,\n"
+              "      \"links_max\": 1,\n"
+              "      \"links_opened\": 0,\n"
               "      \"links_total\": 1,\n"
               "      \"links_up\": 0,\n"
               "      \"local_ports\": \"\",\n"

@@ -43,10 +43,14 @@ struct ChildReport {
     std::uint64_t generation = 0; // of the status request this answers
     LinkState link = LinkState::down;
     std::uint64_t links_up = 0;
-    std::uint64_t links_total = 0;
-    std::int64_t since = 0;  // Unix time the link state last changed
-    std::string local_ports; // of the links that are up, comma-separated
-    std::string last_error;  // why a link that is down is down; "" if none known
+    std::uint64_t links_total = 0;  // open or opening now
+    std::uint64_t links_max = 0;    // --max-connections (at least --connections)
+    std::uint64_t links_opened = 0; // opened on demand (counter)
+    std::uint64_t links_closed = 0; // opened on demand, closed idle (counter)
+    std::uint64_t handshakes = 0;   // handshakes completed, every link (counter)
+    std::int64_t since = 0;         // Unix time the link state last changed
+    std::string local_ports;        // of the links that are up, comma-separated
+    std::string last_error;         // why a link that is down is down; "" if none known
     // "up" (a link is up), "down" (none), or "sick": links come up but die
     // before lond answers a request.
     std::string health = "down";
@@ -98,6 +102,10 @@ inline constexpr auto child_report_fields = std::tuple{
     LONC_REPORT_FIELD(LinkState, "link", "link", r.link),
     LONC_REPORT_FIELD(std::uint64_t, "links_up", "links_up", r.links_up),
     LONC_REPORT_FIELD(std::uint64_t, "links_total", "links_total", r.links_total),
+    LONC_REPORT_FIELD(std::uint64_t, "links_max", "links_max", r.links_max),
+    LONC_REPORT_FIELD(std::uint64_t, "links_opened", "links_opened", r.links_opened),
+    LONC_REPORT_FIELD(std::uint64_t, "links_closed", "links_closed", r.links_closed),
+    LONC_REPORT_FIELD(std::uint64_t, "handshakes", "handshakes", r.handshakes),
     LONC_REPORT_FIELD(std::int64_t, "since", "link_since", r.since),
     LONC_REPORT_FIELD(std::string, "local_ports", "local_ports", r.local_ports),
     LONC_REPORT_FIELD(std::string, "last_error", "last_error", r.last_error),
@@ -130,7 +138,8 @@ inline constexpr auto child_report_fields = std::tuple{
 // Fields added after the first release: a report without them (from an
 // older child, during an upgrade) keeps their defaults.
 [[nodiscard]] inline bool report_field_optional(std::string_view key) noexcept {
-    return key == "health" || key == "link_failures";
+    return key == "health" || key == "link_failures" || key == "links_max" ||
+           key == "links_opened" || key == "links_closed" || key == "handshakes";
 }
 
 // Calls f(row) for every row of child_report_fields, in order.

@@ -37,7 +37,9 @@ struct Options {
     double retry_min = 2;
     double retry_max = 360;
     std::size_t max_reply = 134217728;
-    unsigned connections = 1;
+    unsigned connections = 1;      // links always kept
+    unsigned max_connections = 8;  // links opened on demand up to this
+    double link_idle_timeout = 60; // an extra link idle this long is closed
     unsigned pipeline = 1;
 
     // The clients.

@@ -50,6 +50,9 @@ struct LinkConfig {
     double retry_max = 360;
     unsigned pipeline = 1;
     std::size_t max_reply = 134217728;
+    // false: a link opened on demand; a failure ends it (no retry, no
+    // retry log: its owner decides whether to open another, and says so).
+    bool reconnect = true;
 };
 
 class LondLink;

@@ -89,18 +89,20 @@ struct Client final : EventLoop::Watcher {
 };
 
 struct PeerStats {
-    std::uint64_t requests = 0;   // client requests answered by lond
-    std::uint64_t con_lost = 0;   // client requests answered con_lost
-    std::uint64_t rejected = 0;   // answered con_lost: queue full, line too long
-    std::uint64_t timeouts = 0;   // requests that ran past --request-timeout
-    std::uint64_t link_ups = 0;   // handshakes completed
-    std::uint64_t link_downs = 0; // links that were up and went down
+    std::uint64_t requests = 0;     // client requests answered by lond
+    std::uint64_t con_lost = 0;     // client requests answered con_lost
+    std::uint64_t rejected = 0;     // answered con_lost: queue full, line too long
+    std::uint64_t timeouts = 0;     // requests that ran past --request-timeout
+    std::uint64_t link_ups = 0;     // handshakes completed
+    std::uint64_t link_downs = 0;   // links that were up and went down (not closed for idleness)
+    std::uint64_t links_opened = 0; // links opened on demand (each one handshake)
+    std::uint64_t links_closed = 0; // links opened on demand, closed when idle
     // Attempts that failed: no handshake, or down before lond answered.
     std::uint64_t link_failures = 0;
     std::uint64_t clients_accepted = 0;
 };
 
-class PeerWorker final : public LinkEvents, public EventLoop::Watcher {
+class PeerWorker final : public LinkEvents, public EventLoop::Watcher, private EventLoop::Deferred {
 public:
     // Makes the worker's links (index from 1); by default real Links. A
     // test passes one that makes scripted links.
@@ -124,7 +126,8 @@ public:
     void reconnect();
     // New timeouts and limits (a reload): links, new requests, new clients
     // and the spooler use them from now on. --connections stays as it was:
-    // every link is kept.
+    // every link is kept. A lower --max-connections closes links opened on
+    // demand as they become idle, never one with a request on it.
     void set_options(const Options& opts);
     [[nodiscard]] const Options& options() const noexcept { return opts_; }
     // A file appeared in delayed/ (its name; "*": look at everything).
@@ -161,9 +164,15 @@ public:
     [[nodiscard]] const LatencyHistogram& latency() const noexcept { return latency_; }
     // Called when the peer goes from no link up to one up, and back.
     std::function<void(bool up)> on_link_state;
+    // The links: the first --connections are kept for good; those after
+    // them were opened on demand (a link that failed may stay listed, down,
+    // until the end of the loop round).
     [[nodiscard]] const std::vector<std::unique_ptr<LondLink>>& links() const noexcept {
         return links_;
     }
+    // The most links the worker opens (--max-connections, at least
+    // --connections).
+    [[nodiscard]] unsigned max_links() const noexcept;
     // A one-line summary for loncstatus.txt and lonc.log status fields.
     [[nodiscard]] std::string summary() const;
 
@@ -208,13 +217,42 @@ private:
     void arm_request_timer();
     void maybe_finish_drain();
 
+    // Links on demand (peer_links.cpp)
+    [[nodiscard]] std::size_t link_at(const LondLink& link) const noexcept;
+    [[nodiscard]] bool extra(std::size_t i) const noexcept { return i >= kept_; }
+    [[nodiscard]] std::size_t live_links() const noexcept; // not down for good
+    [[nodiscard]] bool may_open_link() const noexcept;
+    void open_links(); // one more link per request waiting, up to max_links()
+    void extra_down(std::size_t i, bool was_up);
+    void mark_idle(std::size_t i);
+    void close_idle_links();      // and those over max_links(); arms link_idle_timer_
+    void run_deferred() override; // removes the extra links that are down
+    void defer_reap();
+
     EventLoop& loop_;
     Settings settings_;
     Peer peer_;
     Peer self_;
     Options opts_;
 
+    LinkFactory make_link_;
+    LinkConfig link_cfg_;
     std::vector<std::unique_ptr<LondLink>> links_;
+    // Per link (same index as links_): what on-demand links need.
+    struct LinkUse {
+        EventLoop::TimePoint idle_since{};
+        unsigned index = 0;    // the link's number in the log
+        bool answered = false; // lond answered a request on it
+        bool closing = false;  // we closed it: not a failure
+        bool dead = false;     // an extra link that went down: removed at the round's end
+    };
+    std::vector<LinkUse> use_;
+    unsigned kept_ = 0;                 // --connections at the start
+    unsigned extra_failures_ = 0;       // extra links in a row that failed before answering
+    EventLoop::TimePoint open_after_{}; // no extra link before this (backoff)
+    Timer open_timer_;                  // the backoff's end: try again
+    Timer link_idle_timer_;             // closes extra links idle for --link-idle-timeout
+    bool reap_deferred_ = false;
     EventLoop::TimePoint link_since_{};
     std::time_t link_since_wall_ = 0;
     unsigned links_ready_ = 0;
