@@ -202,8 +202,10 @@ void Spooler::hint(std::string_view name) {
 }
 
 // One process per host delivers: the lock is held for the child's life.
+// No lock, no delivery (another process may hold it): a lock file that
+// cannot be opened (EMFILE, say) is tried again at the next scan.
 bool Spooler::take_lock() {
-    if (lock_ || unlocked_) {
+    if (lock_) {
         return true;
     }
     const auto dir = settings_.sock_dir / ".lonc-spool";
@@ -212,12 +214,11 @@ bool Spooler::take_lock() {
     UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd) {
         if (!lock_warned_) {
-            lg().warn("Cannot open {}: {}; delivering delayed messages without it", file.string(),
-                      std::strerror(errno));
+            lg().warn("Cannot open {}: {}; {}'s delayed messages wait until it can be opened",
+                      file.string(), std::strerror(errno), host_);
             lock_warned_ = true;
         }
-        unlocked_ = true;
-        return true;
+        return false;
     }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         if (!lock_warned_ && predecessor_) {
@@ -276,7 +277,7 @@ void Spooler::scan() {
 }
 
 void Spooler::next() {
-    if (!active_ || !req_ || (!lock_ && !unlocked_)) { // one message out at a time
+    if (!active_ || !req_ || !lock_) { // one message out at a time
         return;
     }
     while (!files_.empty()) {
