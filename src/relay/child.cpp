@@ -112,7 +112,7 @@ int run_child(const ChildSetup& setup) {
                     if (!draining) {
                         draining = true;
                         lg.info("Handing {} over to a new child", setup.peer.id);
-                        worker.hand_off(drain_grace);
+                        worker.hand_off();
                     }
                     break;
                 case ipc::Type::options: {

@@ -27,6 +27,9 @@ constexpr std::size_t client_keep_capacity = 4096;
 // Released clients kept for reuse: lonnet connects once per request, and a
 // kept Client (list node, buffers) makes accepting one allocation-free.
 constexpr std::size_t spare_clients = 16;
+// Handing off, the drain's grace is --request-timeout and this much more:
+// every request it holds has met its own deadline by then.
+constexpr double handoff_margin = 1.0;
 
 bool starts_with(std::string_view s, std::string_view prefix) {
     return s.substr(0, prefix.size()) == prefix;
@@ -61,7 +64,9 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
                          // The last connects that found the old socket.
                          while (listener_ && accepting_ && accept_clients() > 0) {
                          }
-                         drain(handoff_grace_);
+                         // What it holds is answered by lond or times out under
+                         // --request-timeout; the grace only backs that up.
+                         drain(opts_.request_timeout + handoff_margin);
                      }),
       drain_timer_(loop, [this] {
           lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
@@ -158,10 +163,10 @@ void PeerWorker::link_up(LondLink& link) {
         link_since_wall_ = std::time(nullptr);
         grace_timer_.cancel();
         log::set_status("Connected");
-        if (!draining_) {
+        // A child that handed off never listens or delivers again: the path
+        // and the spool lock are its successor's.
+        if (!draining_ && !handing_off_) {
             open_listener();
-        }
-        if (!draining_) {
             spooler_.start();
         }
         if (on_link_state) {
@@ -189,7 +194,7 @@ void PeerWorker::link_down(LondLink& link, bool was_up) {
             log::set_status("Connection lost");
             close_listener();
             spooler_.stop();
-            if (!pending_.empty() && !draining_) {
+            if (!pending_.empty() && (!draining_ || handing_off_)) {
                 grace_timer_.arm_in(seconds(opts_.requeue_grace));
             }
         }
@@ -222,7 +227,7 @@ void PeerWorker::link_lost(LondLink& link, RequestPtr req, Lost why) {
 // ------------------------------------------------------------- listener
 
 void PeerWorker::open_listener() {
-    if (listener_ || links_ready_ == 0 || draining_) {
+    if (listener_ || links_ready_ == 0 || draining_ || handing_off_) {
         return;
     }
     const auto path = settings_.socket_path(peer_.id);
@@ -771,12 +776,11 @@ void PeerWorker::reclaim_socket() {
 // replaced it may still land in our backlog for a moment.
 constexpr double handoff_linger = 0.1;
 
-void PeerWorker::hand_off(double grace) {
+void PeerWorker::hand_off() {
     if (draining_ || handing_off_) {
         return;
     }
     handing_off_ = true;
-    handoff_grace_ = grace;
     spooler_.stop(); // the new child delivers once our spool lock is gone
     handoff_timer_.arm_in(seconds(handoff_linger));
 }
@@ -790,7 +794,9 @@ void PeerWorker::drain(double grace) {
     close_listener();
     spooler_.stop();
     pong_timer_.cancel();
-    grace_timer_.cancel();
+    if (!handing_off_) {
+        grace_timer_.cancel(); // handing off, a link down still answers con_lost in time
+    }
     drain_timer_.arm_in(seconds(grace));
     maybe_finish_drain();
 }

@@ -1345,8 +1345,11 @@ void Supervisor::hand_off_old(Slot& slot) {
     if (!old.channel || !old.channel->send(ipc::Type::handoff)) {
         ::kill(old.pid, SIGTERM);
     }
+    // It answers or times out what it holds (--request-timeout) before it
+    // exits: killed only once that is well over.
     if (slot.handover_timer) {
-        slot.handover_timer->arm_in(seconds(drain_grace + kill_margin + 1.0));
+        slot.handover_timer->arm_in(
+            seconds(s_.opts.request_timeout + drain_grace + kill_margin + 1.0));
     }
 }
 

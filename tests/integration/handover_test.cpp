@@ -152,6 +152,48 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     c.check_sanitizer_reports();
 }
 
+// How many times lond-sim for host got line (in clear).
+std::size_t lond_saw(const Cluster& c, int host, const std::string& line) {
+    std::size_t n = 0;
+    for (const auto& r : c.sim_requests(host)) {
+        n += r.size() > 2 && r[2] == line ? 1U : 0U;
+    }
+    return n;
+}
+
+// LON-CAPA requests may take minutes: one that is at lond when the upgrade
+// begins keeps its link and gets lond's own answer (not con_lost, which
+// lonnet would re-send through the new child: lond would run it twice).
+TEST(Upgrade, ARequestLongerThanTheDrainGraceGetsItsReplyAndRunsOnce) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    Cluster c(o);
+    const auto old_children = child_set(c);
+    bin.install_copy();
+    const auto token = unique_token("slow");
+    const auto line = "sleep:12000:" + token;
+    std::optional<std::string> reply;
+    std::thread slow([&] { reply = c.request(1, line, 60s); });
+    ASSERT_TRUE(wait_until([&] { return lond_saw(c, 1, line) > 0; }, 10s)) << c.log();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto run = lonctl(c, {"upgrade"});
+    slow.join();
+
+    EXPECT_EQ(reply, token) << c.log();
+    EXPECT_EQ(lond_saw(c, 1, line), 1U) << "lond ran it more than once";
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_GT(since(t0), 5.0) << "the upgrade waited for the old child's request";
+    for (const pid_t p : child_set(c)) {
+        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
+        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
+    }
+    EXPECT_FALSE(c.log_contains("killing it")) << c.log();
+    EXPECT_FALSE(c.log_contains("answering \\d+ queued and in-flight requests con_lost"))
+        << c.log();
+    c.check_sanitizer_reports();
+}
+
 TEST(Upgrade, ABinaryThatFailsItsCheckChangesNothing) {
     const Binary bin;
     Cluster c(upgrade_cluster(bin));

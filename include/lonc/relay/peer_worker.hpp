@@ -131,11 +131,15 @@ public:
     void drain(double grace);
     // Another child of this peer has put its socket at our path (an
     // upgrade): keep accepting for a moment (a connect that found the old
-    // socket just before the switch still lands), then stop listening,
-    // leaving the path alone, and drain; clients that connected but have
-    // not sent their line yet are waited for (within `grace`), so no
-    // accepted client goes unanswered.
-    void hand_off(double grace);
+    // socket just before the switch still lands), then stop listening for
+    // good (a link that comes up later opens no listener and delivers
+    // nothing), leaving the path alone, and drain: the links stay until
+    // every request held is answered by lond or has timed out under
+    // --request-timeout (a slow request is not cut off: lonnet would run
+    // it again through the new child). Clients that connected but have
+    // not sent their line yet are waited for, so no accepted client goes
+    // unanswered.
+    void hand_off();
     // The socket path may name another child's socket now (one that was
     // to take over, and died): if it is not ours, put a fresh listener of
     // ours there, after taking what waits on the old one.
@@ -236,7 +240,6 @@ private:
 
     bool draining_ = false;
     bool handing_off_ = false;
-    double handoff_grace_ = 0;
     Timer handoff_timer_;
     Timer drain_timer_;
     PeerStats stats_;
