@@ -231,17 +231,12 @@ void PeerWorker::open_listener() {
         return;
     }
     const auto path = settings_.socket_path(peer_.id);
-    listener_ = listen_unix(path, 0600, SOMAXCONN);
+    listener_ = listen_unix(path, 0600, SOMAXCONN, &listener_file_);
     if (!listener_) {
         lg().error("Can't make server socket {}: {} (retrying in 5 s)", path.string(),
                    std::strerror(errno));
         accept_timer_.arm_in(seconds(5));
         return;
-    }
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-        listener_dev_ = st.st_dev;
-        listener_ino_ = st.st_ino;
     }
     loop_.add(listener_.get(), EPOLLIN, *this);
     accepting_ = true;
@@ -268,12 +263,7 @@ void PeerWorker::close_listener() {
     }
     listener_.reset();
     // Only the file we bound: after a hand-off the path is the new child's.
-    const auto path = settings_.socket_path(peer_.id);
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_dev_ &&
-        st.st_ino == listener_ino_) {
-        ::unlink(path.c_str());
-    }
+    (void)unlink_if_ours(settings_.socket_path(peer_.id), listener_file_);
 }
 
 void PeerWorker::on_events(std::uint32_t /*events*/) {
@@ -754,8 +744,8 @@ void PeerWorker::reclaim_socket() {
     }
     const auto path = settings_.socket_path(peer_.id);
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_dev_ &&
-        st.st_ino == listener_ino_) {
+    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_file_.dev &&
+        st.st_ino == listener_file_.ino) {
         return; // still ours
     }
     if (accepting_) {

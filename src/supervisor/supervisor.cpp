@@ -8,6 +8,7 @@
 #include "lonc/runtime/event_loop.hpp"
 #include "lonc/runtime/ipc.hpp"
 #include "lonc/runtime/log.hpp"
+#include "lonc/runtime/net.hpp"
 #include "lonc/runtime/notify.hpp"
 #include "lonc/runtime/signals.hpp"
 #include "lonc/supervisor/control.hpp"
@@ -577,7 +578,7 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
     slot.channel.reset();
     slot.pid = 0;
     slot.link_up = false;
-    ::unlink(settings().socket_path(id).c_str());
+    (void)remove_dead_socket(settings().socket_path(id)); // the dead child's, if it left one
     update_notify();
     const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (shutting_down_) {
@@ -977,7 +978,7 @@ void Supervisor::maybe_finish_shutdown() {
 void Supervisor::finish_shutdown() {
     kill_timer_.cancel();
     for (const auto& [id, slot] : slots_) {
-        ::unlink(settings().socket_path(id).c_str());
+        (void)remove_dead_socket(settings().socket_path(id));
     }
     s_.pid_file.remove();
     lg().info("Exiting");

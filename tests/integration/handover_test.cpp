@@ -5,12 +5,19 @@
 // upgrade does.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <netinet/in.h>
 #include <set>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 #include "cluster.hpp"
 #include "mixed_load.hpp"
@@ -191,6 +198,184 @@ TEST(Upgrade, ARequestLongerThanTheDrainGraceGetsItsReplyAndRunsOnce) {
     EXPECT_FALSE(c.log_contains("killing it")) << c.log();
     EXPECT_FALSE(c.log_contains("answering \\d+ queued and in-flight requests con_lost"))
         << c.log();
+    c.check_sanitizer_reports();
+}
+
+// A lond the test scripts: it speaks the handshake (init, echo, ekey) and
+// answers pong and echo:TOKEN, and the test holds a connection's handshake
+// before its "ok", releases it, or cuts a connection. Connections are
+// numbered from 1 in the order their "init" came.
+class ScriptedLond {
+public:
+    ScriptedLond(const std::string& ip, std::uint16_t port, std::string id)
+        : id_(std::move(id)), listener_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        const int one = 1;
+        ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+        if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::listen(listener_, 16) != 0) {
+            throw std::runtime_error("scripted lond: cannot listen on " + ip);
+        }
+        acceptor_ = std::thread([this] { accept_loop(); });
+    }
+    ~ScriptedLond() {
+        {
+            const std::lock_guard lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        ::shutdown(listener_, SHUT_RDWR);
+        acceptor_.join();
+        {
+            const std::lock_guard lock(mu_);
+            for (auto& [n, fd] : fds_) {
+                ::shutdown(fd, SHUT_RDWR);
+            }
+        }
+        for (auto& t : threads_) {
+            t.join();
+        }
+        ::close(listener_);
+    }
+    ScriptedLond(const ScriptedLond&) = delete;
+    ScriptedLond& operator=(const ScriptedLond&) = delete;
+
+    // Handshakes of connection n and later wait before "ok" until released.
+    void hold_from(int n) {
+        const std::lock_guard lock(mu_);
+        hold_from_ = n;
+    }
+    void release(int n) {
+        {
+            const std::lock_guard lock(mu_);
+            released_.insert(n);
+        }
+        cv_.notify_all();
+    }
+    // Closes connection n (lond restarted, as far as that link knows).
+    void cut(int n) {
+        const std::lock_guard lock(mu_);
+        if (const auto it = fds_.find(n); it != fds_.end()) {
+            ::shutdown(it->second, SHUT_RDWR);
+        }
+    }
+    [[nodiscard]] int inits() {
+        const std::lock_guard lock(mu_);
+        return inits_;
+    }
+
+private:
+    void accept_loop() {
+        for (;;) {
+            const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) {
+                return;
+            }
+            const std::lock_guard lock(mu_);
+            if (stopping_) {
+                ::close(fd);
+                return;
+            }
+            threads_.emplace_back([this, fd] { serve(fd); });
+        }
+    }
+    void serve(int fd) {
+        std::string in;
+        int n = 0;
+        char buf[4096];
+        for (;;) {
+            const auto got = ::recv(fd, buf, sizeof buf, 0);
+            if (got <= 0) {
+                break;
+            }
+            in.append(buf, static_cast<std::size_t>(got));
+            for (auto nl = in.find('\n'); nl != std::string::npos; nl = in.find('\n')) {
+                const auto line = in.substr(0, nl);
+                in.erase(0, nl + 1);
+                std::string reply;
+                if (line == "init") {
+                    const std::lock_guard lock(mu_);
+                    n = ++inits_;
+                    fds_[n] = fd;
+                    reply = "1234567890";
+                } else if (line == "1234567890") {
+                    std::unique_lock lock(mu_);
+                    cv_.wait(lock, [&] {
+                        return stopping_ || n < hold_from_ || released_.count(n) != 0;
+                    });
+                    reply = "ok";
+                } else if (line == "ekey") {
+                    reply = "0123456789ABCDEF";
+                } else if (line == "pong") {
+                    reply = id_ + ":client";
+                } else if (line.rfind("echo:", 0) == 0) {
+                    reply = line.substr(5);
+                } else {
+                    reply = "unknown_cmd";
+                }
+                reply += '\n';
+                (void)::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+            }
+        }
+        const std::lock_guard lock(mu_);
+        if (n > 0 && fds_[n] == fd) {
+            fds_.erase(n);
+        }
+        ::close(fd);
+    }
+
+    std::string id_;
+    int listener_;
+    std::thread acceptor_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<std::thread> threads_;
+    std::map<int, int> fds_; // connection number -> its socket
+    std::set<int> released_;
+    int inits_ = 0;
+    int hold_from_ = 1 << 30;
+    bool stopping_ = false;
+};
+
+// The old child's link comes up only after its successor has taken the
+// socket path (it was reconnecting when the new child's link came up): it
+// must not put its own socket back, nor remove the successor's.
+TEST(Upgrade, AnOldChildWhoseLinkComesUpAfterTheHandOffLeavesTheSocketToItsSuccessor) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    o.start_sims = false;
+    o.start_lonc = false;
+    Cluster c(o);
+    c.start_sim(0);
+    ScriptedLond lond(c.ip(1), c.port(), c.id(1));
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets(20s)) << c.log();
+    ASSERT_EQ(lond.inits(), 1) << "the old child's link";
+    bin.install_copy();
+    lond.hold_from(2);
+
+    test::Run run;
+    std::thread upgrade([&] { run = lonctl(c, {"upgrade"}); });
+    // 2: the new child's link (the old one's is up), held.
+    ASSERT_TRUE(wait_until([&] { return lond.inits() >= 2; }, 30s)) << c.log();
+    lond.cut(1); // the old child's link drops; its reconnect (3) is held
+    ASSERT_TRUE(wait_until([&] { return lond.inits() >= 3; }, 10s)) << c.log();
+    lond.release(2);
+    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(c.socket(1)); }, 10s, 1ms))
+        << c.log();
+    lond.release(3); // the old child's link comes up now, after the hand-off
+    upgrade.join();
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    // The old child has finished: the socket at the path is the new child's.
+    for (int i = 0; i < 5; ++i) {
+        const auto token = unique_token("after");
+        EXPECT_EQ(c.request(1, "echo:" + token, 5s), token) << c.log();
+    }
+    EXPECT_FALSE(c.log_contains("Can't make server socket")) << c.log();
     c.check_sanitizer_reports();
 }
 

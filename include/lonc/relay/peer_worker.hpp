@@ -19,6 +19,7 @@
 #include "lonc/relay/request.hpp"
 #include "lonc/relay/spooler.hpp"
 #include "lonc/runtime/event_loop.hpp"
+#include "lonc/runtime/net.hpp"
 
 #include <cstdint>
 #include <ctime>
@@ -220,8 +221,7 @@ private:
     UniqueFd listener_;
     // The socket file listener_ was bound to: another child of this peer
     // may have replaced it since, and then it is not ours to remove.
-    dev_t listener_dev_ = 0;
-    ino_t listener_ino_ = 0;
+    SocketFile listener_file_;
     bool accepting_ = false;
     Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
 
