@@ -159,6 +159,8 @@ private:
     // lonctl upgrade (upgrade.hpp): check and execute the new binary; in
     // the new one, adopt the old children and replace them peer by peer.
     void start_upgrade(ControlServer::ConnId waiter);
+    void reject_upgrade(ControlServer::ConnId waiter, const std::string& why);
+    void exec_upgrade(ControlServer::ConnId waiter, bool passed, const std::string& output);
     void adopt(Handover h);
     void pump_upgrade();
     void begin_handover(Slot& slot);
@@ -230,6 +232,7 @@ private:
         std::vector<std::string> failed; // "id: why"
     };
     std::optional<UpgradeRun> upgrade_;
+    std::unique_ptr<BinaryCheck> check_; // lonctl upgrade's check of the new binary
 
     ReloadStatus reload_;
     std::set<std::string> removed_hosts_; // their delayed files are listed in status
@@ -545,6 +548,10 @@ void Supervisor::reap() {
 }
 
 void Supervisor::on_child_exit(pid_t pid, int status) {
+    if (check_ && pid == check_->pid()) {
+        check_->exited(status);
+        return;
+    }
     const auto it = pids_.find(pid);
     if (it == pids_.end()) {
         return; // not one of ours (a mailer, say)
@@ -964,6 +971,7 @@ void Supervisor::begin_shutdown() {
         }
     }
     upgrade_.reset();         // its lonctl sees the control socket close
+    check_.reset();           // a check under way is killed
     pending_reloads_.clear(); // their lonctl sees the control socket close
     kill_timer_.arm_in(seconds(drain_grace + kill_margin));
     maybe_finish_shutdown();
@@ -1161,38 +1169,46 @@ bool Supervisor::wake(Slot& slot, ipc::Type running) {
 // link up is given up and its peer keeps the old child (so do the peers
 // not handed over yet): lonc is never without a child for a peer it had.
 
+void Supervisor::reject_upgrade(ControlServer::ConnId waiter, const std::string& why) {
+    log::error_not_critical(lg(), "lonctl upgrade rejected; nothing changed: {}", why);
+    control_.answer(waiter, "rejected\n" + why + "\n");
+}
+
 void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
-    auto reject = [&](const std::string& why) {
-        log::error_not_critical(lg(), "lonctl upgrade rejected; nothing changed: {}", why);
-        control_.answer(waiter, "rejected\n" + why + "\n");
-    };
     if (shutting_down_) {
         control_.answer(waiter, "error:shutting_down\n");
         return;
     }
-    if (upgrade_) {
-        reject("an upgrade is already under way");
+    if (upgrade_ || (check_ && !check_->finished())) {
+        reject_upgrade(waiter, "an upgrade is already under way");
         return;
     }
     if (!ready_) {
-        reject("lonc is still starting; try again once it is up");
+        reject_upgrade(waiter, "lonc is still starting; try again once it is up");
         return;
     }
     for (const auto& [id, slot] : slots_) {
         if (slot.state == SlotState::draining) {
-            reject("a reload is still retiring the child for " + id +
-                   "; try again in a few seconds");
+            reject_upgrade(waiter, "a reload is still retiring the child for " + id +
+                                       "; try again in a few seconds");
             return;
         }
     }
     if (s_.exe.empty()) {
-        reject("cannot tell which executable lonc was started from");
+        reject_upgrade(waiter, "cannot tell which executable lonc was started from");
         return;
     }
     lg().info("INFO: lonctl upgrade: checking {} -t", s_.exe);
-    std::string output;
     const std::vector<std::string> args(s_.argv.begin() + (s_.argv.empty() ? 0 : 1), s_.argv.end());
-    if (!check_binary(s_.exe, args, check_timeout, output)) {
+    // Through the loop: children are reaped, restarted and answered meanwhile.
+    check_ = std::make_unique<BinaryCheck>(
+        loop_, s_.exe, args, check_timeout,
+        [this, waiter](bool passed, std::string output) { exec_upgrade(waiter, passed, output); });
+}
+
+void Supervisor::exec_upgrade(ControlServer::ConnId waiter, bool passed,
+                              const std::string& output) {
+    if (!passed) {
         std::string said;
         for (std::size_t at = 0; at < output.size();) {
             auto nl = output.find('\n', at);
@@ -1202,8 +1218,16 @@ void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
             }
             at = nl + 1;
         }
-        reject("the configuration check of " + s_.exe + " failed:" + said);
+        reject_upgrade(waiter, "the configuration check of " + s_.exe + " failed:" + said);
         return;
+    }
+    // What changed while the check ran.
+    for (const auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::draining) {
+            reject_upgrade(waiter, "a reload is still retiring the child for " + id +
+                                       "; try again in a few seconds");
+            return;
+        }
     }
     Handover h;
     h.pid_file_fd = s_.pid_file.fd();
@@ -1239,7 +1263,7 @@ void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
     }
     ::unsetenv(handover_env);
     notifier_.ready();
-    reject("cannot execute " + s_.exe + ": " + std::strerror(e));
+    reject_upgrade(waiter, "cannot execute " + s_.exe + ": " + std::strerror(e));
 }
 
 // The new supervisor takes the old one's children as its own.

@@ -9,7 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,16 +123,33 @@ std::vector<int> Handover::fds() const {
     return out;
 }
 
-bool check_binary(const std::string& exe, const std::vector<std::string>& args, double timeout_s,
-                  std::string& output) {
+BinaryCheck::BinaryCheck(EventLoop& loop, std::string exe, const std::vector<std::string>& args,
+                         double timeout_s, Done done)
+    : loop_(loop), exe_(std::move(exe)), timeout_s_(timeout_s), done_(std::move(done)),
+      timeout_(loop,
+               [this] {
+                   timed_out_ = true;
+                   if (pid_ > 0) {
+                       ::kill(pid_, SIGKILL);
+                   }
+                   eof_ = true; // whatever it printed is all we wait for
+                   try_reap();
+               }),
+      poll_(loop, [this] { try_reap(); }) {
+    auto fail_now = [this](const std::string& why) {
+        output_ = why;
+        status_ = 127 << 8;
+        eof_ = true;
+        poll_.arm_in(EventLoop::Clock::duration::zero()); // done_ from the loop, not from here
+    };
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) {
-        output = std::string("pipe: ") + std::strerror(errno);
-        return false;
+        fail_now(std::string("pipe: ") + std::strerror(errno));
+        return;
     }
     UniqueFd read_end(p[0]);
     UniqueFd write_end(p[1]);
-    std::vector<std::string> argv{exe, "-t"};
+    std::vector<std::string> argv{exe_, "-t"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
     cargv.reserve(argv.size() + 1);
@@ -142,8 +159,8 @@ bool check_binary(const std::string& exe, const std::vector<std::string>& args, 
     cargv.push_back(nullptr);
     const pid_t pid = ::fork();
     if (pid < 0) {
-        output = std::string("fork: ") + std::strerror(errno);
-        return false;
+        fail_now(std::string("fork: ") + std::strerror(errno));
+        return;
     }
     if (pid == 0) {
         ::dup2(write_end.get(), 1);
@@ -151,63 +168,103 @@ bool check_binary(const std::string& exe, const std::vector<std::string>& args, 
         sigset_t none;
         ::sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::execv(exe.c_str(), cargv.data());
-        const std::string msg = "cannot execute " + exe + ": " + std::strerror(errno) + "\n";
+        ::execv(exe_.c_str(), cargv.data());
+        const std::string msg = "cannot execute " + exe_ + ": " + std::strerror(errno) + "\n";
         (void)!::write(2, msg.data(), msg.size());
         ::_exit(127);
     }
+    pid_ = pid;
     write_end.reset();
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    bool timed_out = false;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now())
-                              .count();
-        if (left <= 0) {
-            timed_out = true;
-            break;
+    ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
+    out_ = std::move(read_end);
+    loop_.add(out_.get(), EPOLLIN, *this);
+    timeout_.arm_in(seconds(timeout_s_));
+}
+
+BinaryCheck::~BinaryCheck() {
+    if (out_) {
+        loop_.remove(out_.get(), *this);
+    }
+    if (pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
         }
-        pollfd pf{read_end.get(), POLLIN, 0};
-        const int r = ::poll(&pf, 1, static_cast<int>(left));
-        if (r < 0 && errno == EINTR) {
+    }
+}
+
+void BinaryCheck::on_events(std::uint32_t /*events*/) {
+    char buf[4096];
+    for (;;) {
+        const auto n = ::read(out_.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (r <= 0) {
-            timed_out = r == 0;
-            break;
+        if (n < 0 && errno == EAGAIN) {
+            return;
         }
-        char buf[4096];
-        const auto n = ::read(read_end.get(), buf, sizeof buf);
         if (n <= 0) {
             break; // EOF: it has exited (or closed its output)
         }
-        if (output.size() < 16384) {
-            output.append(buf, static_cast<std::size_t>(n));
+        if (output_.size() < 16384) {
+            output_.append(buf, static_cast<std::size_t>(n));
         }
     }
-    if (timed_out) {
-        ::kill(pid, SIGKILL);
+    loop_.remove(out_.get(), *this);
+    out_.reset();
+    eof_ = true;
+    try_reap();
+}
+
+void BinaryCheck::exited(int status) {
+    pid_ = 0;
+    status_ = status;
+    try_reap();
+}
+
+void BinaryCheck::try_reap() {
+    if (finished_) {
+        return;
     }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    if (!status_ && pid_ > 0) {
+        int st = 0;
+        // Killed at the timeout: it is gone at once, so wait for it.
+        const pid_t r = ::waitpid(pid_, &st, timed_out_ ? 0 : WNOHANG);
+        if (r == pid_) {
+            pid_ = 0;
+            status_ = st;
+        } else if (r < 0 && errno == ECHILD) {
+            pid_ = 0; // the owner's reaper has it: exited() comes
+        }
     }
-    if (timed_out) {
-        output += (output.empty() || output.back() == '\n' ? "" : "\n") + exe +
-                  " -t did not finish within " + std::to_string(timeout_s) + " s";
-        return false;
+    if (status_ && eof_) {
+        finish();
+    } else if (eof_ && !poll_.armed()) {
+        poll_.arm_in(seconds(0.02));
     }
-    if (!WIFEXITED(status)) {
-        output += (output.empty() || output.back() == '\n' ? "" : "\n") + exe +
-                  " -t was killed by signal " + std::to_string(WTERMSIG(status));
-        return false;
+}
+
+void BinaryCheck::finish() {
+    finished_ = true;
+    timeout_.cancel();
+    poll_.cancel();
+    if (out_) {
+        loop_.remove(out_.get(), *this);
+        out_.reset();
     }
-    if (WEXITSTATUS(status) != 0) {
-        output += (output.empty() || output.back() == '\n' ? "" : "\n") + exe + " -t exited " +
-                  std::to_string(WEXITSTATUS(status));
-        return false;
+    const int status = *status_;
+    auto sep = [this] { return output_.empty() || output_.back() == '\n' ? "" : "\n"; };
+    bool ok = false;
+    if (timed_out_) {
+        output_ += sep() + exe_ + " -t did not finish within " + std::to_string(timeout_s_) + " s";
+    } else if (!WIFEXITED(status)) {
+        output_ += sep() + exe_ + " -t was killed by signal " + std::to_string(WTERMSIG(status));
+    } else if (WEXITSTATUS(status) != 0) {
+        output_ += sep() + exe_ + " -t exited " + std::to_string(WEXITSTATUS(status));
+    } else {
+        ok = true;
     }
-    return true;
+    auto done = std::move(done_);
+    done(ok, std::move(output_)); // may destroy this
 }
 
 std::string own_executable() {

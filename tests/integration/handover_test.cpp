@@ -36,6 +36,7 @@ public:
         install_copy();
     }
     [[nodiscard]] std::string path() const { return (dir_ / "lonc").string(); }
+    [[nodiscard]] std::filesystem::path dir() const { return dir_.path(); }
     // A new file at the path (a new inode), as dpkg puts it: written
     // beside it, then renamed over it.
     void install_copy() const { install(slurp_binary(lonc_binary())); }
@@ -405,6 +406,43 @@ TEST(Upgrade, ABinaryThatFailsItsCheckChangesNothing) {
     EXPECT_EQ(child_set(c), children) << "every child kept";
     expect_no_failed_request(r);
     EXPECT_TRUE(c.log_contains("lonctl upgrade rejected; nothing changed")) << c.log();
+    c.check_sanitizer_reports();
+}
+
+// The new binary's check may take a while (up to 30 s): meanwhile the
+// supervisor still restarts a child that died and answers lonctl.
+TEST(Upgrade, TheSupervisorServesWhileTheNewBinaryIsChecked) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    Cluster c(o);
+    const auto before = child_set(c);
+    ASSERT_EQ(before.size(), 2U);
+    const pid_t victim = *before.begin();
+    const auto go = bin.dir() / "go";
+    bin.install("#!/bin/sh\nwhile [ ! -e '" + go.string() +
+                "' ]; do sleep 0.05; done\necho 'lonc: not this build' >&2\nexit 7\n");
+    test::Run run;
+    std::thread upgrade([&] { run = lonctl(c, {"upgrade"}); });
+    const bool checking = c.wait_log("lonctl upgrade: checking", 20s);
+    ::kill(victim, SIGKILL);
+    // Reaped and restarted while the check still runs; lonctl answered.
+    const bool reaped =
+        c.wait_log("Child " + std::to_string(victim) + " for server h\\d died", 10s);
+    const bool served = wait_until(
+        [&] { return c.request(0, "echo:a", 1s) == "a" && c.request(1, "echo:b", 1s) == "b"; },
+        10s);
+    const auto status = lonctl(c, {"status", "--timeout", "5"});
+    const bool still_checking = !c.log_contains("upgrade rejected");
+    std::filesystem::create_directory(go); // the check ends now
+    upgrade.join();
+    EXPECT_TRUE(checking) << c.log();
+    EXPECT_TRUE(reaped && served) << "the dead child was not replaced during the check:\n"
+                                  << c.log();
+    EXPECT_EQ(status.code, 0) << "lonctl status during the check: " << status.err;
+    EXPECT_TRUE(still_checking) << c.log();
+    EXPECT_EQ(run.code, 2) << run.out << run.err;
+    EXPECT_NE(run.err.find("not this build"), std::string::npos) << run.err;
     c.check_sanitizer_reports();
 }
 

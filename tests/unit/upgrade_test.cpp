@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "temp_dir.hpp"
 
@@ -67,33 +71,74 @@ TEST(Handover, AnythingMalformedIsRefusedWithTheField) {
     }
 }
 
+struct Checked {
+    bool ok = false;
+    std::string out;
+};
+
+// Runs a check on a loop of its own until it is done.
+Checked check(const std::string& exe, const std::vector<std::string>& args, double timeout) {
+    EventLoop loop;
+    std::optional<Checked> r;
+    BinaryCheck c(loop, exe, args, timeout, [&](bool ok, std::string out) {
+        r = Checked{ok, std::move(out)};
+    });
+    while (!r) {
+        loop.run_once(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(c.finished());
+    return *r;
+}
+
 TEST(CheckBinary, ExitZeroPassesAndWhatItPrintedIsKept) {
     test::TempDir dir("lonc-upgrade-unit");
     dir.write("good", "#!/bin/sh\necho \"checked $*\"\nexit 0\n");
     std::filesystem::permissions(dir / "good", std::filesystem::perms::owner_all);
-    std::string out;
-    EXPECT_TRUE(check_binary((dir / "good").string(), {"-c", "/x/access.conf"}, 10, out));
-    EXPECT_EQ(out, "checked -t -c /x/access.conf\n");
+    const auto r = check((dir / "good").string(), {"-c", "/x/access.conf"}, 10);
+    EXPECT_TRUE(r.ok);
+    EXPECT_EQ(r.out, "checked -t -c /x/access.conf\n");
 }
 
 TEST(CheckBinary, AFailureSaysHowItEnded) {
     test::TempDir dir("lonc-upgrade-unit");
     dir.write("bad", "#!/bin/sh\necho 'access.conf:3: lonSockDir missing' >&2\nexit 1\n");
     dir.write("slow", "#!/bin/sh\nexec sleep 30\n");
-    for (const auto* f : {"bad", "slow"}) {
+    dir.write("quiet", "#!/bin/sh\nexec sleep 30 >/dev/null 2>&1\n"); // output closed early
+    for (const auto* f : {"bad", "slow", "quiet"}) {
         std::filesystem::permissions(dir / f, std::filesystem::perms::owner_all);
     }
-    std::string out;
-    EXPECT_FALSE(check_binary((dir / "bad").string(), {}, 10, out));
-    EXPECT_NE(out.find("access.conf:3: lonSockDir missing"), std::string::npos) << out;
-    EXPECT_NE(out.find("-t exited 1"), std::string::npos) << out;
-    out.clear();
-    EXPECT_FALSE(check_binary((dir / "slow").string(), {}, 0.3, out));
-    EXPECT_NE(out.find("did not finish"), std::string::npos) << out;
-    out.clear();
-    EXPECT_FALSE(check_binary((dir / "missing").string(), {}, 10, out));
-    EXPECT_NE(out.find("cannot execute"), std::string::npos) << out;
-    EXPECT_NE(out.find("No such file or directory"), std::string::npos) << out;
+    auto r = check((dir / "bad").string(), {}, 10);
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(r.out.find("access.conf:3: lonSockDir missing"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("-t exited 1"), std::string::npos) << r.out;
+    for (const auto* f : {"slow", "quiet"}) {
+        r = check((dir / f).string(), {}, 0.3);
+        EXPECT_FALSE(r.ok) << f;
+        EXPECT_NE(r.out.find("did not finish"), std::string::npos) << f << ": " << r.out;
+    }
+    r = check((dir / "missing").string(), {}, 10);
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(r.out.find("cannot execute"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("No such file or directory"), std::string::npos) << r.out;
+}
+
+// The loop is free while a check runs: a timer fires in the meantime.
+TEST(CheckBinary, TheLoopRunsWhileItChecks) {
+    test::TempDir dir("lonc-upgrade-unit");
+    dir.write("slowish", "#!/bin/sh\nsleep 0.5\nexit 0\n");
+    std::filesystem::permissions(dir / "slowish", std::filesystem::perms::owner_all);
+    EventLoop loop;
+    std::optional<bool> done;
+    bool ticked_before_done = false;
+    Timer tick(loop, [&] { ticked_before_done = !done.has_value(); });
+    BinaryCheck c(loop, (dir / "slowish").string(), {}, 10,
+                  [&](bool ok, std::string /*out*/) { done = ok; });
+    tick.arm_in(seconds(0.05));
+    while (!done) {
+        loop.run_once(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(*done);
+    EXPECT_TRUE(ticked_before_done);
 }
 
 TEST(OwnExecutable, IsThisTestBinary) {

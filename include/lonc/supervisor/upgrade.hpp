@@ -9,7 +9,11 @@
 // peer by peer, with children of its own (see docs/design.md, "Upgrade").
 #pragma once
 
+#include "lonc/core/fd.hpp"
+#include "lonc/runtime/event_loop.hpp"
+
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,10 +46,46 @@ struct Handover {
     [[nodiscard]] std::vector<int> fds() const;
 };
 
-// Runs `exe -t ARGS...` (args without argv[0]) as a child and waits for it
-// (at most timeout_s). True if it exited 0; output gets what it printed.
-bool check_binary(const std::string& exe, const std::vector<std::string>& args, double timeout_s,
-                  std::string& output);
+// Runs `exe -t ARGS...` (args without argv[0]) as a child, through the
+// event loop: the supervisor goes on reaping, restarting and answering
+// while the check runs (at most timeout_s; then the check is killed). done
+// is called once, from the loop, with the verdict and what it printed (and
+// how it ended, when it failed). The check reaps its own child; an owner
+// whose reaper (waitpid(-1)) takes the status first hands it to exited().
+// Destroying a check that is still running kills it.
+class BinaryCheck final : public EventLoop::Watcher {
+public:
+    using Done = std::function<void(bool ok, std::string output)>;
+    BinaryCheck(EventLoop& loop, std::string exe, const std::vector<std::string>& args,
+                double timeout_s, Done done);
+    ~BinaryCheck();
+    BinaryCheck(const BinaryCheck&) = delete;
+    BinaryCheck& operator=(const BinaryCheck&) = delete;
+
+    // The check's pid (0 once it is reaped, or if it could not start).
+    [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+    [[nodiscard]] bool finished() const noexcept { return finished_; }
+    void exited(int status);
+    void on_events(std::uint32_t events) override;
+
+private:
+    void try_reap();
+    void finish();
+
+    EventLoop& loop_;
+    std::string exe_;
+    double timeout_s_;
+    Done done_;
+    UniqueFd out_;
+    pid_t pid_ = 0;
+    std::optional<int> status_;
+    bool eof_ = false;
+    bool timed_out_ = false;
+    bool finished_ = false;
+    std::string output_;
+    Timer timeout_;
+    Timer poll_; // the output closed before the exit: look for the status again
+};
 
 // The executable this process runs, as a path (readlink /proc/self/exe);
 // empty if it cannot be read.
