@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
         return lonc::exit_ok;
     }
     if (opts.check_config) {
-        return lonc::print_config_report(cfg, opts, stdout) ? lonc::exit_ok : lonc::exit_config;
+        return lonc::print_config_report(cfg, opts, stdout);
     }
     if (!cfg.ok()) {
         std::string all;

@@ -81,6 +81,17 @@ std::string describe(int status) {
     return "status " + std::to_string(status);
 }
 
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> out;
+    for (std::size_t at = 0; at < text.size();) {
+        auto nl = text.find('\n', at);
+        nl = nl == std::string::npos ? text.size() : nl;
+        out.push_back(text.substr(at, nl - at));
+        at = nl + 1;
+    }
+    return out;
+}
+
 std::string joined(const std::vector<std::string>& items, const char* sep = ", ") {
     std::string out;
     for (const auto& i : items) {
@@ -160,7 +171,8 @@ private:
     // the new one, adopt the old children and replace them peer by peer.
     void start_upgrade(ControlServer::ConnId waiter);
     void reject_upgrade(ControlServer::ConnId waiter, const std::string& why);
-    void exec_upgrade(ControlServer::ConnId waiter, bool passed, const std::string& output);
+    void exec_upgrade(ControlServer::ConnId waiter, CheckVerdict verdict,
+                      const std::string& output);
     void adopt(Handover h);
     void pump_upgrade();
     void begin_handover(Slot& slot);
@@ -233,6 +245,7 @@ private:
     };
     std::optional<UpgradeRun> upgrade_;
     std::unique_ptr<BinaryCheck> check_; // lonctl upgrade's check of the new binary
+    std::vector<ControlServer::ConnId> pending_upgrades_; // asked for while starting
 
     ReloadStatus reload_;
     std::set<std::string> removed_hosts_; // their delayed files are listed in status
@@ -383,6 +396,9 @@ void Supervisor::on_probe(const std::string& id, bool reachable, const std::stri
         }
         if (!upgrade_) {
             run_pending_reloads();
+        }
+        for (const auto waiter : std::exchange(pending_upgrades_, {})) {
+            start_upgrade(waiter); // the first runs; any other is told one is under way
         }
     }
 }
@@ -973,6 +989,7 @@ void Supervisor::begin_shutdown() {
     upgrade_.reset();         // its lonctl sees the control socket close
     check_.reset();           // a check under way is killed
     pending_reloads_.clear(); // their lonctl sees the control socket close
+    pending_upgrades_.clear();
     kill_timer_.arm_in(seconds(drain_grace + kill_margin));
     maybe_finish_shutdown();
 }
@@ -1184,7 +1201,8 @@ void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
         return;
     }
     if (!ready_) {
-        reject_upgrade(waiter, "lonc is still starting; try again once it is up");
+        lg().info("INFO: lonctl upgrade: as soon as the first probes are done");
+        pending_upgrades_.push_back(waiter);
         return;
     }
     for (const auto& [id, slot] : slots_) {
@@ -1203,23 +1221,37 @@ void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
     // Through the loop: children are reaped, restarted and answered meanwhile.
     check_ = std::make_unique<BinaryCheck>(
         loop_, s_.exe, args, check_timeout,
-        [this, waiter](bool passed, std::string output) { exec_upgrade(waiter, passed, output); });
+        [this, waiter](CheckVerdict v, std::string output) { exec_upgrade(waiter, v, output); });
 }
 
-void Supervisor::exec_upgrade(ControlServer::ConnId waiter, bool passed,
+void Supervisor::exec_upgrade(ControlServer::ConnId waiter, CheckVerdict verdict,
                               const std::string& output) {
-    if (!passed) {
+    if (verdict == CheckVerdict::failed) {
         std::string said;
-        for (std::size_t at = 0; at < output.size();) {
-            auto nl = output.find('\n', at);
-            nl = nl == std::string::npos ? output.size() : nl;
-            if (nl > at) {
-                said += "\n" + log::printable(output.substr(at, nl - at), 500);
+        for (const auto& line : split_lines(output)) {
+            if (!line.empty()) {
+                said += "\n" + log::printable(line, 500);
             }
-            at = nl + 1;
         }
         reject_upgrade(waiter, "the configuration check of " + s_.exe + " failed:" + said);
         return;
+    }
+    if (verdict == CheckVerdict::passed_with_problems) {
+        // A start takes it (as this lonc did): reported, not refused. The
+        // report's "problems:" section, on one line.
+        std::string problems;
+        bool in_section = false;
+        for (const auto& line : split_lines(output)) {
+            if (line.rfind("problems:", 0) == 0) {
+                in_section = true;
+            } else if (in_section && line.rfind("  ", 0) == 0) {
+                problems += (problems.empty() ? "" : "; ") + log::printable(line.substr(2), 500);
+            } else {
+                in_section = false;
+            }
+        }
+        lg().warn("lonctl upgrade: {} -t found problems a start skips; upgrading anyway: {}",
+                  s_.exe, problems);
     }
     // What changed while the check ran.
     for (const auto& [id, slot] : slots_) {

@@ -1,6 +1,7 @@
 #include "lonc/supervisor/upgrade.hpp"
 
 #include "lonc/core/fd.hpp"
+#include "lonc/supervisor/startup.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -253,18 +254,20 @@ void BinaryCheck::finish() {
     }
     const int status = *status_;
     auto sep = [this] { return output_.empty() || output_.back() == '\n' ? "" : "\n"; };
-    bool ok = false;
+    auto verdict = CheckVerdict::failed;
     if (timed_out_) {
         output_ += sep() + exe_ + " -t did not finish within " + std::to_string(timeout_s_) + " s";
     } else if (!WIFEXITED(status)) {
         output_ += sep() + exe_ + " -t was killed by signal " + std::to_string(WTERMSIG(status));
-    } else if (WEXITSTATUS(status) != 0) {
-        output_ += sep() + exe_ + " -t exited " + std::to_string(WEXITSTATUS(status));
+    } else if (WEXITSTATUS(status) == exit_ok) {
+        verdict = CheckVerdict::passed;
+    } else if (WEXITSTATUS(status) == exit_config_problems) {
+        verdict = CheckVerdict::passed_with_problems;
     } else {
-        ok = true;
+        output_ += sep() + exe_ + " -t exited " + std::to_string(WEXITSTATUS(status));
     }
     auto done = std::move(done_);
-    done(ok, std::move(output_)); // may destroy this
+    done(verdict, std::move(output_)); // may destroy this
 }
 
 std::string own_executable() {

@@ -446,6 +446,34 @@ TEST(Upgrade, TheSupervisorServesWhileTheNewBinaryIsChecked) {
     c.check_sanitizer_reports();
 }
 
+// A hosts.tab line lonc cannot use is skipped with a warning at start: the
+// new binary is judged by that, not refused for it.
+TEST(Upgrade, AHostsTabLineAStartSkipsDoesNotBlockTheUpgrade) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    o.start_lonc = false;
+    Cluster c(o);
+    c.write_hosts(2, "short:line\n");
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets(20s)) << c.log();
+    const pid_t sup = c.lonc_pid();
+    const auto old_children = child_set(c);
+    bin.install_copy();
+    const auto run = lonctl(c, {"upgrade"});
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_EQ(exe_inode(sup), bin.inode()) << "the supervisor runs the new file";
+    const auto children = child_set(c);
+    EXPECT_EQ(children.size(), 2U);
+    for (const pid_t p : children) {
+        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
+        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
+    }
+    EXPECT_TRUE(c.log_contains("found problems a start skips; upgrading anyway:.*hosts.tab:"))
+        << c.log();
+    c.check_sanitizer_reports();
+}
+
 TEST(Upgrade, AChildKilledMidHandoverLeavesItsPeerServed) {
     const Binary bin;
     Cluster c(upgrade_cluster(bin));

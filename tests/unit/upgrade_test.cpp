@@ -72,7 +72,7 @@ TEST(Handover, AnythingMalformedIsRefusedWithTheField) {
 }
 
 struct Checked {
-    bool ok = false;
+    CheckVerdict verdict = CheckVerdict::failed;
     std::string out;
 };
 
@@ -80,8 +80,8 @@ struct Checked {
 Checked check(const std::string& exe, const std::vector<std::string>& args, double timeout) {
     EventLoop loop;
     std::optional<Checked> r;
-    BinaryCheck c(loop, exe, args, timeout, [&](bool ok, std::string out) {
-        r = Checked{ok, std::move(out)};
+    BinaryCheck c(loop, exe, args, timeout, [&](CheckVerdict v, std::string out) {
+        r = Checked{v, std::move(out)};
     });
     while (!r) {
         loop.run_once(std::chrono::milliseconds(100));
@@ -95,8 +95,18 @@ TEST(CheckBinary, ExitZeroPassesAndWhatItPrintedIsKept) {
     dir.write("good", "#!/bin/sh\necho \"checked $*\"\nexit 0\n");
     std::filesystem::permissions(dir / "good", std::filesystem::perms::owner_all);
     const auto r = check((dir / "good").string(), {"-c", "/x/access.conf"}, 10);
-    EXPECT_TRUE(r.ok);
+    EXPECT_EQ(r.verdict, CheckVerdict::passed);
     EXPECT_EQ(r.out, "checked -t -c /x/access.conf\n");
+}
+
+// A configuration a start takes, skipping a bad line (-t exit 5), passes.
+TEST(CheckBinary, ProblemsAStartSkipsPassWithProblems) {
+    test::TempDir dir("lonc-upgrade-unit");
+    dir.write("skips", "#!/bin/sh\necho 'hosts.tab:4: bad line'\nexit 5\n");
+    std::filesystem::permissions(dir / "skips", std::filesystem::perms::owner_all);
+    const auto r = check((dir / "skips").string(), {}, 10);
+    EXPECT_EQ(r.verdict, CheckVerdict::passed_with_problems);
+    EXPECT_EQ(r.out, "hosts.tab:4: bad line\n");
 }
 
 TEST(CheckBinary, AFailureSaysHowItEnded) {
@@ -108,16 +118,16 @@ TEST(CheckBinary, AFailureSaysHowItEnded) {
         std::filesystem::permissions(dir / f, std::filesystem::perms::owner_all);
     }
     auto r = check((dir / "bad").string(), {}, 10);
-    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.verdict, CheckVerdict::failed);
     EXPECT_NE(r.out.find("access.conf:3: lonSockDir missing"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("-t exited 1"), std::string::npos) << r.out;
     for (const auto* f : {"slow", "quiet"}) {
         r = check((dir / f).string(), {}, 0.3);
-        EXPECT_FALSE(r.ok) << f;
+        EXPECT_EQ(r.verdict, CheckVerdict::failed) << f;
         EXPECT_NE(r.out.find("did not finish"), std::string::npos) << f << ": " << r.out;
     }
     r = check((dir / "missing").string(), {}, 10);
-    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.verdict, CheckVerdict::failed);
     EXPECT_NE(r.out.find("cannot execute"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("No such file or directory"), std::string::npos) << r.out;
 }
@@ -128,16 +138,16 @@ TEST(CheckBinary, TheLoopRunsWhileItChecks) {
     dir.write("slowish", "#!/bin/sh\nsleep 0.5\nexit 0\n");
     std::filesystem::permissions(dir / "slowish", std::filesystem::perms::owner_all);
     EventLoop loop;
-    std::optional<bool> done;
+    std::optional<CheckVerdict> done;
     bool ticked_before_done = false;
     Timer tick(loop, [&] { ticked_before_done = !done.has_value(); });
     BinaryCheck c(loop, (dir / "slowish").string(), {}, 10,
-                  [&](bool ok, std::string /*out*/) { done = ok; });
+                  [&](CheckVerdict v, std::string /*out*/) { done = v; });
     tick.arm_in(seconds(0.05));
     while (!done) {
         loop.run_once(std::chrono::milliseconds(100));
     }
-    EXPECT_TRUE(*done);
+    EXPECT_EQ(*done, CheckVerdict::passed);
     EXPECT_TRUE(ticked_before_done);
 }
 

@@ -46,6 +46,11 @@ struct Handover {
     [[nodiscard]] std::vector<int> fds() const;
 };
 
+// How the new binary judged the configuration: as a start would (`-t`
+// exit 0, or exit_config_problems: it starts, skipping what it reports),
+// or not at all.
+enum class CheckVerdict { passed, passed_with_problems, failed };
+
 // Runs `exe -t ARGS...` (args without argv[0]) as a child, through the
 // event loop: the supervisor goes on reaping, restarting and answering
 // while the check runs (at most timeout_s; then the check is killed). done
@@ -55,7 +60,7 @@ struct Handover {
 // Destroying a check that is still running kills it.
 class BinaryCheck final : public EventLoop::Watcher {
 public:
-    using Done = std::function<void(bool ok, std::string output)>;
+    using Done = std::function<void(CheckVerdict verdict, std::string output)>;
     BinaryCheck(EventLoop& loop, std::string exe, const std::vector<std::string>& args,
                 double timeout_s, Done done);
     ~BinaryCheck();
