@@ -102,6 +102,20 @@ int main(int argc, char** argv) {
     }
     const auto cfg = lonc::load_config(config);
     const ctl::Context ctx{cfg, stdout, stderr, timeout, json};
+    if (!cfg.settings && reload->parsed()) {
+        // A broken access.conf: the running lonc is still there to say
+        // what is wrong with it, through lonSockDir if that much is readable.
+        if (const auto text = lonc::read_file(config)) {
+            const auto conf = lonc::parse_access_conf(*text, config);
+            if (const auto* sock_dir = conf.get("lonSockDir");
+                sock_dir != nullptr && !sock_dir->empty()) {
+                lonc::Config reach = cfg;
+                reach.settings.emplace();
+                reach.settings->sock_dir = *sock_dir;
+                return ctl::reload({reach, stdout, stderr, timeout, json});
+            }
+        }
+    }
     if (!cfg.settings) {
         const int error = lonc::read_file(config) ? 0 : errno;
         for (std::size_t i = 0; i + 1 < cfg.problems.size(); ++i) {
