@@ -1263,6 +1263,13 @@ void Supervisor::exec_upgrade(ControlServer::ConnId waiter, CheckVerdict verdict
     }
     Handover h;
     h.pid_file_fd = s_.pid_file.fd();
+    // The new supervisor runs with the configuration this one runs with.
+    h.config_fd = snapshot_fd(ConfigSnapshot::of(s_.opts, s_.config));
+    if (h.config_fd < 0) {
+        lg().warn("lonctl upgrade: cannot pass the configuration on ({}); the new binary reads "
+                  "the files as they are now",
+                  std::strerror(errno));
+    }
     h.waiter_fd = control_.conn_fd(waiter);
     h.from_version = LONC_VERSION;
     h.started_ms = wall_ms();
@@ -1294,6 +1301,9 @@ void Supervisor::exec_upgrade(ControlServer::ConnId waiter, CheckVerdict verdict
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     ::unsetenv(handover_env);
+    if (h.config_fd >= 0) {
+        ::close(h.config_fd);
+    }
     notifier_.ready();
     reject_upgrade(waiter, "cannot execute " + s_.exe + ": " + std::strerror(e));
 }

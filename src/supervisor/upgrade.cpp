@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,7 +34,8 @@ bool valid_id(std::string_view id) {
 
 std::string Handover::encode() const {
     std::string s = "v1 pidfile=" + std::to_string(pid_file_fd) +
-                    " waiter=" + std::to_string(waiter_fd) + " from=" + from_version +
+                    " waiter=" + std::to_string(waiter_fd) +
+                    " config=" + std::to_string(config_fd) + " from=" + from_version +
                     " started=" + std::to_string(started_ms);
     for (const auto& c : children) {
         s += " child=" + c.id + "/" + std::to_string(c.pid) + "/" + std::to_string(c.fd) + "/" +
@@ -68,6 +70,8 @@ std::optional<Handover> Handover::decode(std::string_view text, std::string& err
             ok = ok && number(value, h.pid_file_fd) && h.pid_file_fd > 2;
         } else if (key == "waiter") {
             ok = ok && number(value, h.waiter_fd) && (h.waiter_fd == -1 || h.waiter_fd > 2);
+        } else if (key == "config") {
+            ok = ok && number(value, h.config_fd) && (h.config_fd == -1 || h.config_fd > 2);
         } else if (key == "from") {
             h.from_version = std::string(value);
         } else if (key == "started") {
@@ -116,6 +120,9 @@ std::vector<int> Handover::fds() const {
     std::vector<int> out{pid_file_fd};
     if (waiter_fd >= 0) {
         out.push_back(waiter_fd);
+    }
+    if (config_fd >= 0) {
+        out.push_back(config_fd);
     }
     for (const auto& c : children) {
         out.push_back(c.fd);
@@ -268,6 +275,107 @@ void BinaryCheck::finish() {
     }
     auto done = std::move(done_);
     done(verdict, std::move(output_)); // may destroy this
+}
+
+ConfigSnapshot ConfigSnapshot::of(const Options& opts, const Config& cfg) {
+    ConfigSnapshot s;
+    for (const auto& v : option_values(opts)) {
+        // Quoted as the settings file's INI reader takes it back.
+        const char q = v.value.find('"') == std::string::npos ? '"' : '\'';
+        s.options += v.name + " = " + q + v.value + q + "\n";
+    }
+    s.access_conf = cfg.access_text;
+    s.hosts_tab = cfg.hosts_text;
+    return s;
+}
+
+// Three parts, each its length in decimal, a newline, then its bytes.
+std::string ConfigSnapshot::encode() const {
+    std::string out = "lonc-config v1\n";
+    for (const auto* part : {&options, &access_conf, &hosts_tab}) {
+        out += std::to_string(part->size()) + "\n" + *part;
+    }
+    return out;
+}
+
+std::optional<ConfigSnapshot> ConfigSnapshot::decode(std::string_view text) {
+    constexpr std::string_view magic = "lonc-config v1\n";
+    if (text.substr(0, magic.size()) != magic) {
+        return std::nullopt;
+    }
+    text.remove_prefix(magic.size());
+    ConfigSnapshot s;
+    for (auto* part : {&s.options, &s.access_conf, &s.hosts_tab}) {
+        const auto nl = text.find('\n');
+        std::size_t n = 0;
+        if (nl == std::string_view::npos || !number(text.substr(0, nl), n) ||
+            n > text.size() - nl - 1) {
+            return std::nullopt;
+        }
+        *part = std::string(text.substr(nl + 1, n));
+        text.remove_prefix(nl + 1 + n);
+    }
+    if (!text.empty()) {
+        return std::nullopt;
+    }
+    return s;
+}
+
+bool ConfigSnapshot::apply(Loaded& loaded, std::string& error) const {
+    Options opts = loaded.opts;
+    if (!apply_options_text(opts, options, error)) {
+        return false;
+    }
+    auto cfg = config_from(opts.config, access_conf, hosts_tab);
+    if (!cfg.ok()) {
+        error = cfg.problems.empty() ? "unusable" : cfg.problems.back().to_string();
+        return false;
+    }
+    loaded.opts = std::move(opts);
+    loaded.config = std::move(cfg);
+    return true;
+}
+
+int snapshot_fd(const ConfigSnapshot& snapshot) {
+    UniqueFd fd(::memfd_create("lonc-config", MFD_CLOEXEC));
+    if (!fd) {
+        return -1;
+    }
+    const auto text = snapshot.encode();
+    for (std::size_t off = 0; off < text.size();) {
+        const auto n = ::write(fd.get(), text.data() + off, text.size() - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        off += static_cast<std::size_t>(n);
+    }
+    return fd.release();
+}
+
+std::optional<ConfigSnapshot> read_snapshot(int fd) {
+    UniqueFd owned(fd);
+    if (::lseek(fd, 0, SEEK_SET) != 0) {
+        return std::nullopt;
+    }
+    std::string text;
+    char buf[16384];
+    for (;;) {
+        const auto n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return std::nullopt;
+        }
+        if (n == 0) {
+            break;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    return ConfigSnapshot::decode(text);
 }
 
 std::string own_executable() {

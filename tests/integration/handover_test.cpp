@@ -474,6 +474,29 @@ TEST(Upgrade, AHostsTabLineAStartSkipsDoesNotBlockTheUpgrade) {
     c.check_sanitizer_reports();
 }
 
+// An upgrade changes the binary only: a hosts.tab edit not reloaded yet
+// (here: a peer removed) is not taken by the new supervisor; the next
+// reload applies it, with its rules.
+TEST(Upgrade, HostsTabEditsNotReloadedWaitForTheNextReload) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 3;
+    Cluster c(o);
+    c.write_hosts(2); // h2 removed, not reloaded
+    bin.install_copy();
+    const auto run = lonctl(c, {"upgrade"});
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_NE(run.out.find("3 of 3 peers handed over"), std::string::npos) << run.out;
+    EXPECT_EQ(c.request(2, "echo:kept"), "kept") << "h2 is still served until a reload";
+    EXPECT_FALSE(c.log_contains("no longer in hosts.tab")) << c.log();
+    const auto reload = lonctl(c, {"reload"});
+    EXPECT_EQ(reload.code, 0) << reload.err;
+    EXPECT_NE(reload.out.find("removed 1 (h2)"), std::string::npos) << reload.out;
+    EXPECT_TRUE(c.wait_no_socket(2)) << c.log();
+    EXPECT_EQ(c.request(1, "echo:h1"), "h1");
+    c.check_sanitizer_reports();
+}
+
 TEST(Upgrade, AChildKilledMidHandoverLeavesItsPeerServed) {
     const Binary bin;
     Cluster c(upgrade_cluster(bin));

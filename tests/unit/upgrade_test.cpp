@@ -151,6 +151,38 @@ TEST(CheckBinary, TheLoopRunsWhileItChecks) {
     EXPECT_TRUE(ticked_before_done);
 }
 
+TEST(ConfigSnapshot, CarriesEveryOptionAndBothFilesAcrossAnExec) {
+    Loaded before;
+    before.opts.request_timeout = 42.5;
+    before.opts.mail_command = "/usr/sbin/sendmail -t -oi";
+    before.opts.metrics_file = "/var/lib/lonc/it's.prom";
+    before.opts.log_level = "debug";
+    before.config = config_from("/etc/access.conf",
+                                "PerlSetVar lonHostID h0\nPerlSetVar londPort 5663\n"
+                                "PerlSetVar lonDaemons /d\nPerlSetVar lonTabDir /t\n"
+                                "PerlSetVar lonSockDir /s\nPerlSetVar lonDocRoot /r\n",
+                                std::string("h0:dom:library:h0.x:127.0.0.1\n"
+                                            "h1:dom:library:h1.x:127.0.0.2\n"));
+    ASSERT_TRUE(before.config.ok());
+    const int fd = snapshot_fd(ConfigSnapshot::of(before.opts, before.config));
+    ASSERT_GE(fd, 0);
+    const auto back = read_snapshot(fd);
+    ASSERT_TRUE(back);
+    Loaded after; // the command line read again, the files changed since
+    after.opts.request_timeout = 7;
+    std::string error;
+    ASSERT_TRUE(back->apply(after, error)) << error;
+    EXPECT_EQ(after.opts.request_timeout, 42.5);
+    EXPECT_EQ(after.opts.mail_command, "/usr/sbin/sendmail -t -oi");
+    EXPECT_EQ(after.opts.metrics_file, "/var/lib/lonc/it's.prom");
+    EXPECT_EQ(after.opts.log_level, "debug");
+    ASSERT_EQ(after.config.hosts.peers.size(), 2U);
+    EXPECT_EQ(after.config.hosts.peers[1].ip, "127.0.0.2");
+    EXPECT_EQ(after.config.settings->sock_dir, "/s");
+    EXPECT_FALSE(ConfigSnapshot::decode("lonc-config v1\n99\nshort"));
+    EXPECT_FALSE(ConfigSnapshot::decode("something else"));
+}
+
 TEST(OwnExecutable, IsThisTestBinary) {
     const auto exe = own_executable();
     EXPECT_EQ(std::filesystem::path(exe).filename(), "upgrade_test") << exe;

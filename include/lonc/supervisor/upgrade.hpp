@@ -9,8 +9,11 @@
 // peer by peer, with children of its own (see docs/design.md, "Upgrade").
 #pragma once
 
+#include "lonc/core/config.hpp"
 #include "lonc/core/fd.hpp"
+#include "lonc/core/options.hpp"
 #include "lonc/runtime/event_loop.hpp"
+#include "lonc/supervisor/startup.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -34,17 +37,39 @@ struct HandoverChild {
 struct Handover {
     int pid_file_fd = -1;
     int waiter_fd = -1;          // the waiting lonctl's connection (-1: none)
+    int config_fd = -1;          // a memfd holding a ConfigSnapshot (-1: none)
     std::string from_version;    // the version that executed us
     std::int64_t started_ms = 0; // wall clock, ms: when the upgrade was asked for
     std::vector<HandoverChild> children;
 
-    // One line of space-separated fields: "v1 pidfile=3 waiter=9 from=0.1.0
-    // started=1700000000000 child=ID/PID/FD/UP ...".
+    // One line of space-separated fields: "v1 pidfile=3 waiter=9 config=10
+    // from=0.1.0 started=1700000000000 child=ID/PID/FD/UP ...".
     [[nodiscard]] std::string encode() const;
     [[nodiscard]] static std::optional<Handover> decode(std::string_view text, std::string& error);
     // Every descriptor it names, ascending.
     [[nodiscard]] std::vector<int> fds() const;
 };
+
+// The configuration a supervisor runs with, as it was read: an upgrade
+// changes the binary only, so the new supervisor runs with this, not with
+// the files as they are now (edits not reloaded wait for the next reload).
+struct ConfigSnapshot {
+    std::string options;     // every option, "name = value" lines
+    std::string access_conf; // the text access.conf had
+    std::string hosts_tab;   // hosts.tab's
+
+    [[nodiscard]] static ConfigSnapshot of(const Options& opts, const Config& cfg);
+    [[nodiscard]] std::string encode() const;
+    [[nodiscard]] static std::optional<ConfigSnapshot> decode(std::string_view text);
+    // loaded (the command line read again) gets these options and this
+    // configuration; false and error if they cannot be taken.
+    bool apply(Loaded& loaded, std::string& error) const;
+};
+
+// Writes the snapshot to a new memfd (inherited across exec); -1 on error.
+[[nodiscard]] int snapshot_fd(const ConfigSnapshot& snapshot);
+// Reads one back (and closes fd).
+[[nodiscard]] std::optional<ConfigSnapshot> read_snapshot(int fd);
 
 // How the new binary judged the configuration: as a start would (`-t`
 // exit 0, or exit_config_problems: it starts, skipping what it reports),
