@@ -1,5 +1,6 @@
 #include "lonc/core/config.hpp"
 
+#include "lonc/core/control_words.hpp"
 #include "lonc/core/fd.hpp"
 
 #include <algorithm>
@@ -126,7 +127,7 @@ bool spool_suffix(std::string_view id) noexcept {
     if (id == "bad" || id == "sent") {
         return true; // 1700000000.abc.sent would be a marker, not host sent's message
     }
-    for (const std::string_view suffix : {".bad", ".sent"}) {
+    for (const std::string_view suffix : {bad_suffix, sent_suffix}) {
         if (id.size() >= suffix.size() && id.substr(id.size() - suffix.size()) == suffix) {
             return true;
         }

@@ -1,5 +1,6 @@
 #include "lonc/relay/spooler.hpp"
 
+#include "lonc/core/control_words.hpp"
 #include "lonc/runtime/log.hpp"
 
 #include <spdlog/spdlog.h>
@@ -24,7 +25,6 @@ spdlog::logger& lg() {
     return log::get("spool");
 }
 
-constexpr std::string_view sent_suffix = ".sent";
 // How far back in lonnet.perm.log to look for a record a crash may have
 // written already.
 constexpr off_t perm_log_window = off_t{8} * 1024 * 1024;

@@ -2,6 +2,7 @@
 
 #include "lonc/core/child_report.hpp"
 #include "lonc/core/clock_text.hpp"
+#include "lonc/core/control_words.hpp"
 #include "lonc/core/options.hpp"
 #include "lonc/core/spool.hpp"
 #include "lonc/relay/child.hpp"
@@ -92,6 +93,14 @@ std::vector<std::string> split_lines(const std::string& text) {
     return out;
 }
 
+// An answer of one line, and a verdict with what follows it.
+std::string line_of(std::string_view word) {
+    return std::string(word) + "\n";
+}
+std::string verdict(std::string_view word, const std::string& text) {
+    return std::string(word) + "\n" + text + "\n";
+}
+
 std::string joined(const std::vector<std::string>& items, const char* sep = ", ") {
     std::string out;
     for (const auto& i : items) {
@@ -125,10 +134,6 @@ public:
     int run();
 
 private:
-    // draining: a reload retired its child (peer removed, or its address
-    // changed: then successor is what comes next, once the child is gone).
-    enum class SlotState { probing, unreachable, running, restarting, skipped, draining };
-
     struct Slot {
         Peer peer;
         SlotState state = SlotState::probing;
@@ -157,8 +162,6 @@ private:
         std::unique_ptr<Outgoing> old;
         std::unique_ptr<Timer> handover_timer;
     };
-
-    static const char* to_string(SlotState s);
 
     void start_peers();
     void on_probe(const std::string& id, bool reachable, const std::string& why);
@@ -268,24 +271,6 @@ private:
     SpoolWatch spool_watch_{*this};
     UniqueFd inotify_;
 };
-
-const char* Supervisor::to_string(SlotState s) {
-    switch (s) {
-    case SlotState::probing:
-        return "probing";
-    case SlotState::unreachable:
-        return "unreachable";
-    case SlotState::running:
-        return "running";
-    case SlotState::restarting:
-        return "restarting";
-    case SlotState::skipped:
-        return "skipped";
-    case SlotState::draining:
-        return "draining";
-    }
-    return "?";
-}
 
 Supervisor::Supervisor(SupervisorSetup setup)
     : s_(std::move(setup)), prober_(loop_, s_.config.settings->lond_port, s_.opts.probe_timeout,
@@ -410,7 +395,7 @@ void Supervisor::run_pending_reloads() {
         for (const auto& [source, waiter] : waiting) {
             if (waiter) {
                 control_.answer(*waiter,
-                                (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
+                                verdict(out.applied ? words::applied : words::rejected, out.text));
             }
         }
     }
@@ -760,7 +745,7 @@ void Supervisor::request_reload(const std::string& source,
                                 std::optional<ControlServer::ConnId> waiter) {
     if (shutting_down_) {
         if (waiter) {
-            control_.answer(*waiter, "error:shutting_down\n");
+            control_.answer(*waiter, line_of(words::shutting_down));
         }
         return;
     }
@@ -772,7 +757,7 @@ void Supervisor::request_reload(const std::string& source,
     }
     const auto out = reload(source);
     if (waiter) {
-        control_.answer(*waiter, (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
+        control_.answer(*waiter, verdict(out.applied ? words::applied : words::rejected, out.text));
     }
 }
 
@@ -1066,7 +1051,7 @@ void Supervisor::finish_status() {
         PeerStatus p;
         p.id = id;
         p.pid = slot.pid;
-        p.state = to_string(slot.state);
+        p.state = std::string(to_string(slot.state));
         p.answered = slot.pid > 0 && slot.report.generation == status_gen_;
         p.link_up = slot.link_up;
         p.restarts = slot.starts > 0 ? slot.starts - 1 : 0;
@@ -1107,29 +1092,30 @@ void Supervisor::finish_status() {
 // ---------------------------------------------------------------- control
 
 void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
-    if (line == "status") {
+    const auto verb = line.substr(0, line.find(' '));
+    if (line == words::status) {
         if (shutting_down_) {
-            control_.answer(id, "error:shutting_down\n");
+            control_.answer(id, line_of(words::shutting_down));
             return;
         }
         status_waiters_.push_back(id);
         start_status(want_files);
         return;
     }
-    if (line == "reload") {
+    if (line == words::reload) {
         request_reload("lonctl reload", id);
         return;
     }
-    if (line == "upgrade") {
+    if (line == words::upgrade) {
         start_upgrade(id);
         return;
     }
-    if (line.substr(0, 10) == "reconnect ") {
-        control_.answer(id, reconnect(std::string(line.substr(10))) + "\n");
+    if (verb == words::reconnect && verb.size() < line.size()) {
+        control_.answer(id, reconnect(std::string(line.substr(verb.size() + 1))) + "\n");
         return;
     }
     lg().warn("Control socket: unknown command >{}<", log::printable(line));
-    control_.answer(id, "error:unknown_command\n");
+    control_.answer(id, line_of(words::unknown_command));
 }
 
 // lonctl reconnect HOST: a running child drops and re-makes its links; a
@@ -1137,15 +1123,15 @@ void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
 // one is probed now.
 std::string Supervisor::reconnect(const std::string& id) {
     if (shutting_down_) {
-        return "error:shutting_down";
+        return std::string(words::shutting_down);
     }
     const auto it = slots_.find(id);
     if (it == slots_.end()) {
-        return "error:no_such_host";
+        return std::string(words::no_such_host);
     }
     auto& slot = it->second;
     lg().info("INFO: Reconnect requested for {} ({})", id, to_string(slot.state));
-    return wake(slot, ipc::Type::reconnect) ? "ok" : "error:child_not_answering";
+    return std::string(wake(slot, ipc::Type::reconnect) ? words::ok : words::child_not_answering);
 }
 
 // Now, not at the next timer: a running child gets `running` (retry or
@@ -1188,12 +1174,12 @@ bool Supervisor::wake(Slot& slot, ipc::Type running) {
 
 void Supervisor::reject_upgrade(ControlServer::ConnId waiter, const std::string& why) {
     log::error_not_critical(lg(), "lonctl upgrade rejected; nothing changed: {}", why);
-    control_.answer(waiter, "rejected\n" + why + "\n");
+    control_.answer(waiter, verdict(words::rejected, why));
 }
 
 void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
     if (shutting_down_) {
-        control_.answer(waiter, "error:shutting_down\n");
+        control_.answer(waiter, line_of(words::shutting_down));
         return;
     }
     if (upgrade_ || (check_ && !check_->finished())) {
@@ -1482,7 +1468,8 @@ void Supervisor::finish_upgrade() {
         lg().info("INFO: lonctl upgrade: {}", text);
     }
     if (u.waiter) {
-        control_.answer(*u.waiter, (u.failed.empty() ? "upgraded\n" : "failed\n") + text + "\n");
+        control_.answer(*u.waiter,
+                        verdict(u.failed.empty() ? words::upgraded : words::failed, text));
     }
     log::set_status("Sleeping");
     notifier_.ready();

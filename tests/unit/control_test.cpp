@@ -1,5 +1,6 @@
 // The control socket: a real UNIX socket in a scratch directory, served by
 // an EventLoop the test turns; the client is a plain blocking socket.
+#include "lonc/core/control_words.hpp"
 #include "lonc/runtime/event_loop.hpp"
 #include "lonc/supervisor/control.hpp"
 
@@ -279,6 +280,17 @@ TEST_F(ControlTest, BeyondSixtyFourConnectionsTheNextIsClosedAtOnce) {
     Client again(path());
     ASSERT_TRUE(again.send("status\n"));
     ASSERT_TRUE(turn_until([&] { return requests_.size() == 1; }));
+}
+
+// The words both ends use: every slot state reads back as itself, and
+// nothing else reads as one.
+TEST(ControlWords, SlotStatesReadBackAndNothingElseDoes) {
+    for (const auto state : all_slot_states) {
+        EXPECT_EQ(parse_slot_state(to_string(state)), state);
+    }
+    EXPECT_EQ(parse_slot_state("Running"), std::nullopt);
+    EXPECT_EQ(parse_slot_state(""), std::nullopt);
+    EXPECT_TRUE(words::shutting_down.starts_with("error:"));
 }
 
 } // namespace
