@@ -16,6 +16,7 @@
 #include "lonc/supervisor/metrics.hpp"
 #include "lonc/supervisor/probe.hpp"
 #include "lonc/supervisor/reload_plan.hpp"
+#include "lonc/supervisor/spool_watch.hpp"
 #include "lonc/supervisor/startup.hpp"
 #include "lonc/supervisor/status.hpp"
 #include "lonc/supervisor/upgrade.hpp"
@@ -31,7 +32,6 @@
 #include <memory>
 #include <optional>
 #include <set>
-#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -105,25 +105,6 @@ std::string joined(const std::vector<std::string>& items, const char* sep = ", "
     std::string out;
     for (const auto& i : items) {
         out += (out.empty() ? "" : sep) + i;
-    }
-    return out;
-}
-
-// Pending delayed/ files of these hosts (".bad" ones are set aside already).
-std::map<std::string, std::vector<std::string>> spool_files_of(const std::filesystem::path& dir,
-                                                               const std::set<std::string>& hosts) {
-    std::map<std::string, std::vector<std::string>> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-        const auto name = e.path().filename().string();
-        if (const auto parsed = parse_spool_name(name)) {
-            if (const auto it = hosts.find(std::string(parsed->host)); it != hosts.end()) {
-                out[*it].push_back(name);
-            }
-        }
-    }
-    for (auto& [host, names] : out) {
-        std::sort(names.begin(), names.end());
     }
     return out;
 }
@@ -215,8 +196,7 @@ private:
     [[nodiscard]] std::string reconnect(const std::string& id);
     bool wake(Slot& slot, ipc::Type running);
     void on_reprobe();
-    void watch_spool();
-    void on_spool_event();
+    void on_spool_hint(std::string_view host, std::string_view name);
     void update_notify();
     [[nodiscard]] std::string parent_summary() const;
 
@@ -262,14 +242,7 @@ private:
     std::time_t start_time_ = std::time(nullptr);
     ControlServer control_;
 
-    class SpoolWatch final : public EventLoop::Watcher {
-    public:
-        explicit SpoolWatch(Supervisor& s) : sup(s) {}
-        void on_events(std::uint32_t /*events*/) override { sup.on_spool_event(); }
-        Supervisor& sup;
-    };
-    SpoolWatch spool_watch_{*this};
-    UniqueFd inotify_;
+    SpoolWatch spool_watch_;
 };
 
 Supervisor::Supervisor(SupervisorSetup setup)
@@ -294,7 +267,10 @@ Supervisor::Supervisor(SupervisorSetup setup)
                          start_status(want_metrics);
                      }),
       control_(loop_, s_.config.settings->control_path(),
-               [this](ControlServer::ConnId id, std::string_view line) { on_control(id, line); }) {}
+               [this](ControlServer::ConnId id, std::string_view line) { on_control(id, line); }),
+      spool_watch_(
+          loop_, s_.config.settings->spool_dir(),
+          [this](std::string_view host, std::string_view name) { on_spool_hint(host, name); }) {}
 
 int Supervisor::run() {
     reload_.time = reload_.last_success = start_time_;
@@ -312,7 +288,7 @@ int Supervisor::run() {
                   s_.config.hosts.peers.size(), settings().lond_port);
     }
     notifier_.start_watchdog(loop_);
-    watch_spool();
+    (void)spool_watch_.start();
     if (std::string error; !control_.open(error)) {
         lg().warn("No control socket (lonctl status and reconnect will not work): {}", error);
     }
@@ -408,8 +384,8 @@ void Supervisor::on_reprobe() {
             prober_.probe(slot.peer);
         }
     }
-    if (!inotify_) {
-        watch_spool();
+    if (!spool_watch_.watching()) {
+        (void)spool_watch_.start();
     }
 }
 
@@ -1479,54 +1455,19 @@ void Supervisor::finish_upgrade() {
 
 // ------------------------------------------------------------------ spool
 
-void Supervisor::watch_spool() {
-    UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (!fd) {
-        lg().warn("inotify: {}; delayed messages are found by rescans only", std::strerror(errno));
-        return;
-    }
-    const auto dir = settings().spool_dir();
-    if (::inotify_add_watch(fd.get(), dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
-        lg().warn("Cannot watch {}: {}; delayed messages are found by rescans only", dir.string(),
-                  std::strerror(errno));
-        return;
-    }
-    inotify_ = std::move(fd);
-    loop_.add(inotify_.get(), EPOLLIN, spool_watch_);
-}
-
-void Supervisor::on_spool_event() {
-    alignas(inotify_event) char buf[16384];
-    for (;;) {
-        const auto n = ::read(inotify_.get(), buf, sizeof buf);
-        if (n <= 0) {
-            return;
-        }
-        for (std::size_t off = 0; off + sizeof(inotify_event) <= static_cast<std::size_t>(n);) {
-            const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
-            off += sizeof(inotify_event) + ev->len;
-            if ((ev->mask & IN_Q_OVERFLOW) != 0) {
-                for (auto& [id, slot] : slots_) {
-                    if (slot.channel) {
-                        slot.channel->send(ipc::Type::spool_hint, "*");
-                    }
-                }
-                continue;
-            }
-            if (ev->len == 0) {
-                continue;
-            }
-            const std::string_view name(ev->name);
-            const auto parsed = parse_spool_name(name);
-            if (!parsed) {
-                continue;
-            }
-            const auto it = slots_.find(std::string(parsed->host));
-            if (it != slots_.end() && it->second.channel &&
-                it->second.state != SlotState::draining) {
-                it->second.channel->send(ipc::Type::spool_hint, name);
+// A delayed message appeared (spool_watch.hpp): its host's child looks now.
+void Supervisor::on_spool_hint(std::string_view host, std::string_view name) {
+    if (host.empty()) {
+        for (auto& [id, slot] : slots_) {
+            if (slot.channel) {
+                slot.channel->send(ipc::Type::spool_hint, name);
             }
         }
+        return;
+    }
+    const auto it = slots_.find(std::string(host));
+    if (it != slots_.end() && it->second.channel && it->second.state != SlotState::draining) {
+        it->second.channel->send(ipc::Type::spool_hint, name);
     }
 }
 
