@@ -16,6 +16,7 @@
 #include "lonc/supervisor/metrics.hpp"
 #include "lonc/supervisor/probe.hpp"
 #include "lonc/supervisor/reload_plan.hpp"
+#include "lonc/supervisor/restart_policy.hpp"
 #include "lonc/supervisor/spool_watch.hpp"
 #include "lonc/supervisor/startup.hpp"
 #include "lonc/supervisor/status.hpp"
@@ -44,9 +45,6 @@ spdlog::logger& lg() {
     return log::get("supervisor");
 }
 
-// Deaths of one peer's child counted for the skip rule, and how long a
-// skipped peer waits before it is tried again.
-constexpr auto death_window = std::chrono::minutes(10);
 // In-flight requests get this long at TERM (and a child a reload retires);
 // children still alive after drain_grace + kill_margin are killed.
 constexpr double drain_grace = 5.0;
@@ -120,7 +118,7 @@ private:
         SlotState state = SlotState::probing;
         pid_t pid = 0;
         std::unique_ptr<ipc::Channel> channel;
-        std::deque<EventLoop::TimePoint> deaths;
+        RestartPolicy restarts; // deaths, backoff, skipping
         std::unique_ptr<Timer> restart_timer;
         std::optional<Peer> successor;     // draining: the entry that replaces it
         std::unique_ptr<Timer> kill_timer; // draining: not done in time
@@ -395,13 +393,9 @@ void Supervisor::spawn(Slot& slot) {
     // backs off (and the peer is skipped after --max-attempts) instead of
     // taking the supervisor down or spinning.
     auto start_failed = [&](const std::string& why) {
-        const auto now = loop_.now();
-        slot.deaths.push_back(now);
-        while (slot.deaths.front() + death_window <= now) {
-            slot.deaths.pop_front();
-        }
-        lg().error("Cannot start a child for {}: {} ({} of {} attempts)", slot.peer.id, why,
-                   slot.deaths.size(), s_.opts.max_attempts);
+        const auto n = slot.restarts.died(loop_.now());
+        lg().error("Cannot start a child for {}: {} ({} of {} attempts)", slot.peer.id, why, n,
+                   s_.opts.max_attempts);
         slot.state = SlotState::restarting;
         schedule_restart(slot);
     };
@@ -585,7 +579,7 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
             return;
         }
         slot.peer = *std::exchange(slot.successor, std::nullopt);
-        slot.deaths.clear();
+        slot.restarts.forget();
         slot.unreachable_logged = false;
         slot.state = SlotState::probing;
         lg().info("INFO: Child {} for {} has finished; its new address {} comes next", pid, id,
@@ -593,17 +587,13 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
         prober_.probe(slot.peer);
         return;
     }
-    const auto now = loop_.now();
-    slot.deaths.push_back(now);
-    while (!slot.deaths.empty() && slot.deaths.front() + death_window <= now) {
-        slot.deaths.pop_front();
-    }
+    const auto n = slot.restarts.died(loop_.now());
     if (clean) {
-        lg().info("Child {} for server {} exited ({} of {} attempts)", pid, id, slot.deaths.size(),
+        lg().info("Child {} for server {} exited ({} of {} attempts)", pid, id, n,
                   s_.opts.max_attempts);
     } else {
         lg().error("Child {} for server {} died: {} ({} of {} attempts)", pid, id, describe(status),
-                   slot.deaths.size(), s_.opts.max_attempts);
+                   n, s_.opts.max_attempts);
     }
     schedule_restart(slot);
 }
@@ -618,26 +608,22 @@ void Supervisor::schedule_restart(Slot& slot) {
             }
             if (sp->state == SlotState::skipped) {
                 lg().info("INFO: {} quiet for {} minutes: trying again", sp->peer.id,
-                          std::chrono::duration_cast<std::chrono::minutes>(death_window).count());
-                sp->deaths.clear();
+                          std::chrono::duration_cast<std::chrono::minutes>(RestartPolicy::window)
+                              .count());
+                sp->restarts.forget();
             }
             lg().info("INFO: Trying to reconnect for {} ({} of {} attempts)", sp->peer.id,
-                      sp->deaths.size() + 1, s_.opts.max_attempts);
+                      sp->restarts.count() + 1, s_.opts.max_attempts);
             spawn(*sp);
         });
     }
-    if (slot.deaths.size() >= s_.opts.max_attempts) {
+    slot.restart_timer->arm_at(slot.restarts.next_start(loop_.now(), s_.opts.max_attempts));
+    if (slot.restarts.skipped(s_.opts.max_attempts)) {
         slot.state = SlotState::skipped;
-        slot.restart_timer->arm_at(slot.deaths.back() + death_window);
         log_skipped();
         return;
     }
     slot.state = SlotState::restarting;
-    // First restart at once, then 1, 2, 4 ... 60 s.
-    const auto n = slot.deaths.size();
-    const double delay =
-        n <= 1 ? 0.0 : std::min(60.0, static_cast<double>(1U << std::min<std::size_t>(n - 2, 6)));
-    slot.restart_timer->arm_in(seconds(delay));
 }
 
 void Supervisor::log_skipped() {
@@ -700,7 +686,7 @@ void Supervisor::on_usr1() {
         if (slot.state != SlotState::running || !slot.link_up) {
             (void)wake(slot, ipc::Type::retry); // links that are up are untouched
         }
-        slot.deaths.clear();
+        slot.restarts.forget();
     }
     start_status(want_files);
 }
@@ -876,7 +862,7 @@ void Supervisor::replace(Slot& slot, const Peer& peer) {
         return;
     }
     slot.peer = peer;
-    slot.deaths.clear();
+    slot.restarts.forget();
     slot.unreachable_logged = false;
     slot.state = SlotState::probing;
     prober_.probe(peer);
@@ -1119,7 +1105,7 @@ bool Supervisor::wake(Slot& slot, ipc::Type running) {
         return slot.channel && slot.channel->send(running);
     case SlotState::skipped:
     case SlotState::restarting:
-        slot.deaths.clear();
+        slot.restarts.forget();
         slot.restart_timer->cancel();
         spawn(slot);
         return true;
@@ -1338,7 +1324,7 @@ void Supervisor::begin_handover(Slot& slot) {
         if (slot.restart_timer) {
             slot.restart_timer->cancel();
         }
-        slot.deaths.clear();
+        slot.restarts.forget();
         handover_failed(slot, "cannot start its new child");
         return;
     }
