@@ -368,7 +368,7 @@ int send(const Context& ctx, const std::string& host, const std::string& request
 
 int status(const Context& ctx) {
     int code = ok;
-    const auto reply = control(ctx, std::string(words::status), false, code);
+    const auto reply = control(ctx, command_line({Command::Verb::status, {}}), false, code);
     if (!reply) {
         return code;
     }
@@ -487,7 +487,7 @@ int reconnect(const Context& ctx, const std::string& host) {
         return code;
     }
     int code = ok;
-    const auto reply = control(ctx, std::string(words::reconnect) + " " + host, true, code);
+    const auto reply = control(ctx, command_line({Command::Verb::reconnect, host}), true, code);
     if (!reply) {
         return code;
     }

@@ -1054,8 +1054,14 @@ void Supervisor::finish_status() {
 // ---------------------------------------------------------------- control
 
 void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
-    const auto verb = line.substr(0, line.find(' '));
-    if (line == words::status) {
+    const auto command = parse_command(line);
+    if (!command) {
+        lg().warn("Control socket: unknown command >{}<", log::printable(line));
+        control_.answer(id, line_of(words::unknown_command));
+        return;
+    }
+    switch (command->verb) {
+    case Command::Verb::status:
         if (shutting_down_) {
             control_.answer(id, line_of(words::shutting_down));
             return;
@@ -1063,21 +1069,16 @@ void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
         status_waiters_.push_back(id);
         start_status(want_files);
         return;
-    }
-    if (line == words::reload) {
+    case Command::Verb::reload:
         request_reload("lonctl reload", id);
         return;
-    }
-    if (line == words::upgrade) {
+    case Command::Verb::upgrade:
         start_upgrade(id);
         return;
-    }
-    if (verb == words::reconnect && verb.size() < line.size()) {
-        control_.answer(id, reconnect(std::string(line.substr(verb.size() + 1))) + "\n");
+    case Command::Verb::reconnect:
+        control_.answer(id, reconnect(command->host) + "\n");
         return;
     }
-    lg().warn("Control socket: unknown command >{}<", log::printable(line));
-    control_.answer(id, line_of(words::unknown_command));
 }
 
 // lonctl reconnect HOST: a running child drops and re-makes its links; a

@@ -293,5 +293,19 @@ TEST(ControlWords, SlotStatesReadBackAndNothingElseDoes) {
     EXPECT_TRUE(words::shutting_down.starts_with("error:"));
 }
 
+TEST(ControlWords, EveryCommandLonctlWritesIsTheOneLoncReads) {
+    using V = Command::Verb;
+    for (const auto& c : {Command{V::status, {}}, Command{V::reload, {}}, Command{V::upgrade, {}},
+                          Command{V::reconnect, "h1"}}) {
+        const auto back = parse_command(command_line(c));
+        ASSERT_TRUE(back) << command_line(c);
+        EXPECT_EQ(back->verb, c.verb);
+        EXPECT_EQ(back->host, c.host);
+    }
+    for (const char* bad : {"", "Status", "reload now", "reconnect", "reconnect ", "stop"}) {
+        EXPECT_FALSE(parse_command(bad)) << bad;
+    }
+}
+
 } // namespace
 } // namespace lonc

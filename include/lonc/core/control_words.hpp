@@ -6,6 +6,7 @@
 
 #include <array>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace lonc {
@@ -33,6 +34,46 @@ inline constexpr std::string_view no_such_host = "error:no_such_host";
 inline constexpr std::string_view child_not_answering = "error:child_not_answering";
 
 } // namespace words
+
+// One command line, as lonctl writes it and lonc reads it.
+struct Command {
+    enum class Verb { status, reload, upgrade, reconnect };
+    Verb verb;
+    std::string host; // reconnect's
+};
+
+[[nodiscard]] inline std::string command_line(const Command& c) {
+    switch (c.verb) {
+    case Command::Verb::status:
+        return std::string(words::status);
+    case Command::Verb::reload:
+        return std::string(words::reload);
+    case Command::Verb::upgrade:
+        return std::string(words::upgrade);
+    case Command::Verb::reconnect:
+        return std::string(words::reconnect) + " " + c.host;
+    }
+    return {};
+}
+
+// nullopt: not a command (lonc answers unknown_command).
+[[nodiscard]] inline std::optional<Command> parse_command(std::string_view line) {
+    if (line == words::status) {
+        return Command{Command::Verb::status, {}};
+    }
+    if (line == words::reload) {
+        return Command{Command::Verb::reload, {}};
+    }
+    if (line == words::upgrade) {
+        return Command{Command::Verb::upgrade, {}};
+    }
+    const auto sp = line.find(' ');
+    if (sp != std::string_view::npos && sp + 1 < line.size() &&
+        line.substr(0, sp) == words::reconnect) {
+        return Command{Command::Verb::reconnect, std::string(line.substr(sp + 1))};
+    }
+    return std::nullopt;
+}
 
 // A peer's slot in the supervisor. draining: a reload retired its child
 // (peer removed, or its address changed: then a successor comes next).
