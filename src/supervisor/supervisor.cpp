@@ -20,6 +20,7 @@
 #include "lonc/supervisor/spool_watch.hpp"
 #include "lonc/supervisor/startup.hpp"
 #include "lonc/supervisor/status.hpp"
+#include "lonc/supervisor/status_round.hpp"
 #include "lonc/supervisor/upgrade.hpp"
 
 #include <spdlog/spdlog.h>
@@ -186,10 +187,8 @@ private:
     void begin_shutdown();
     void maybe_finish_shutdown();
     void finish_shutdown();
-    // What a status generation is collected for; overlapping requests share one.
-    enum Want : unsigned { want_files = 1, want_metrics = 2 };
-    void start_status(unsigned want);
-    void finish_status();
+    std::size_t ask_status(std::uint64_t generation);
+    void write_status(std::uint64_t generation, unsigned want);
     void on_control(ControlServer::ConnId id, std::string_view line);
     [[nodiscard]] std::string reconnect(const std::string& id);
     bool wake(Slot& slot, ipc::Type running);
@@ -207,7 +206,6 @@ private:
     SignalReader signals_;
     Timer reprobe_timer_;
     Timer kill_timer_;
-    Timer status_timer_;
     Notifier notifier_;
     std::size_t initial_probes_ = 0;
     bool ready_ = false;
@@ -232,9 +230,7 @@ private:
     std::set<std::string> removed_hosts_; // their delayed files are listed in status
     std::vector<std::pair<std::string, std::optional<ControlServer::ConnId>>> pending_reloads_;
 
-    std::uint64_t status_gen_ = 0;
-    bool status_collecting_ = false;
-    unsigned status_want_ = 0;
+    StatusRound status_;
     std::vector<ControlServer::ConnId> status_waiters_; // lonctl status
     Timer metrics_timer_;
     std::time_t start_time_ = std::time(nullptr);
@@ -258,11 +254,13 @@ Supervisor::Supervisor(SupervisorSetup setup)
                           ::kill(pid, SIGKILL);
                       }
                   }),
-      status_timer_(loop_, [this] { finish_status(); }),
+      status_(
+          loop_, status_wait, [this](std::uint64_t gen) { return ask_status(gen); },
+          [this](std::uint64_t gen, unsigned want) { write_status(gen, want); }),
       metrics_timer_(loop_,
                      [this] {
                          metrics_timer_.arm_in(seconds(s_.opts.metrics_interval));
-                         start_status(want_metrics);
+                         status_.request(StatusRound::metrics);
                      }),
       control_(loop_, s_.config.settings->control_path(),
                [this](ControlServer::ConnId id, std::string_view line) { on_control(id, line); }),
@@ -480,17 +478,15 @@ void Supervisor::on_child_message(Slot& slot, pid_t from, const ipc::Message& ms
         }
         slot.report = std::move(*report);
         slot.link_up = slot.report.link == LinkState::up;
-        if (status_collecting_) {
+        if (status_.collecting()) {
             bool all = true;
             for (const auto& [id, s] : slots_) {
                 if (s.state == SlotState::running && s.channel &&
-                    s.report.generation != status_gen_) {
+                    s.report.generation != status_.generation()) {
                     all = false;
                 }
             }
-            if (all) {
-                finish_status();
-            }
+            status_.answered(all);
         }
         break;
     }
@@ -688,7 +684,7 @@ void Supervisor::on_usr1() {
         }
         slot.restarts.forget();
     }
-    start_status(want_files);
+    status_.request(StatusRound::files);
 }
 
 // ----------------------------------------------------------------- reload
@@ -753,7 +749,7 @@ Supervisor::ReloadOutcome Supervisor::reload(const std::string& source) {
     log::set_status("Sleeping");
     notifier_.ready();
     update_notify();
-    start_status(want_files); // the outcome shows in the status files now
+    status_.request(StatusRound::files); // the outcome shows in the status files now
     return out;
 }
 
@@ -959,25 +955,17 @@ void Supervisor::finish_shutdown() {
 
 // ----------------------------------------------------------------- status
 
-void Supervisor::start_status(unsigned want) {
-    status_want_ |= want;
-    if (status_collecting_) {
-        return; // overlapping requests share one generation
-    }
-    status_collecting_ = true;
-    ++status_gen_;
-    const auto gen = ipc::encode_generation(status_gen_);
-    bool any = false;
+// Asks every running child for its report (status_round.hpp).
+std::size_t Supervisor::ask_status(std::uint64_t generation) {
+    const auto gen = ipc::encode_generation(generation);
+    std::size_t asked = 0;
     for (auto& [id, slot] : slots_) {
-        if (slot.state == SlotState::running && slot.channel) {
-            any = slot.channel->send(ipc::Type::status_request, gen) || any;
+        if (slot.state == SlotState::running && slot.channel &&
+            slot.channel->send(ipc::Type::status_request, gen)) {
+            ++asked;
         }
     }
-    if (!any) {
-        finish_status();
-        return;
-    }
-    status_timer_.arm_in(seconds(status_wait));
+    return asked;
 }
 
 std::string Supervisor::parent_summary() const {
@@ -996,15 +984,9 @@ std::string Supervisor::parent_summary() const {
            " unreachable, " + std::to_string(skipped) + " skipped";
 }
 
-void Supervisor::finish_status() {
-    if (!status_collecting_) {
-        return;
-    }
-    status_collecting_ = false;
-    status_timer_.cancel();
-    const unsigned want = std::exchange(status_want_, 0U);
+void Supervisor::write_status(std::uint64_t generation, unsigned want) {
     StatusReport r;
-    r.generation = status_gen_;
+    r.generation = generation;
     r.time = std::time(nullptr);
     r.parent_pid = ::getpid();
     r.parent_status = perl_localtime(r.time) + ": " + parent_summary();
@@ -1014,7 +996,7 @@ void Supervisor::finish_status() {
         p.id = id;
         p.pid = slot.pid;
         p.state = std::string(to_string(slot.state));
-        p.answered = slot.pid > 0 && slot.report.generation == status_gen_;
+        p.answered = slot.pid > 0 && slot.report.generation == generation;
         p.link_up = slot.link_up;
         p.restarts = slot.starts > 0 ? slot.starts - 1 : 0;
         if (p.answered) {
@@ -1035,7 +1017,7 @@ void Supervisor::finish_status() {
     // JSON first: a reader polling loncstatus.json's generation then finds
     // the matching loncstatus.txt already in place... and vice versa for
     // readers of the text file, which is written last.
-    if ((want & want_files) != 0 &&
+    if ((want & StatusRound::files) != 0 &&
         (!write_file_atomic(dir / "loncstatus.json", json, error) ||
          !write_file_atomic(dir / "loncstatus.txt", format_status_txt(r), error))) {
         lg().error("Cannot write the status files: {}", error);
@@ -1067,7 +1049,7 @@ void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
             return;
         }
         status_waiters_.push_back(id);
-        start_status(want_files);
+        status_.request(StatusRound::files);
         return;
     case Command::Verb::reload:
         request_reload("lonctl reload", id);
