@@ -19,9 +19,10 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("lonctl ") + LONC_VERSION);
     app.require_subcommand(1);
     std::string config = "/etc/httpd/conf/access.conf";
-    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), 300 s for
-                        // upgrade, 60 s for reload (one waits for the first probes),
-                        // else 10 s
+    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), 400 s for
+                        // upgrade (the check, the new links, and the old children's
+                        // slowest request), 60 s for reload (one waits for the first
+                        // probes), else 10 s
     bool json = false;
     app.fallthrough(); // -c, --timeout and --json also after the subcommand
     auto* config_opt =
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
     }
     const bool sending = send->parsed();
     if (timeout == 0) {
-        timeout = sending ? 310 : upgrade->parsed() ? 300 : reload->parsed() ? 60 : 10;
+        timeout = sending ? 310 : upgrade->parsed() ? 400 : reload->parsed() ? 60 : 10;
     }
 
     // As lonc finds it: -c, else the settings file's config =, else the default.
