@@ -216,11 +216,7 @@ private:
         std::optional<ControlServer::ConnId> waiter;
         std::string from;
         std::int64_t started_ms = 0;
-        std::deque<std::string> queue; // peers still to hand over
-        std::size_t active = 0;        // hand-overs under way
-        std::size_t total = 0;
-        std::size_t handed = 0;
-        std::vector<std::string> failed; // "id: why"
+        HandoverQueue queue;
     };
     std::optional<UpgradeRun> upgrade_;
     std::unique_ptr<BinaryCheck> check_; // lonctl upgrade's check of the new binary
@@ -1241,13 +1237,12 @@ void Supervisor::exec_upgrade(ControlServer::ConnId waiter, CheckVerdict verdict
 
 // The new supervisor takes the old one's children as its own.
 void Supervisor::adopt(Handover h) {
-    UpgradeRun run;
+    std::optional<ControlServer::ConnId> waiter;
     if (h.waiter_fd >= 0) {
         ::fcntl(h.waiter_fd, F_SETFD, FD_CLOEXEC);
-        run.waiter = control_.adopt(UniqueFd(h.waiter_fd));
+        waiter = control_.adopt(UniqueFd(h.waiter_fd));
     }
-    run.from = h.from_version;
-    run.started_ms = h.started_ms;
+    std::vector<std::string> peers;
     for (auto& c : h.children) {
         ::fcntl(c.fd, F_SETFD, FD_CLOEXEC);
         const Peer* peer = s_.config.hosts.find(c.id);
@@ -1265,10 +1260,10 @@ void Supervisor::adopt(Handover h) {
             drain_child(slot);
             continue;
         }
-        run.queue.push_back(c.id);
+        peers.push_back(c.id);
     }
-    run.total = run.queue.size();
-    upgrade_ = std::move(run);
+    upgrade_.emplace(UpgradeRun{waiter, h.from_version, h.started_ms,
+                                HandoverQueue(std::move(peers), handover_window)});
     update_notify();
 }
 
@@ -1276,19 +1271,18 @@ void Supervisor::pump_upgrade() {
     if (!upgrade_ || shutting_down_) {
         return;
     }
-    auto& u = *upgrade_;
-    while (u.failed.empty() && u.active < handover_window && !u.queue.empty()) {
-        const auto id = u.queue.front();
-        u.queue.pop_front();
-        const auto it = slots_.find(id);
+    while (const auto id = upgrade_->queue.next()) {
+        const auto it = slots_.find(*id);
         if (it == slots_.end() || !it->second.inherited || it->second.pid <= 0) {
-            ++u.handed; // its old child died meanwhile; what runs now is new
+            upgrade_->queue.nothing_to_do(); // its old child died meanwhile
             continue;
         }
-        ++u.active;
-        begin_handover(it->second);
+        begin_handover(it->second); // may fail at once, and finish the upgrade
+        if (!upgrade_) {
+            return;
+        }
     }
-    if (u.active == 0 && (u.queue.empty() || !u.failed.empty())) {
+    if (upgrade_->queue.finished()) {
         finish_upgrade();
     }
 }
@@ -1367,8 +1361,7 @@ void Supervisor::handover_failed(Slot& slot, const std::string& why) {
     log::error_not_critical(lg(), "lonctl upgrade: {} keeps its old child {}: {}", slot.peer.id,
                             slot.pid, why);
     if (upgrade_) {
-        upgrade_->failed.push_back(slot.peer.id + ": " + why);
-        --upgrade_->active;
+        upgrade_->queue.failed(slot.peer.id + ": " + why);
         pump_upgrade();
     }
     update_notify();
@@ -1392,8 +1385,7 @@ void Supervisor::old_child_exit(Slot& slot, pid_t pid, int status) {
         slot.channel->send(ipc::Type::spool_hint, "*"); // its spool lock is free now
     }
     if (upgrade_) {
-        ++upgrade_->handed;
-        --upgrade_->active;
+        upgrade_->queue.handed();
         pump_upgrade();
     }
 }
@@ -1402,19 +1394,14 @@ void Supervisor::finish_upgrade() {
     auto u = std::move(*upgrade_);
     upgrade_.reset();
     const double took = static_cast<double>(wall_ms() - u.started_ms) / 1000.0;
-    std::string text = fmt::format("lonc {} -> {}: {} of {} peers handed over in {:.1f} s", u.from,
-                                   LONC_VERSION, u.handed, u.total, took);
-    if (!u.failed.empty()) {
-        const auto kept = u.total - u.handed;
-        text += fmt::format("; {} peer{} kept the old child: {}", kept, kept == 1 ? "" : "s",
-                            joined(u.failed, "; "));
+    const auto text = u.queue.outcome(u.from, LONC_VERSION, took);
+    if (!u.queue.ok()) {
         log::error_not_critical(lg(), "lonctl upgrade: {}", text);
     } else {
         lg().info("INFO: lonctl upgrade: {}", text);
     }
     if (u.waiter) {
-        control_.answer(*u.waiter,
-                        verdict(u.failed.empty() ? words::upgraded : words::failed, text));
+        control_.answer(*u.waiter, verdict(u.queue.ok() ? words::upgraded : words::failed, text));
     }
     log::set_status("Sleeping");
     notifier_.ready();

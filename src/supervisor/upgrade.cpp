@@ -3,6 +3,8 @@
 #include "lonc/core/fd.hpp"
 #include "lonc/supervisor/startup.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -376,6 +378,51 @@ std::optional<ConfigSnapshot> read_snapshot(int fd) {
         text.append(buf, static_cast<std::size_t>(n));
     }
     return ConfigSnapshot::decode(text);
+}
+
+HandoverQueue::HandoverQueue(std::vector<std::string> peers, std::size_t window)
+    : peers_(std::move(peers)), window_(window) {}
+
+std::optional<std::string> HandoverQueue::next() {
+    if (!failed_.empty() || active_ >= window_ || taken_ >= peers_.size()) {
+        return std::nullopt;
+    }
+    ++active_;
+    return peers_[taken_++];
+}
+
+void HandoverQueue::nothing_to_do() {
+    --active_;
+    ++handed_;
+}
+
+void HandoverQueue::handed() {
+    --active_;
+    ++handed_;
+}
+
+void HandoverQueue::failed(std::string what) {
+    --active_;
+    failed_.push_back(std::move(what));
+}
+
+bool HandoverQueue::finished() const noexcept {
+    return active_ == 0 && (taken_ >= peers_.size() || !failed_.empty());
+}
+
+std::string HandoverQueue::outcome(std::string_view from, std::string_view to,
+                                   double seconds) const {
+    std::string text = fmt::format("lonc {} -> {}: {} of {} peers handed over in {:.1f} s", from,
+                                   to, handed_, peers_.size(), seconds);
+    if (!failed_.empty()) {
+        const auto kept = peers_.size() - handed_;
+        std::string list;
+        for (const auto& f : failed_) {
+            list += (list.empty() ? "" : "; ") + f;
+        }
+        text += fmt::format("; {} peer{} kept the old child: {}", kept, kept == 1 ? "" : "s", list);
+    }
+    return text;
 }
 
 std::string own_executable() {

@@ -183,6 +183,42 @@ TEST(ConfigSnapshot, CarriesEveryOptionAndBothFilesAcrossAnExec) {
     EXPECT_FALSE(ConfigSnapshot::decode("something else"));
 }
 
+TEST(HandoverQueue, AWindowAtATimeInOrderAndTheOutcomeCountsThem) {
+    HandoverQueue q({"a", "b", "c"}, 2);
+    EXPECT_EQ(q.next(), "a");
+    EXPECT_EQ(q.next(), "b");
+    EXPECT_EQ(q.next(), std::nullopt); // two under way
+    q.handed();
+    EXPECT_EQ(q.next(), "c");
+    q.nothing_to_do(); // c's old child had died: nothing to hand over
+    EXPECT_FALSE(q.finished());
+    q.handed();
+    EXPECT_TRUE(q.finished());
+    EXPECT_TRUE(q.ok());
+    EXPECT_EQ(q.outcome("0.1", "0.2", 1.25), "lonc 0.1 -> 0.2: 3 of 3 peers handed over in 1.2 s");
+}
+
+TEST(HandoverQueue, AFailureStartsNoFurtherPeerAndNamesIt) {
+    HandoverQueue q({"a", "b", "c", "d"}, 2);
+    (void)q.next();
+    (void)q.next();
+    q.failed("a: its new child died");
+    EXPECT_EQ(q.next(), std::nullopt) << "no peer after a failure";
+    EXPECT_FALSE(q.finished()); // b is still under way
+    q.handed();
+    EXPECT_TRUE(q.finished());
+    EXPECT_FALSE(q.ok());
+    EXPECT_EQ(q.outcome("0.1", "0.2", 2),
+              "lonc 0.1 -> 0.2: 1 of 4 peers handed over in 2.0 s; 3 peers kept the old child: "
+              "a: its new child died");
+}
+
+TEST(HandoverQueue, NoPeersIsFinishedAtOnce) {
+    const HandoverQueue q({}, 8);
+    EXPECT_TRUE(q.finished());
+    EXPECT_TRUE(q.ok());
+}
+
 TEST(OwnExecutable, IsThisTestBinary) {
     const auto exe = own_executable();
     EXPECT_EQ(std::filesystem::path(exe).filename(), "upgrade_test") << exe;

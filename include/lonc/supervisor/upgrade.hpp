@@ -71,6 +71,38 @@ struct ConfigSnapshot {
 // Reads one back (and closes fd).
 [[nodiscard]] std::optional<ConfigSnapshot> read_snapshot(int fd);
 
+// The new supervisor's progress through the adopted peers: handed over
+// `window` at a time, in order; once one has failed no further peer is
+// started (its peer, and those not reached, keep their old children).
+class HandoverQueue {
+public:
+    HandoverQueue(std::vector<std::string> peers, std::size_t window);
+
+    // The next peer to hand over now (counted under way), if any.
+    [[nodiscard]] std::optional<std::string> next();
+    // The peer next() gave had nothing to hand over (its old child died
+    // meanwhile; what runs now is new): counted handed over, not under way.
+    void nothing_to_do();
+    // A hand-over under way finished, or failed (what: "id: why").
+    void handed();
+    void failed(std::string what);
+    // Nothing under way, and nothing more will start.
+    [[nodiscard]] bool finished() const noexcept;
+    [[nodiscard]] bool ok() const noexcept { return failed_.empty(); }
+    // "lonc FROM -> TO: H of N peers handed over in S s[; K peers kept the
+    // old child: ...]".
+    [[nodiscard]] std::string outcome(std::string_view from, std::string_view to,
+                                      double seconds) const;
+
+private:
+    std::vector<std::string> peers_;
+    std::size_t window_;
+    std::size_t taken_ = 0;  // peers_[0, taken_) given out by next()
+    std::size_t active_ = 0; // under way
+    std::size_t handed_ = 0;
+    std::vector<std::string> failed_;
+};
+
 // How the new binary judged the configuration: as a start would (`-t`
 // exit 0, or exit_config_problems: it starts, skipping what it reports),
 // or not at all.
