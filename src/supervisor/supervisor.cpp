@@ -1205,34 +1205,15 @@ void Supervisor::exec_upgrade(ControlServer::ConnId waiter, CheckVerdict verdict
             h.children.push_back({id, slot.pid, slot.channel->fd(), slot.link_up});
         }
     }
-    const auto fds = h.fds();
-    for (const int fd : fds) {
-        ::fcntl(fd, F_SETFD, 0); // kept across the exec
-    }
-    ::setenv(handover_env, h.encode().c_str(), 1);
     notifier_.reloading();
     lg().info("INFO: lonctl upgrade: {} passed its check; executing it ({} children to hand over)",
               s_.exe, h.children.size());
-    std::vector<std::string> argv = s_.argv;
-    if (argv.empty()) {
-        argv.push_back(s_.exe);
-    }
-    std::vector<char*> cargv;
-    for (auto& a : argv) {
-        cargv.push_back(a.data());
-    }
-    cargv.push_back(nullptr);
-    ::execv(s_.exe.c_str(), cargv.data());
-    const int e = errno;
-    for (const int fd : fds) {
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    ::unsetenv(handover_env);
+    const auto why = exec_handover(s_.exe, s_.argv, h); // returns only if it failed
     if (h.config_fd >= 0) {
         ::close(h.config_fd);
     }
     notifier_.ready();
-    reject_upgrade(waiter, "cannot execute " + s_.exe + ": " + std::strerror(e));
+    reject_upgrade(waiter, "cannot execute " + s_.exe + ": " + why);
 }
 
 // The new supervisor takes the old one's children as its own.

@@ -380,6 +380,31 @@ std::optional<ConfigSnapshot> read_snapshot(int fd) {
     return ConfigSnapshot::decode(text);
 }
 
+std::string exec_handover(const std::string& exe, std::vector<std::string> argv,
+                          const Handover& h) {
+    const auto fds = h.fds();
+    for (const int fd : fds) {
+        ::fcntl(fd, F_SETFD, 0); // kept across the exec
+    }
+    ::setenv(handover_env, h.encode().c_str(), 1);
+    if (argv.empty()) {
+        argv.push_back(exe);
+    }
+    std::vector<char*> cargv;
+    cargv.reserve(argv.size() + 1);
+    for (auto& a : argv) {
+        cargv.push_back(a.data());
+    }
+    cargv.push_back(nullptr);
+    ::execv(exe.c_str(), cargv.data());
+    const int e = errno;
+    for (const int fd : fds) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    ::unsetenv(handover_env);
+    return std::strerror(e);
+}
+
 HandoverQueue::HandoverQueue(std::vector<std::string> peers, std::size_t window)
     : peers_(std::move(peers)), window_(window) {}
 

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "temp_dir.hpp"
@@ -217,6 +220,19 @@ TEST(HandoverQueue, NoPeersIsFinishedAtOnce) {
     const HandoverQueue q({}, 8);
     EXPECT_TRUE(q.finished());
     EXPECT_TRUE(q.ok());
+}
+
+TEST(ExecHandover, AFailedExecPutsEverythingBack) {
+    test::TempDir dir("lonc-upgrade-unit");
+    const int fd = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(fd, 3);
+    Handover h;
+    h.pid_file_fd = fd;
+    const auto why = exec_handover((dir / "missing").string(), {}, h);
+    EXPECT_EQ(why, "No such file or directory");
+    EXPECT_EQ(std::getenv(handover_env), nullptr);
+    EXPECT_EQ(::fcntl(fd, F_GETFD), FD_CLOEXEC);
+    ::close(fd);
 }
 
 TEST(OwnExecutable, IsThisTestBinary) {

@@ -71,6 +71,13 @@ struct ConfigSnapshot {
 // Reads one back (and closes fd).
 [[nodiscard]] std::optional<ConfigSnapshot> read_snapshot(int fd);
 
+// Executes exe with argv (argv[0] included; empty: exe alone), keeping
+// the descriptors h names open across the exec and naming them in
+// LONC_UPGRADE. Returns only if the exec failed: why, with everything put
+// back as it was.
+[[nodiscard]] std::string exec_handover(const std::string& exe, std::vector<std::string> argv,
+                                        const Handover& h);
+
 // The new supervisor's progress through the adopted peers: handed over
 // `window` at a time, in order; once one has failed no further peer is
 // started (its peer, and those not reached, keep their old children).
