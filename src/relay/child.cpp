@@ -103,6 +103,8 @@ int run_child(const ChildSetup& setup) {
                 case ipc::Type::drain:
                     if (!draining) {
                         drain();
+                    } else {
+                        worker.drain(drain_grace); // a shutdown during a hand-off: bounded
                     }
                     break;
                 case ipc::Type::reclaim:

@@ -777,6 +777,11 @@ void PeerWorker::hand_off() {
 
 void PeerWorker::drain(double grace) {
     if (draining_) {
+        // Asked again (a shutdown while handing off): the sooner limit holds.
+        const auto by = loop_.now() + seconds(grace);
+        if (drain_timer_.armed() && drain_timer_.deadline() > by) {
+            drain_timer_.arm_at(by);
+        }
         return;
     }
     draining_ = true;

@@ -415,6 +415,23 @@ TEST_F(PeerWorkerTest, ALinkUpAfterAHandOffOpensNoListener) {
     EXPECT_EQ(now.st_ino, theirs.st_ino) << "the old child took the path back";
 }
 
+// Handing off, a slow request keeps the worker for --request-timeout; a
+// shutdown meanwhile bounds it by its own grace.
+TEST_F(PeerWorkerTest, AHandOffWaitsForASlowRequestButAShutdownBoundsIt) {
+    link().come_up();
+    auto a = request("sleep:a");
+    worker().hand_off();
+    advance(0.2); // past the linger
+    advance(6);   // past the old 5 s grace: still held
+    EXPECT_FALSE(loop_.stopped());
+    worker().drain(2);
+    advance(1.5);
+    EXPECT_FALSE(loop_.stopped());
+    advance(1);
+    EXPECT_EQ(reply(a), "con_lost");
+    EXPECT_TRUE(loop_.stopped());
+}
+
 TEST_F(PeerWorkerTest, ReclaimPutsItsSocketBackWhenThePathNamesAnother) {
     link().come_up();
     worker().reclaim_socket(); // ours still: nothing changes

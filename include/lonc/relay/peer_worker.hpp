@@ -129,6 +129,7 @@ public:
     void spool_hint(std::string_view name);
     // Stop taking requests: remove the socket, let what is queued or on the
     // wire finish for at most `grace`, then stop the loop with exit code 0.
+    // Draining already (a hand-off), the sooner of the two limits holds.
     void drain(double grace);
     // Another child of this peer has put its socket at our path (an
     // upgrade): keep accepting for a moment (a connect that found the old
