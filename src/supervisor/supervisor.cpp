@@ -195,7 +195,6 @@ private:
     void on_reprobe();
     void on_spool_hint(std::string_view host, std::string_view name);
     void update_notify();
-    [[nodiscard]] std::string parent_summary() const;
 
     SupervisorSetup s_;
     const Settings& settings() const { return *s_.config.settings; }
@@ -964,28 +963,11 @@ std::size_t Supervisor::ask_status(std::uint64_t generation) {
     return asked;
 }
 
-std::string Supervisor::parent_summary() const {
-    std::size_t running = 0;
-    std::size_t up = 0;
-    std::size_t unreachable = 0;
-    std::size_t skipped = 0;
-    for (const auto& [id, slot] : slots_) {
-        running += slot.state == SlotState::running ? 1 : 0;
-        up += slot.link_up ? 1 : 0;
-        unreachable += slot.state == SlotState::unreachable ? 1 : 0;
-        skipped += slot.state == SlotState::skipped ? 1 : 0;
-    }
-    return "Sleeping: " + std::to_string(slots_.size()) + " peers, " + std::to_string(running) +
-           " children, " + std::to_string(up) + " links up, " + std::to_string(unreachable) +
-           " unreachable, " + std::to_string(skipped) + " skipped";
-}
-
 void Supervisor::write_status(std::uint64_t generation, unsigned want) {
     StatusReport r;
     r.generation = generation;
     r.time = std::time(nullptr);
     r.parent_pid = ::getpid();
-    r.parent_status = perl_localtime(r.time) + ": " + parent_summary();
     r.parent_last_log = log::last_log();
     for (const auto& [id, slot] : slots_) {
         PeerStatus p;
@@ -1000,6 +982,7 @@ void Supervisor::write_status(std::uint64_t generation, unsigned want) {
         }
         r.peers.push_back(std::move(p));
     }
+    r.parent_status = perl_localtime(r.time) + ": " + parent_summary(r.peers);
     reload_.undeliverable.clear();
     if (!removed_hosts_.empty()) {
         reload_.undeliverable = spool_files_of(settings().spool_dir(), removed_hosts_);
@@ -1008,14 +991,9 @@ void Supervisor::write_status(std::uint64_t generation, unsigned want) {
     }
     r.reload = reload_;
     std::string error;
-    const auto dir = settings().status_dir();
     const auto json = format_status_json(r);
-    // JSON first: a reader polling loncstatus.json's generation then finds
-    // the matching loncstatus.txt already in place... and vice versa for
-    // readers of the text file, which is written last.
     if ((want & StatusRound::files) != 0 &&
-        (!write_file_atomic(dir / "loncstatus.json", json, error) ||
-         !write_file_atomic(dir / "loncstatus.txt", format_status_txt(r), error))) {
+        !write_status_files(settings().status_dir(), r, json, error)) {
         lg().error("Cannot write the status files: {}", error);
     }
     if (!s_.opts.metrics_file.empty()) {
