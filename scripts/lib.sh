@@ -8,9 +8,9 @@ LONC_BUILD_PACKAGES=(
   libsystemd-dev nlohmann-json3-dev prometheus-cpp-dev libseccomp-dev
 )
 LONC_TEST_PACKAGES=(
-  clang libclang-rt-14-dev iproute2 nftables procps util-linux valgrind systemd
+  clang libclang-rt-14-dev clang-format iproute2 nftables procps util-linux valgrind systemd
   logrotate groff-base man-db dpkg-dev binutils adduser
-  lintian rpm rpmlint cpio passwd
+  lintian rpm rpmlint cpio passwd debhelper debootstrap systemd-container
   python3-prometheus-client
 )
 # scripts/bench: plots, and syscall counts (perf) and profiles (strace).

@@ -208,7 +208,9 @@ std::optional<ChildReport> ChildReport::decode(std::string_view payload, std::st
         }
         const auto it = values.find(row.key);
         if (it == values.end()) {
-            error = "missing field " + std::string(row.key);
+            if (!report_field_optional(row.key)) {
+                error = "missing field " + std::string(row.key);
+            }
         } else if (!from_text(it->second, row.get(r))) {
             error = "bad value for " + std::string(row.key) + ": '" + it->second + "'";
         }

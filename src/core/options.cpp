@@ -128,6 +128,10 @@ void add_options(CLI::App& app, Options& o) {
                    "Link deaths with a delayed message on the wire before it is set aside")
         ->check(CLI::Range(1U, 1000U))
         ->capture_default_str();
+    app.add_option("--spool-bad-hold", o.spool_bad_hold,
+                   "Seconds a set-aside (.bad) delayed message waits before it is tried again")
+        ->check(nonneg)
+        ->capture_default_str();
     app.add_option("--spool-max-line", o.spool_max_line, "Longest delayed message, bytes")
         ->check(CLI::Range(std::size_t{16}, std::size_t{1} << 31U))
         ->capture_default_str();
@@ -182,6 +186,7 @@ std::vector<OptionValue> option_values(const Options& o) {
         {"spool-bad-age", text(o.spool_bad_age), L::children},
         {"spool-min-age", text(o.spool_min_age), L::children},
         {"spool-max-attempts", text(o.spool_max_attempts), L::children},
+        {"spool-bad-hold", text(o.spool_bad_hold), L::children},
         {"spool-max-line", text(o.spool_max_line), L::children},
         {"metrics-interval", text(o.metrics_interval), L::parent},
         {"metrics-file", o.metrics_file.string(), L::parent},
@@ -203,6 +208,7 @@ bool apply_options_text(Options& opts, const std::string& text, std::string& err
     Options copy = opts;
     CLI::App app;
     add_options(app, copy);
+    app.set_config(); // this text alone, not the default settings file as well
     std::istringstream in(text);
     try {
         app.parse_from_stream(in);

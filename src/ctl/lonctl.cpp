@@ -14,6 +14,8 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <filesystem>
+#include <map>
 #include <optional>
 #include <poll.h>
 #include <signal.h>
@@ -240,7 +242,7 @@ std::string age(std::int64_t seconds) {
 }
 
 // Why a peer's link is not up, from its status entry; "" when it is up.
-std::string down_reason(const json& p, const ChildReport& report) {
+std::string down_reason(const json& p, const ChildReport& report, std::size_t bad) {
     if (!p.value("answered", false)) {
         switch (parse_slot_state(p.value("state", "")).value_or(SlotState::running)) {
         case SlotState::unreachable:
@@ -258,10 +260,22 @@ std::string down_reason(const json& p, const ChildReport& report) {
         }
         return "child did not answer the status request";
     }
-    if (!report.last_error.empty()) {
+    if (report.health == "sick") {
+        return "sick: links die before lond answers a request (" +
+               std::to_string(report.link_failures) + " failed attempt" +
+               (report.link_failures == 1 ? "" : "s") + "); last: " + report.last_error;
+    }
+    if (report.link == LinkState::down && !report.last_error.empty()) {
         return report.last_error;
     }
-    return report.link == LinkState::up ? "" : "no link yet";
+    if (report.link == LinkState::down) {
+        return "no link yet";
+    }
+    if (bad > 0) {
+        return std::to_string(bad) + " delayed message" + (bad == 1 ? "" : "s") +
+               " set aside as .bad (lonctl spool list)";
+    }
+    return "";
 }
 
 struct SpoolFileInfo {
@@ -314,6 +328,49 @@ std::optional<std::vector<SpoolFileInfo>> spool_files(const Context& ctx, const 
     std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
         return std::tie(a.host, a.bad, a.mtime, a.name) < std::tie(b.host, b.bad, b.mtime, b.name);
     });
+    return out;
+}
+
+// delayed/ per host: waiting and set-aside (.bad) files; empty when it
+// cannot be read (the spool commands say why).
+struct SpoolCount {
+    std::size_t pending = 0;
+    std::size_t bad = 0;
+};
+std::map<std::string, SpoolCount> spool_counts(const Context& ctx) {
+    std::map<std::string, SpoolCount> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(settings(ctx).spool_dir(), ec)) {
+        std::string name = e.path().filename().string();
+        const bool bad = name.size() > 4 && name.compare(name.size() - 4, 4, ".bad") == 0;
+        if (bad) {
+            name.resize(name.size() - 4);
+        }
+        if (const auto parsed = parse_spool_name(name)) {
+            auto& c = out[std::string(parsed->host)];
+            ++(bad ? c.bad : c.pending);
+        }
+    }
+    return out;
+}
+
+// Hosts with files in delayed/ that hosts.tab no longer names, and the words
+// for them: no child delivers them.
+std::vector<std::pair<std::string, std::string>>
+departed(const Context& ctx, const std::map<std::string, SpoolCount>& counts) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [host, n] : counts) {
+        const auto& peers = ctx.config.hosts.peers;
+        if (std::any_of(peers.begin(), peers.end(), [&](const auto& p) { return p.id == host; })) {
+            continue;
+        }
+        std::string words = "peer no longer in hosts.tab: " + std::to_string(n.pending) +
+                            " delayed message" + (n.pending == 1 ? "" : "s");
+        if (n.bad > 0) {
+            words += " and " + std::to_string(n.bad) + " set aside";
+        }
+        out.emplace_back(host, words + " will not be delivered");
+    }
     return out;
 }
 
@@ -388,6 +445,7 @@ int status(const Context& ctx) {
                        static_cast<unsigned long long>(doc.value("generation", 0ULL)));
     (void)std::fprintf(ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", "PEER", "PID",
                        "LINK", "SINCE", "REQUESTS", "ERRORS", "QUEUE", "SPOOL", "OLDEST", "REASON");
+    const auto counts = spool_counts(ctx);
     for (const auto& p : doc["peers"]) {
         const auto pid = p["pid"].is_number() ? std::to_string(p["pid"].get<long long>()) : "-";
         const bool has = p.value("answered", false);
@@ -404,13 +462,22 @@ int status(const Context& ctx) {
         const auto oldest_it = p.find(spool_oldest_age_json);
         const std::int64_t oldest =
             oldest_it != p.end() && oldest_it->is_number() ? oldest_it->get<std::int64_t>() : -1;
-        const auto reason = down_reason(p, rep);
+        const auto it = counts.find(p.value("id", ""));
+        const auto reason = down_reason(p, rep, it == counts.end() ? 0 : it->second.bad);
+        if (has && rep.health == "sick") {
+            link = "sick";
+        }
         (void)std::fprintf(
             ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", p.value("id", "?").c_str(),
             pid.c_str(), link.c_str(), has ? local_time(rep.since).c_str() : "-",
             num(rep.requests).c_str(), num(rep.errors).c_str(), num(rep.queue).c_str(),
             num(rep.spool_pending).c_str(), has && oldest >= 0 ? age(oldest).c_str() : "-",
             reason.empty() ? "-" : reason.c_str());
+    }
+    for (const auto& [host, words] : departed(ctx, counts)) {
+        (void)std::fprintf(ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6zu %7s  %s\n",
+                           host.c_str(), "-", "gone", "-", "-", "-", "-", counts.at(host).pending,
+                           "-", words.c_str());
     }
     return ok;
 }
@@ -454,6 +521,15 @@ int check(const Context& ctx) {
         }
     }
     doc["peers"] = peers;
+    json gone = json::array();
+    const auto counts = spool_counts(ctx);
+    for (const auto& [host, words] : departed(ctx, counts)) {
+        gone.push_back({{"id", host},
+                        {"pending", counts.at(host).pending},
+                        {"bad", counts.at(host).bad},
+                        {"detail", words}});
+    }
+    doc["departed"] = gone;
     if (ctx.json) {
         print(ctx, doc);
     } else {
@@ -474,6 +550,10 @@ int check(const Context& ctx) {
             (void)std::fprintf(ctx.out, "%-16s %-4s %s\n", p["id"].get<std::string>().c_str(),
                                p["ok"].get<bool>() ? "ok" : "FAIL",
                                p["detail"].get<std::string>().c_str());
+        }
+        for (const auto& g : gone) {
+            (void)std::fprintf(ctx.out, "%-16s %-4s %s\n", g["id"].get<std::string>().c_str(),
+                               "gone", g["detail"].get<std::string>().c_str());
         }
     }
     if (pid <= 0) {

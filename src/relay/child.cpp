@@ -32,6 +32,15 @@ ChildReport make_report(const PeerWorker& w, std::uint64_t generation) {
             r.last_error = l->last_error();
         }
     }
+    r.health = w.health();
+    if (r.health == "sick") {
+        for (const auto& l : w.links()) {
+            if (l->sick_attempts() > 0 && !l->last_error().empty()) {
+                r.last_error = l->last_error();
+            }
+        }
+    }
+    r.link_failures = w.stats().link_failures;
     r.links_total = w.links().size();
     r.since = w.link_since_wall();
     const auto& st = w.stats();

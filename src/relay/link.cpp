@@ -1,5 +1,6 @@
 #include "lonc/relay/link.hpp"
 
+#include "lonc/core/clock_text.hpp"
 #include "lonc/core/keys.hpp"
 #include "lonc/runtime/log.hpp"
 #include "lonc/runtime/net.hpp"
@@ -130,6 +131,7 @@ void Link::connect() {
     }
     retry_timer_.cancel();
     attempted_ = loop_.now();
+    answered_ = false;
     fd_ = tcp_connect(cfg_.addr, cfg_.port, cfg_.source);
     if (!fd_) {
         fail(LinkError(Kind::connect_failed, errno));
@@ -214,30 +216,22 @@ void Link::fail(const LinkError& error) {
     last_error_ = reason;
     set_state(State::down);
 
-    if (was_up) {
-        failures_ = 0;
-        if (requested) {
-            lg().info("INFO: Closing the connection to {} (link {}): {}", cfg_.remote_id, index_,
-                      reason);
-        } else {
-            lg().error("Connection to {} lost (link {}): {}", cfg_.remote_id, index_, reason);
-        }
-    } else if (retry) {
-        ++failures_;
+    const bool healthy = was_up && answered_; // answered_ stays for answered()
+    if (requested && was_up) {
+        lg().info("INFO: Closing the connection to {} (link {}): {}", cfg_.remote_id, index_,
+                  reason);
     }
     if (retry) {
-        schedule_retry();
-        if (!was_up && (failures_ & (failures_ - 1)) == 0) { // 1, 2, 4, 8, ...
-            const double wait =
-                std::chrono::duration<double>(retry_timer_.deadline() - loop_.now()).count();
-            if (failures_ == 1) {
-                lg().warn("Couldn't connect to {} (link {}, at {}): {}; retrying in {:.1f} s",
-                          cfg_.remote_id, index_, step_name, reason, wait);
-            } else {
-                lg().warn("{} still down after {} attempts (link {}): {}; retrying in {:.1f} s",
-                          cfg_.remote_id, failures_, index_, reason, wait);
-            }
+        if (healthy) {
+            failures_ = 0; // reconnects at once
+            last_sick_ = false;
+        } else {
+            ++failures_;
+            last_sick_ = was_up && !lost.empty(); // died on a request, unanswered
+            sick_attempts_ += last_sick_ ? 1 : 0;
         }
+        schedule_retry();
+        log_failure(was_up, step_name, reason);
     }
     for (std::size_t i = 0; i < lost.size(); ++i) {
         // lond answers in order: it was on the oldest when the link broke.
@@ -245,6 +239,47 @@ void Link::fail(const LinkError& error) {
         events_.link_lost(*this, std::move(lost[i]), why);
     }
     events_.link_down(*this, was_up);
+}
+
+void Link::log_failure(bool was_up, const std::string& step_name, const std::string& reason) {
+    const auto now = loop_.now();
+    const double wait = std::chrono::duration<double>(retry_timer_.deadline() - now).count();
+    if (outage_since_ == 0) {
+        outage_since_ = std::time(nullptr);
+    }
+    if (was_up && failures_ == 0) { // a link that answered is lost
+        lg().error("Connection to {} lost (link {}): {}", cfg_.remote_id, index_, reason);
+        outage_logged_ = true;
+        summed_up_ = now;
+        return;
+    }
+    if (was_up && !outage_logged_) {
+        lg().error("Connection to {} lost (link {}): {}; lond answered no request on it: "
+                   "retrying with backoff, in {:.1f} s",
+                   cfg_.remote_id, index_, reason, wait);
+        outage_logged_ = true;
+        summed_up_ = now;
+        return;
+    }
+    if (was_up) {
+        if (now - summed_up_ >= seconds(outage_summary)) {
+            lg().warn("{} still failing: {} attempts since {} (link {}); last: {}; retrying in "
+                      "{:.1f} s",
+                      cfg_.remote_id, failures_, perl_localtime(outage_since_), index_, reason,
+                      wait);
+            summed_up_ = now;
+        }
+        return;
+    }
+    if ((failures_ & (failures_ - 1)) == 0) { // 1, 2, 4, 8, ...
+        if (failures_ == 1) {
+            lg().warn("Couldn't connect to {} (link {}, at {}): {}; retrying in {:.1f} s",
+                      cfg_.remote_id, index_, step_name, reason, wait);
+        } else {
+            lg().warn("{} still down after {} attempts (link {}): {}; retrying in {:.1f} s",
+                      cfg_.remote_id, failures_, index_, reason, wait);
+        }
+    }
 }
 
 void Link::schedule_retry() {
@@ -445,9 +480,11 @@ bool Link::handle_line(std::string_view line) {
         key_ = derive_link_key(cfg_.remote_id, cfg_.local_id, line);
         cipher_.reset();
         handshake_timer_.cancel();
-        failures_ = 0;
         set_state(State::ready);
-        lg().info("Secure connection initialized (link {}, local port {})", index_, local_port_);
+        if (sick_attempts_ == 0) { // not once per attempt while lond is sick
+            lg().info("Secure connection initialized (link {}, local port {})", index_,
+                      local_port_);
+        }
         events_.link_up(*this);
         return state_ == State::ready;
     }
@@ -464,6 +501,18 @@ bool Link::handle_line(std::string_view line) {
                 return false;
             }
             reply = scratch_;
+        }
+        if (!answered_) {
+            answered_ = true; // a healthy link from now on
+            if (failures_ > 0 && outage_logged_) {
+                lg().info("INFO: {} answers again (link {}) after {} failed attempts since {}",
+                          cfg_.remote_id, index_, failures_, perl_localtime(outage_since_));
+            }
+            failures_ = 0;
+            sick_attempts_ = 0;
+            last_sick_ = false;
+            outage_logged_ = false;
+            outage_since_ = 0;
         }
         RequestPtr req = std::move(inflight_.front());
         inflight_.erase(inflight_.begin());

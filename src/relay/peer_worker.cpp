@@ -158,6 +158,7 @@ bool PeerWorker::link_up() const noexcept {
 void PeerWorker::link_up(LondLink& link) {
     ++links_ready_;
     ++stats_.link_ups;
+    connection_[&link] = stats_.link_ups;
     if (links_ready_ == 1) {
         link_since_ = loop_.now();
         link_since_wall_ = std::time(nullptr);
@@ -173,7 +174,6 @@ void PeerWorker::link_up(LondLink& link) {
             on_link_state(true);
         }
     }
-    (void)link;
     if (pong_) {
         pong_timer_.arm_in(seconds(opts_.handshake_pause));
     }
@@ -181,8 +181,11 @@ void PeerWorker::link_up(LondLink& link) {
 }
 
 void PeerWorker::link_down(LondLink& link, bool was_up) {
-    (void)link;
+    if (!was_up || !link.answered()) {
+        ++stats_.link_failures; // every failed attempt, though lonc.log sums them up
+    }
     if (was_up) {
+        spooler_.link_lost();
         --links_ready_;
         ++stats_.link_downs;
         if (links_ready_ == 0) {
@@ -204,7 +207,8 @@ void PeerWorker::link_down(LondLink& link, bool was_up) {
 }
 
 void PeerWorker::link_reply(LondLink& link, RequestPtr req, std::string_view reply) {
-    (void)link;
+    // A death on a delayed message before this connection came up counts now.
+    spooler_.peer_answered(connection_[&link]);
     // The next request first: lond works on it while this reply goes out.
     dispatch();
     complete(std::move(req), reply, true);
@@ -214,7 +218,7 @@ void PeerWorker::link_lost(LondLink& link, RequestPtr req, Lost why) {
     if (req->kind == Request::Kind::spool && (why == Lost::fault || why == Lost::timeout)) {
         if (why == Lost::fault) {
             // The message may be what kills lond.
-            spooler_.died(std::move(req), link.last_error());
+            spooler_.died(std::move(req), link.last_error(), connection_[&link]);
         } else {
             spooler_.timed_out(std::move(req)); // lond hangs on it, or is slow: it waits
         }
@@ -728,7 +732,9 @@ void PeerWorker::on_grace_timer() {
     if (links_ready_ > 0) {
         return;
     }
-    const auto n = pending_.size();
+    // Clients are worth the line; lonc's own pong and delayed message are
+    // not (a sick peer would get one per failed attempt).
+    const auto n = queued_clients_;
     while (!pending_.empty()) {
         complete(take_front(), con_lost, false);
     }
@@ -831,13 +837,33 @@ void PeerWorker::spool_hint(std::string_view name) {
     spooler_.hint(name);
 }
 
+std::string PeerWorker::health() const {
+    bool sick = false;
+    for (const auto& l : links_) {
+        if (l->ready() && l->answered()) {
+            return "up";
+        }
+        sick = sick || l->sick_attempts() > 0;
+    }
+    return sick ? "sick" : links_ready_ > 0 ? "up" : "down";
+}
+
 std::string PeerWorker::summary() const {
-    std::string s = links_ready_ > 0 ? "link up" : "link down";
+    const auto h = health();
+    std::string s = h == "sick" ? "link sick" : links_ready_ > 0 ? "link up" : "link down";
     if (links_.size() > 1) {
         s += " " + std::to_string(links_ready_) + "/" + std::to_string(links_.size());
     }
     s += " since " + perl_localtime(link_since_wall_);
-    if (links_ready_ == 0 && !links_.empty() && !links_.front()->last_error().empty()) {
+    if (h == "sick") {
+        for (const auto& l : links_) {
+            if (l->sick_attempts() > 0) {
+                s += " (" + std::to_string(l->sick_attempts()) +
+                     " links died before lond answered; last: " + l->last_error() + ")";
+                break;
+            }
+        }
+    } else if (links_ready_ == 0 && !links_.empty() && !links_.front()->last_error().empty()) {
         s += " (" + links_.front()->last_error() + ")";
     }
     s += ", requests " + std::to_string(stats_.requests);

@@ -136,6 +136,56 @@ bool perm_log_has(const std::filesystem::path& file, const std::string& host,
 
 } // namespace
 
+std::size_t finish_departed_records(const Settings& settings, const std::set<std::string>& peers,
+                                    std::size_t max_line) {
+    std::map<std::string, std::vector<std::string>> markers; // host -> marker names
+    {
+        const UniqueDir d(::opendir(settings.spool_dir().c_str()));
+        if (!d) {
+            return 0;
+        }
+        while (const dirent* e = ::readdir(d.get())) {
+            const std::string_view name = e->d_name;
+            if (name.size() <= sent_suffix.size() ||
+                name.substr(name.size() - sent_suffix.size()) != sent_suffix) {
+                continue;
+            }
+            const auto p = parse_spool_name(name.substr(0, name.size() - sent_suffix.size()));
+            if (p && peers.count(std::string(p->host)) == 0) {
+                markers[std::string(p->host)].emplace_back(name);
+            }
+        }
+    }
+    std::size_t done = 0;
+    for (const auto& [host, names] : markers) {
+        const auto lock_file = settings.sock_dir / ".lonc-spool" / (host + ".lock");
+        const UniqueFd lock(::open(lock_file.c_str(), O_RDWR | O_CLOEXEC)); // none: no child
+        if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+            continue; // its draining child still settles them
+        }
+        for (const auto& name : names) {
+            const auto p = settings.spool_dir() / name;
+            struct stat st {};
+            if (::stat(p.c_str(), &st) != 0) {
+                continue;
+            }
+            const auto file = read_spool_file(p, max_line);
+            if (file.result == SpoolRead::ok &&
+                !perm_log_has(settings.perm_log_file(), host, file.line, st.st_ctime) &&
+                !log::perm(settings.perm_log_file(), "S:" + host + ":" + file.line)) {
+                continue; // no room in the perm log yet: the next call
+            }
+            if (::unlink(p.c_str()) == 0) {
+                ++done;
+                lg().info("INFO: completed the delivery record of {} ({} is no longer in "
+                          "hosts.tab)",
+                          name_text(name), host);
+            }
+        }
+    }
+    return done;
+}
+
 Spooler::Spooler(EventLoop& loop, const Settings& settings, std::string host, const Options& opts,
                  Enqueue enqueue)
     : loop_(loop), settings_(settings), host_(std::move(host)), opts_(opts),
@@ -172,6 +222,7 @@ void Spooler::start() {
 
 void Spooler::stop() {
     active_ = false;
+    healthy_since_ = {};
     files_.clear();
     later_.clear();
     later_timer_.cancel();
@@ -251,8 +302,17 @@ void Spooler::scan() {
         return;
     }
     std::vector<std::string> markers;
+    std::vector<std::string> bad;
     while (const dirent* e = ::readdir(d.get())) {
         const std::string_view name = e->d_name;
+        if (name.size() > bad_suffix.size() &&
+            name.substr(name.size() - bad_suffix.size()) == bad_suffix) {
+            const auto base = name.substr(0, name.size() - bad_suffix.size());
+            if (const auto p = parse_spool_name(base); p && p->host == host_) {
+                bad.emplace_back(base);
+            }
+            continue;
+        }
         if (name.size() > sent_suffix.size() &&
             name.substr(name.size() - sent_suffix.size()) == sent_suffix) {
             const auto base = name.substr(0, name.size() - sent_suffix.size());
@@ -273,11 +333,56 @@ void Spooler::scan() {
     for (const auto& m : markers) {
         finish_record(m);
     }
+    retry_set_aside(bad);
     next();
+}
+
+// Set-aside messages come back by themselves once the peer has been
+// healthy for a while: each at most once per --spool-bad-hold (counted
+// from when it was set aside), bad_retries times per child.
+void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
+    const double hold = opts_.spool_bad_hold;
+    if (bad.empty() || healthy_since_ == EventLoop::TimePoint{} ||
+        loop_.now() - healthy_since_ < seconds(hold / 10)) {
+        return;
+    }
+    for (const auto& name : bad) {
+        // Only a put-back message gets an entry: count_death() reads one as
+        // "retried" (an operator's put-back gets every attempt).
+        const auto it = retried_.find(name);
+        const unsigned tries = it == retried_.end() ? 0 : it->second;
+        const auto from = path(name).string() + std::string(bad_suffix);
+        struct stat st {};
+        if (tries >= bad_retries || ::lstat(from.c_str(), &st) != 0) {
+            continue;
+        }
+        const timespec now = wall_now();
+        const double age = static_cast<double>(now.tv_sec - st.st_ctim.tv_sec) +
+                           static_cast<double>(now.tv_nsec - st.st_ctim.tv_nsec) * 1e-9;
+        if (age < hold) {
+            continue; // set aside (or put back and set aside again) too recently
+        }
+        if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, path(name).c_str(), RENAME_NOREPLACE) !=
+            0) {
+            continue; // a new message of that name waits: the .bad one after it
+        }
+        retried_[name] = tries + 1;
+        strikes_.erase(name);
+        lg().info("INFO: Delayed message {} set aside {:.0f} s ago is tried again (retry {} of "
+                  "{}); one more death with it on the wire sets it aside again",
+                  name_text(name), age, tries + 1, bad_retries);
+        if (const auto p = parse_spool_name(name)) {
+            files_.insert(SpoolEntry{name, p->epoch});
+        }
+    }
 }
 
 void Spooler::next() {
     if (!active_ || !req_ || !lock_) { // one message out at a time
+        return;
+    }
+    if (suspect_) {
+        send_probe();
         return;
     }
     while (!files_.empty()) {
@@ -434,6 +539,15 @@ bool Spooler::set_aside(const std::string& name, const std::string& why, bool cr
 
 void Spooler::done(RequestPtr req, std::optional<std::string_view> reply) {
     req_ = std::move(req);
+    if (std::exchange(probing_, false)) {
+        if (reply) {
+            // Answered: the worker's peer_answered() has judged the death by
+            // the connection; not proven by it, nothing is blamed.
+            suspect_.reset();
+        }
+        kick();
+        return;
+    }
     const auto name = std::exchange(inflight_, std::string());
     if (!reply) {
         // con_lost: the file stays and goes out again first, once the loop
@@ -475,12 +589,41 @@ void Spooler::done(RequestPtr req, std::optional<std::string_view> reply) {
     next();
 }
 
-void Spooler::died(RequestPtr req, std::string_view why) {
+void Spooler::died(RequestPtr req, std::string_view why, std::uint64_t conn) {
     req_ = std::move(req);
+    healthy_since_ = {};
+    if (std::exchange(probing_, false)) {
+        // The probe's link died too: lond fails whatever it gets (a sick
+        // peer), and the message the earlier link died on is not blamed.
+        suspect_.reset();
+        kick();
+        return;
+    }
     const auto name = std::exchange(inflight_, std::string());
+    suspect_ = Suspect{name, std::string(why), conn};
+    if (const auto p = parse_spool_name(name)) {
+        later(SpoolEntry{name, p->epoch}, 0); // held back by the probe in next()
+    }
+    kick();
+}
+
+void Spooler::peer_answered(std::uint64_t conn) {
+    if (healthy_since_ == EventLoop::TimePoint{}) {
+        healthy_since_ = loop_.now();
+    }
+    if (!suspect_ || conn <= suspect_->conn) {
+        return;
+    }
+    const auto s = std::move(*suspect_);
+    suspect_.reset();
+    count_death(s.name, s.why);
+}
+
+void Spooler::count_death(const std::string& name, const std::string& why) {
     auto& s = strikes_[name];
     ++s.deaths;
-    if (s.deaths >= opts_.spool_max_attempts) {
+    const unsigned limit = retried_.count(name) != 0 ? 1 : opts_.spool_max_attempts;
+    if (s.deaths >= limit) {
         const auto reason = "was on the wire each time the link to " + host_ + " died (" +
                             std::to_string(s.deaths) + " times; last: " + log::printable(why) + ")";
         if (!set_aside(name, reason, true)) {
@@ -491,9 +634,9 @@ void Spooler::died(RequestPtr req, std::string_view why) {
             opts_.retry_max, opts_.retry_min * std::pow(2.0, static_cast<double>(s.deaths)));
         s.not_before = loop_.now() + seconds(wait);
         if (s.deaths == 1) {
-            lg().warn("The link to {} died with delayed message {} on it ({}): it waits; after {} "
-                      "such deaths it is set aside",
-                      host_, name_text(name), log::printable(why), opts_.spool_max_attempts);
+            lg().warn("The link to {} died with delayed message {} on it ({}), and lond answered "
+                      "without it: it waits; after {} such deaths it is set aside",
+                      host_, name_text(name), log::printable(why), limit);
         }
         if (const auto p = parse_spool_name(name)) {
             later(SpoolEntry{name, p->epoch}, wait);
@@ -502,8 +645,24 @@ void Spooler::died(RequestPtr req, std::string_view why) {
     kick();
 }
 
+// Before anything else goes out after a link died on a message: is lond
+// healthy without it?
+void Spooler::send_probe() {
+    probing_ = true;
+    req_->kind = Request::Kind::spool;
+    req_->line = "ping";
+    req_->arrived = loop_.now();
+    req_->deadline = req_->arrived + seconds(opts_.request_timeout);
+    req_->client = nullptr;
+    enqueue_(std::move(req_));
+}
+
 void Spooler::timed_out(RequestPtr req) {
     req_ = std::move(req);
+    if (std::exchange(probing_, false)) {
+        kick(); // lond hangs on ping: the probe goes out again on the next link
+        return;
+    }
     const auto name = std::exchange(inflight_, std::string());
     auto& s = strikes_[name];
     ++s.timeouts;

@@ -146,12 +146,17 @@ std::string format_metrics(const MetricsInput& in) {
              "Client requests refused by lonc (queue full, line too long)"},
             {"lonc_timeouts_total", f.timeouts, "Requests that ran past --request-timeout"},
             {"lonc_reconnects_total", f.reconnects, "Links to the peer that were up and went down"},
+            {"lonc_link_failures_total", f.link_failures,
+             "Link attempts that failed: no handshake, or down before lond answered"},
             {"lonc_spool_delivered_total", f.spool_delivered, "Delayed messages delivered"},
             {"lonc_spool_bad_total", f.spool_bad, "Delayed messages set aside as .bad"},
         };
         for (const auto& [name, n, help] : counters) {
             fam.add(name, MetricType::Counter, help, l, value(n));
         }
+        fam.add("lonc_link_sick", MetricType::Gauge,
+                "1 while links to the peer come up but die before lond answers a request", l,
+                f.health == "sick" ? 1 : 0);
         fam.add("lonc_queue_depth", MetricType::Gauge, "Client requests waiting for a link", l,
                 value(f.queue));
         fam.add("lonc_clients", MetricType::Gauge, "Open client connections", l, value(f.clients));

@@ -56,6 +56,7 @@ std::vector<Problem> settings_problems(const std::string& path) {
         CLI::App app;
         Options scratch;
         add_options(app, scratch);
+        app.set_config(); // this line alone: parsing it must not read the default file again
         std::istringstream one(line);
         try {
             app.parse_from_stream(one);

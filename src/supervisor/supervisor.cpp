@@ -6,6 +6,7 @@
 #include "lonc/core/options.hpp"
 #include "lonc/core/spool.hpp"
 #include "lonc/relay/child.hpp"
+#include "lonc/relay/spooler.hpp"
 #include "lonc/runtime/event_loop.hpp"
 #include "lonc/runtime/ipc.hpp"
 #include "lonc/runtime/log.hpp"
@@ -184,6 +185,7 @@ private:
     void replace(Slot& slot, const Peer& peer);
     void drain_child(Slot& slot);
     void warn_undeliverable(const std::vector<std::string>& removed);
+    void finish_departed();
     void begin_shutdown();
     void maybe_finish_shutdown();
     void finish_shutdown();
@@ -297,6 +299,7 @@ int Supervisor::run() {
 
 void Supervisor::start_peers() {
     log::set_status("Probing peers");
+    finish_departed();
     initial_probes_ = 0;
     for (const auto& peer : s_.config.hosts.peers) {
         auto& slot = slots_[peer.id];
@@ -963,7 +966,17 @@ std::size_t Supervisor::ask_status(std::uint64_t generation) {
     return asked;
 }
 
+// Removed peers' delivery records: no child of theirs finishes them.
+void Supervisor::finish_departed() {
+    std::set<std::string> peers;
+    for (const auto& peer : s_.config.hosts.peers) {
+        peers.insert(peer.id);
+    }
+    (void)finish_departed_records(settings(), peers, s_.opts.spool_max_line);
+}
+
 void Supervisor::write_status(std::uint64_t generation, unsigned want) {
+    finish_departed();
     StatusReport r;
     r.generation = generation;
     r.time = std::time(nullptr);

@@ -1,5 +1,5 @@
 // What ships: the man pages, the commented examples, `cmake --install` and
-// the Debian package (built with cpack, unpacked with dpkg -x).
+// the Debian package (built by dpkg-buildpackage, unpacked with dpkg -x).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -363,11 +363,24 @@ TEST(Examples, EtcLoncIniIsReadByDefaultAndAnExplicitSettingsReplacesIt) {
     };
     const auto lonc = quote(lonc_binary()) + " -t -c " + quote(conf.string());
 
-    dir.write("etc/lonc.ini", "request-timout = 5\n"); // misspelt: shows that it was read
+    // The shipped file with a misspelt key: it shows that the file was read,
+    // and it is one problem, at its line (each line was once checked with
+    // the default file read again, so every line of it was a problem).
+    const auto shipped = slurp(source_dir() / "conf/lonc.ini");
+    dir.write("etc/lonc.ini", shipped + "request-timout = 5\n");
     const auto by_default = in_ns(lonc);
     EXPECT_EQ(by_default.code, 2) << by_default.out;
-    EXPECT_NE(by_default.out.find("/etc/lonc/lonc.ini:1: unknown setting 'request-timout'"),
-              std::string::npos)
+    std::vector<std::string> problems;
+    for (const auto& line : lines_of(by_default.out)) {
+        if (line.find("lonc: ") != std::string::npos) {
+            problems.push_back(line);
+        }
+    }
+    ASSERT_EQ(problems.size(), 1U) << by_default.out;
+    EXPECT_NE(
+        problems[0].find("/etc/lonc/lonc.ini:" + std::to_string(lines_of(shipped).size() + 1) +
+                         ": unknown setting 'request-timout'; did you mean 'request-timeout'?"),
+        std::string::npos)
         << by_default.out;
     const auto replaced_by = in_ns(lonc + " --settings " + quote((dir / "other.ini").string()));
     EXPECT_EQ(replaced_by.code, 0) << replaced_by.out;
@@ -407,14 +420,19 @@ TEST(Examples, PrintSettingsSaysWhereEachValueCameFrom) {
 
 // ------------------------------------------------------------ installation
 
-void expect_installed_tree(const std::filesystem::path& prefix) {
-    for (const char* f : {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service",
-                          "lib/tmpfiles.d/lonc.conf", "share/man/man8/lonc.8.gz",
-                          "share/man/man1/lonctl.1.gz", "share/doc/lonc/examples/access.conf",
-                          "share/doc/lonc/examples/hosts.tab", "share/doc/lonc/examples/lonc.ini",
-                          "share/doc/lonc/examples/logrotate.d/lonc", "share/doc/lonc/README.md"}) {
+// readme: the README's name there (the .deb has it compressed, as
+// dh_compress does with documentation).
+void expect_installed_tree(const std::filesystem::path& prefix,
+                           const std::string& readme = "README.md") {
+    for (const char* f :
+         {"sbin/lonc", "bin/lonctl", "lib/systemd/system/lonc.service", "lib/tmpfiles.d/lonc.conf",
+          "share/man/man8/lonc.8.gz", "share/man/man1/lonctl.1.gz",
+          "share/doc/lonc/examples/access.conf", "share/doc/lonc/examples/hosts.tab",
+          "share/doc/lonc/examples/lonc.ini", "share/doc/lonc/examples/logrotate.d/lonc"}) {
         EXPECT_TRUE(std::filesystem::is_regular_file(prefix / f)) << prefix / f;
     }
+    EXPECT_TRUE(std::filesystem::is_regular_file(prefix / "share/doc/lonc" / readme))
+        << prefix / "share/doc/lonc" / readme;
     for (const char* f : {"sbin/lonc", "bin/lonctl"}) {
         EXPECT_EQ(::access((prefix / f).c_str(), X_OK), 0) << f;
     }
@@ -445,21 +463,12 @@ TEST(Install, CmakeInstallPutsEveryFileInPlaceAndTheUnitNamesTheInstalledBinary)
 }
 
 #if !defined(LONC_SANITIZED_BUILD)
-// The package is made from a release build (an ASan build is not one to
-// ship; this test is compiled only into non-sanitizer builds).
+// The package is built by the fixture of non-sanitizer builds (an ASan
+// build is not one to ship; this test is compiled only into those).
 TEST(Package, DebDependsOnWhatLoncLinksCreatesWwwAndRunsFromAScratchRoot) {
     TempDir dir("lonc-deb");
-    const auto out = dir / "out";
-    const auto r =
-        run("cd " + quote(build_dir().string()) + " && cpack -G DEB -B " + quote(out.string()));
-    ASSERT_EQ(r.code, 0) << r.out;
-    std::filesystem::path deb;
-    for (const auto& e : std::filesystem::directory_iterator(out)) {
-        if (e.path().extension() == ".deb") {
-            deb = e.path();
-        }
-    }
-    ASSERT_FALSE(deb.empty()) << r.out;
+    const auto deb = built_package("deb");
+    ASSERT_FALSE(deb.empty());
     EXPECT_EQ(deb.filename().string().rfind("lonc_" LONC_VERSION "_", 0), 0U) << deb;
 
     // Control: the package name, Depends and a postinst.
@@ -501,7 +510,7 @@ TEST(Package, DebDependsOnWhatLoncLinksCreatesWwwAndRunsFromAScratchRoot) {
     const auto root = dir / "root";
     const auto x = run("dpkg -x " + quote(deb.string()) + " " + quote(root.string()));
     ASSERT_EQ(x.code, 0) << x.out;
-    expect_installed_tree(root / "usr");
+    expect_installed_tree(root / "usr", "README.md.gz");
     EXPECT_TRUE(std::filesystem::is_regular_file(root / "etc/lonc/lonc.ini"));
     EXPECT_NE(slurp(root / "usr/lib/systemd/system/lonc.service")
                   .find("\nExecStart=/usr/sbin/lonc --foreground\n"),

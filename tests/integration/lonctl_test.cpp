@@ -224,6 +224,71 @@ TEST(Lonctl, SpoolListRetryAndPurgeBad) {
     EXPECT_EQ(r.code, 5);
 }
 
+// A peer removed from hosts.tab has no child: its delayed files are named
+// (loncron counts them), and a delivery record it left half done is
+// finished by the supervisor, once.
+TEST(Lonctl, ARemovedPeersDelayedFilesAreNamedAndItsRecordIsFinished) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    c.spool_file("100.a.h9", "echo:left-behind\n");
+    c.spool_file("101.b.h9.bad", "echo:set-aside\n");
+    c.spool_file("102.c.h9.sent", "echo:delivered\n"); // lond answered; no S line yet
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets());
+    ASSERT_TRUE(
+        wait_until([&] { return !std::filesystem::exists(c.spool() / "102.c.h9.sent"); }, 10s));
+    const auto perm = slurp(c.perm_log());
+    EXPECT_EQ(perm.find(":S:h9:echo:delivered:"), perm.rfind(":S:h9:echo:delivered:")) << perm;
+    EXPECT_NE(perm.find(":S:h9:echo:delivered:"), std::string::npos) << perm;
+    EXPECT_EQ(perm.find("left-behind"), std::string::npos) << perm;
+    const std::string words =
+        "peer no longer in hosts.tab: 1 delayed message and 1 set aside will not be delivered";
+    auto r = lonctl(c, {"status"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("\nh9 +- +gone .* 1 +-  " + words))) << r.out;
+    r = lonctl(c, {"check"});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("h9 +gone +" + words))) << r.out;
+    r = lonctl(c, {"check", "--json"});
+    const auto doc = json::parse(r.out);
+    EXPECT_EQ(doc["departed"],
+              json::parse(R"([{"id": "h9", "pending": 1, "bad": 1, "detail": ")" + words + "\"}]"))
+        << r.out;
+}
+
+// The reason column tells a sick peer (links die before lond answers)
+// from a down one (no link) and from one with a message set aside.
+TEST(Lonctl, StatusTellsASickPeerFromADownOneAndFromAMessageSetAside) {
+    Cluster c({.hosts = 4, .start_lonc = false});
+    c.kill_sim(1);
+    c.start_sim(1, {"--drop-requests"});
+    c.spool_file("100.x.h3.bad", "echo:set-aside\n");
+    c.start_lonc({"--retry-min", "0.2", "--retry-max", "1"});
+    ASSERT_TRUE(c.wait_socket(3));
+    c.kill_sim(2);
+    ASSERT_TRUE(c.wait_no_socket(2));
+    // h2's link may have died before it answered (sick for a moment): its
+    // next attempt finds no lond, and then it is down.
+    std::string out;
+    std::smatch m;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            out = lonctl(c, {"status"}).out;
+            return std::regex_search(out, std::regex("\nh1 [^\n]* sick [^\n]*  sick: links die "
+                                                     "before lond answers a request \\([0-9]+ "
+                                                     "failed attempts?\\); last: lond closed")) &&
+                   std::regex_search(out, m, std::regex("\nh2 [^\n]*  ([^\n]+)\n")) &&
+                   m[1].str().find("sick") == std::string::npos;
+        },
+        20s))
+        << out;
+    EXPECT_NE(m[1].str(), "-") << out;
+    EXPECT_TRUE(std::regex_search(
+        out, std::regex("\nh3 [^\n]* up [^\n]*  1 delayed message set aside as \\.bad")))
+        << out;
+    const auto doc = json::parse(lonctl(c, {"status", "--json"}).out);
+    EXPECT_EQ(doc["peers"][1]["health"], "sick") << doc.dump();
+}
+
 TEST(Lonctl, AUserWhoMayNotUseTheSocketsIsToldPermissionDenied) {
     Cluster c({.hosts = 2});
     ASSERT_NE(::getpwnam("nobody"), nullptr);

@@ -25,6 +25,27 @@ namespace lonc::test {
     return LONC_BUILD_DIR;
 }
 
+// The package (ext: deb, rpm) that dpkg-buildpackage or rpmbuild made from
+// the release tarball: the ctest fixture lonc_packages
+// (build_packages.sh) puts it in <build>/packages. Empty, with a failure
+// that says so, when there is none.
+[[nodiscard]] inline std::filesystem::path built_package(const std::string& ext) {
+    const auto dir = build_dir() / "packages";
+    if (std::filesystem::is_directory(dir)) {
+        for (const auto& e : std::filesystem::directory_iterator(dir)) {
+            const auto name = e.path().filename().string();
+            if (e.path().extension() == "." + ext && name.rfind("lonc", 0) == 0 &&
+                name.find("dbgsym") == std::string::npos) {
+                return e.path();
+            }
+        }
+    }
+    ADD_FAILURE() << "no ." << ext << " in " << dir
+                  << ": ctest builds it first (fixture lonc_packages: "
+                     "tests/integration/build_packages.sh)";
+    return {};
+}
+
 // '...' for sh, with embedded quotes escaped.
 [[nodiscard]] inline std::string quote(const std::string& s) {
     std::string out = "'";

@@ -1,4 +1,5 @@
-// The Debian and RPM packages (built with cpack from this build): policy
+// The Debian and RPM packages, as dpkg-buildpackage and rpmbuild made them
+// from the release tarball (the ctest fixture lonc_packages): policy
 // checkers (lintian, rpmlint), their contents, the hardening of the
 // binaries, and their maintainer scripts run as dpkg and rpm run them, in a
 // scratch world with a stub systemctl (tests/integration/maintscripts.sh).
@@ -12,35 +13,21 @@ namespace lonc::test {
 namespace {
 
 #if !defined(LONC_SANITIZED_BUILD)
-// Packages are made from release builds (an ASan build is not one to ship).
+// Packages are made by the fixture of release builds (an ASan build is not
+// one to ship).
 
-// cpack -G gen into dir/out; the one package file it made (ext: deb, rpm).
-std::filesystem::path build_package(const TempDir& dir, const std::string& gen,
-                                    const std::string& ext) {
-    const auto out = dir / "out";
-    const auto r = run("cd " + quote(build_dir().string()) + " && cpack -G " + gen + " -B " +
-                       quote(out.string()));
-    EXPECT_EQ(r.code, 0) << r.out;
-    for (const auto& e : std::filesystem::directory_iterator(out)) {
-        if (e.path().extension() == "." + ext) {
-            return e.path();
-        }
-    }
-    ADD_FAILURE() << "no ." << ext << " made: " << r.out;
-    return {};
-}
-
-// What maintscripts.sh printed: the systemctl calls of each step, and the
-// STATE lines printed after it.
+// What maintscripts.sh printed: the systemctl and lonctl calls of each
+// step, what the scripts printed, and the STATE lines printed after it.
 struct ScriptRun {
     std::map<std::string, std::vector<std::string>> calls;
+    std::map<std::string, std::vector<std::string>> out;
     std::map<std::string, std::vector<std::string>> state;
     bool done = false;
 };
 
 // Runs steps (a shell fragment calling `step` and `state`) with the package's
-// scripts and tmpfiles.d file, which the caller put into dir/scripts and
-// dir/tmpfiles.d.
+// scripts, unit and tmpfiles.d file, which the caller put into dir/scripts
+// (or left in the unpacked package), dir/system and dir/tmpfiles.d.
 ScriptRun run_scripts(const TempDir& dir, const std::string& steps) {
     dir.write("steps.sh", steps);
     const auto r = run("unshare --mount --propagation private sh " +
@@ -53,8 +40,11 @@ ScriptRun run_scripts(const TempDir& dir, const std::string& steps) {
         if (line.rfind("STEP ", 0) == 0) {
             step = line.substr(5);
             out.calls[step];
+            out.out[step];
         } else if (line.rfind("CALL ", 0) == 0) {
             out.calls[step].push_back(line.substr(5));
+        } else if (line.rfind("OUT ", 0) == 0) {
+            out.out[step].push_back(line.substr(4));
         } else if (line.rfind("STATE ", 0) == 0) {
             out.state[step].push_back(line.substr(6));
         } else if (line == "DONE") {
@@ -79,37 +69,72 @@ std::vector<std::string> actions(const std::vector<std::string>& calls) {
 
 using Calls = std::vector<std::string>;
 
+// The lines of a step's output that warn the operator.
+std::vector<std::string> warnings(const ScriptRun& s, const std::string& step) {
+    std::vector<std::string> out;
+    for (const auto& line : s.out.at(step)) {
+        if (line.find("WARNING") != std::string::npos) {
+            out.push_back(line);
+        }
+    }
+    return out;
+}
+
+// One warning, which names the command that moves lonc onto the new binary.
+void expect_warning_naming_lonctl_upgrade(const ScriptRun& s, const std::string& step) {
+    const auto w = warnings(s, step);
+    ASSERT_EQ(w.size(), 1U) << step;
+    EXPECT_NE(w[0].find("run: lonctl upgrade"), std::string::npos) << step << ": " << w[0];
+}
+
 // What the package's scripts must do, whichever package: steps named as in
 // both packages' STEPS fragments below.
-void expect_only_systemd_lonc_is_touched(const ScriptRun& s) {
+void expect_only_running_lonc_is_touched(const ScriptRun& s) {
     ASSERT_TRUE(s.done);
     // Installing: the account and directories, systemd rereads units, and
     // nothing is started, even when a lonc.service is already active.
     EXPECT_EQ(s.calls.at("install"), Calls{"daemon-reload"});
     EXPECT_EQ(actions(s.calls.at("install-while-active")), Calls{});
     const auto& st = s.state.at("install");
-    ASSERT_EQ(st.size(), 5U);
+    ASSERT_EQ(st.size(), 6U);
     EXPECT_NE(st[0].find(":/nonexistent:"), std::string::npos) << st[0];
     EXPECT_EQ(st[1], "dir www:www 755 /home/httpd/perl/logs");
     EXPECT_EQ(st[2], "dir www:www 750 /home/httpd/sockets") << "an existing mode is kept";
     EXPECT_EQ(st[3], "dir www:www 755 /home/httpd/html/lon-status");
     EXPECT_EQ(st[4], "dir root:root 755 /home/httpd/lonTabs");
+    EXPECT_EQ(st[5], "enabled no");
     EXPECT_EQ(s.state.at("install-again"), st) << "a second run changes nothing";
 
-    // Upgrading: only a lonc that systemd runs is moved onto the new binary
-    // (lonctl upgrade); loncron's (not active under systemd) is not
-    // touched. An upgrade that did not complete is followed by a restart,
-    // one the new binary rejected is not (the old lonc runs on).
+    // Upgrading: a running lonc moves onto the new binary (lonctl upgrade),
+    // whether systemd runs it or loncron started it. Under systemd, an
+    // upgrade that did not complete is followed by a restart; one the new
+    // binary rejected is not (the old lonc runs on), and says what to run.
     EXPECT_EQ(actions(s.calls.at("upgrade-active")), Calls{"lonctl upgrade"});
+    EXPECT_EQ(warnings(s, "upgrade-active"), Calls{});
     EXPECT_EQ(actions(s.calls.at("upgrade-active-incomplete")),
               (Calls{"lonctl upgrade", "restart lonc.service"}));
     EXPECT_EQ(actions(s.calls.at("upgrade-active-rejected")), Calls{"lonctl upgrade"});
-    EXPECT_EQ(actions(s.calls.at("upgrade-inactive")), Calls{});
+    expect_warning_naming_lonctl_upgrade(s, "upgrade-active-rejected");
+    // A unit still starting is waited for; one that does not finish
+    // starting is left as it is, with a warning.
+    EXPECT_EQ(actions(s.calls.at("upgrade-activating")), Calls{"lonctl upgrade"});
+    EXPECT_EQ(warnings(s, "upgrade-activating"), Calls{});
+    EXPECT_EQ(actions(s.calls.at("upgrade-still-activating")), Calls{});
+    expect_warning_naming_lonctl_upgrade(s, "upgrade-still-activating");
+    // No lonc runs: lonctl says so (exit 3), and nothing else happens.
+    EXPECT_EQ(actions(s.calls.at("upgrade-inactive")), Calls{"lonctl upgrade"});
+    EXPECT_EQ(warnings(s, "upgrade-inactive"), Calls{});
+    // A lonc that loncron started is upgraded too, and never restarted.
+    EXPECT_EQ(actions(s.calls.at("upgrade-loncron")), Calls{"lonctl upgrade"});
+    EXPECT_EQ(warnings(s, "upgrade-loncron"), Calls{});
+    EXPECT_EQ(actions(s.calls.at("upgrade-loncron-incomplete")), Calls{"lonctl upgrade"});
+    expect_warning_naming_lonctl_upgrade(s, "upgrade-loncron-incomplete");
     // Removing: stop only a lonc that systemd runs.
     EXPECT_EQ(actions(s.calls.at("remove-active")), Calls{"stop lonc.service"});
     EXPECT_EQ(actions(s.calls.at("remove-inactive")), Calls{});
-    // Not booted with systemd (loncron runs lonc): no systemctl at all.
-    EXPECT_EQ(s.calls.at("upgrade-no-systemd"), Calls{});
+    // Not booted with systemd (loncron runs lonc): no systemctl at all; the
+    // running lonc is upgraded.
+    EXPECT_EQ(s.calls.at("upgrade-no-systemd"), Calls{"lonctl upgrade"});
     EXPECT_EQ(s.calls.at("remove-no-systemd"), Calls{});
     // The account, logs and spool stay after removal.
     EXPECT_EQ(s.state.at("removed"), st);
@@ -126,21 +151,39 @@ step upgrade-active upgrade
 echo 8 >"$H/lonctl-exit"; step upgrade-active-incomplete upgrade
 echo 2 >"$H/lonctl-exit"; step upgrade-active-rejected upgrade
 rm "$H/lonctl-exit"
+echo 3 >"$H/activating"; step upgrade-activating upgrade
+echo forever >"$H/activating"; step upgrade-still-activating upgrade
+rm "$H/activating"
 rm "$H/active"; step upgrade-inactive upgrade
+touch "$H/loncron"; step upgrade-loncron upgrade
+echo 8 >"$H/lonctl-exit"; step upgrade-loncron-incomplete upgrade
+rm "$H/lonctl-exit" "$H/loncron"
 touch "$H/active"; step remove-active remove
 rm "$H/active"; step remove-inactive remove
-touch "$H/active"; rmdir /run/systemd/system
+touch "$H/loncron"; rmdir /run/systemd/system
 step upgrade-no-systemd upgrade
-step remove-no-systemd remove
+rm "$H/loncron"; step remove-no-systemd remove
 echo STEP removed; state
+mkdir /run/systemd/system
 )sh";
+
+// maintscripts.sh's WORK: the unit and tmpfiles.d file of the package
+// unpacked at root.
+void copy_unit_and_tmpfiles(const std::filesystem::path& root, const TempDir& dir) {
+    for (const char* d : {"tmpfiles.d", "system"}) {
+        std::filesystem::create_directories(dir / d);
+    }
+    std::filesystem::copy_file(root / "usr/lib/tmpfiles.d/lonc.conf", dir / "tmpfiles.d/lonc.conf");
+    std::filesystem::copy_file(root / "usr/lib/systemd/system/lonc.service",
+                               dir / "system/lonc.service");
+}
 
 // ------------------------------------------------------------ Debian
 
 class DebPackage : public ::testing::Test {
 protected:
     void SetUp() override {
-        deb_ = build_package(dir_, "DEB", "deb");
+        deb_ = built_package("deb");
         ASSERT_FALSE(deb_.empty());
         const auto x = run("dpkg-deb -R " + quote(deb_.string()) + " " + quote(root().string()));
         ASSERT_EQ(x.code, 0) << x.out;
@@ -190,8 +233,14 @@ TEST_F(DebPackage, ShipsCompressedManPagesCopyrightChangelogAndTheSettingsConffi
     // The tmpfiles.d file, the scripts.
     EXPECT_EQ(slurp(root() / "usr/lib/tmpfiles.d/lonc.conf"),
               slurp(source_dir() / "systemd/lonc.tmpfiles.conf"));
+    // The scripts: ours, with what debhelper adds where #DEBHELPER# was.
     for (const char* s : {"postinst", "prerm", "postrm"}) {
-        EXPECT_EQ(slurp(root() / "DEBIAN" / s), slurp(source_dir() / "packaging/debian" / s)) << s;
+        const auto src = slurp(source_dir() / "debian" / s);
+        const auto token = src.find("#DEBHELPER#\n");
+        ASSERT_NE(token, std::string::npos) << s;
+        const auto built = slurp(root() / "DEBIAN" / s);
+        EXPECT_EQ(built.rfind(src.substr(0, token), 0), 0U) << s << ":\n" << built;
+        EXPECT_TRUE(built.ends_with(src.substr(token + 12))) << s << ":\n" << built;
     }
 
     // Everything root:root; directories 0755, the two binaries 0755, every
@@ -218,11 +267,9 @@ TEST_F(DebPackage, ShipsCompressedManPagesCopyrightChangelogAndTheSettingsConffi
     EXPECT_GT(entries, 20);
 }
 
-TEST_F(DebPackage, MaintainerScriptsActOnlyOnALoncRunningUnderSystemd) {
+TEST_F(DebPackage, MaintainerScriptsUpgradeARunningLoncAndPurgeTheEnableSymlink) {
     const auto ctl = root() / "DEBIAN";
-    std::filesystem::create_directories(dir_ / "tmpfiles.d");
-    std::filesystem::copy_file(root() / "usr/lib/tmpfiles.d/lonc.conf",
-                               dir_ / "tmpfiles.d/lonc.conf");
+    copy_unit_and_tmpfiles(root(), dir_);
     // dpkg's sequences (Debian policy, chapter 6): install is configure with
     // no old version; upgrade is the old prerm, the old postrm, then the new
     // postinst with the old version; removal is prerm then postrm.
@@ -233,8 +280,22 @@ upgrade() {
         sh "$C/postinst" configure 0.1.0
 }
 remove() { sh "$C/prerm" remove && sh "$C/postrm" remove && sh "$C/postrm" purge; }
-)sh" + common_steps;
-    expect_only_systemd_lonc_is_touched(run_scripts(dir_, steps));
+)sh" + common_steps + R"sh(
+step reinstall install
+mkdir -p /etc/systemd/system/multi-user.target.wants
+ln -s /usr/lib/systemd/system/lonc.service /etc/systemd/system/multi-user.target.wants/
+echo STEP enabled; state
+step purge remove
+echo STEP purged; state
+)sh";
+    const auto s = run_scripts(dir_, steps);
+    expect_only_running_lonc_is_touched(s);
+    // Purge removes the symlink `systemctl enable lonc` made (the postinst
+    // recorded it with deb-systemd-helper), and nothing else.
+    EXPECT_EQ(s.state.at("enabled").back(), "enabled yes");
+    auto purged = s.state.at("enabled");
+    purged.back() = "enabled no";
+    EXPECT_EQ(s.state.at("purged"), purged);
 }
 
 // ------------------------------------------------------------ RPM
@@ -242,7 +303,7 @@ remove() { sh "$C/prerm" remove && sh "$C/postrm" remove && sh "$C/postrm" purge
 class RpmPackage : public ::testing::Test {
 protected:
     void SetUp() override {
-        rpm_ = build_package(dir_, "RPM", "rpm");
+        rpm_ = built_package("rpm");
         ASSERT_FALSE(rpm_.empty());
         std::filesystem::create_directories(root());
         const auto x = run("cd " + quote(root().string()) + " && rpm2cpio " + quote(rpm_.string()) +
@@ -306,15 +367,13 @@ TEST_F(RpmPackage, ShipsBinariesUnitManPagesTmpfilesAndTheSettingsFileAsConfig) 
               std::string::npos);
 }
 
-TEST_F(RpmPackage, ScriptletsActOnlyOnALoncRunningUnderSystemd) {
+TEST_F(RpmPackage, ScriptletsUpgradeARunningLonc) {
     const auto scripts = dir_ / "scripts";
     for (const char* tag : {"PREIN", "POSTIN", "PREUN", "POSTUN", "POSTTRANS"}) {
         dir_.write(std::string("scripts/") + tag, query(std::string("%{") + tag + "}"));
         EXPECT_NE(slurp(scripts / tag).find("exit 0"), std::string::npos) << tag;
     }
-    std::filesystem::create_directories(dir_ / "tmpfiles.d");
-    std::filesystem::copy_file(root() / "usr/lib/tmpfiles.d/lonc.conf",
-                               dir_ / "tmpfiles.d/lonc.conf");
+    copy_unit_and_tmpfiles(root(), dir_);
     // rpm's sequences: install is pre 1, post 1, posttrans; upgrade is the
     // new pre 2 and post 2, the old preun 1 and postun 1, the new
     // posttrans; removal is preun 0, postun 0.
@@ -326,14 +385,15 @@ upgrade() {
 }
 remove() { sh "$S/PREUN" 0 && sh "$S/POSTUN" 0; }
 )sh" + common_steps + R"sh(
-mkdir /run/systemd/system; rm "$H/active"
-mkdir -p /var/lib/rpm-state && touch /var/lib/rpm-state/lonc-restart
+mkdir -p /var/lib/rpm-state && touch /var/lib/rpm-state/lonc-upgrade
 step stale-note install
 )sh";
     const auto s = run_scripts(dir_, steps);
-    expect_only_systemd_lonc_is_touched(s);
-    // A note left by an interrupted upgrade does not start a stopped lonc.
-    EXPECT_EQ(actions(s.calls.at("stale-note")), Calls{});
+    expect_only_running_lonc_is_touched(s);
+    // A note left by an interrupted upgrade starts nothing: lonctl finds no
+    // lonc to upgrade.
+    EXPECT_EQ(actions(s.calls.at("stale-note")), Calls{"lonctl upgrade"});
+    EXPECT_EQ(warnings(s, "stale-note"), Calls{});
 }
 
 // ------------------------------------------------------------ hardening

@@ -195,6 +195,9 @@ Step Session::dispatch(std::string_view cmd, bool encrypted, std::string& out) {
     const auto name = cmd.substr(0, colon);
     const auto arg = colon == std::string_view::npos ? std::string_view{} : cmd.substr(colon + 1);
 
+    if (config_.drop_requests && cmd != "ekey") {
+        return {.next = Step::Next::close}; // a lond whose every handler dies
+    }
     // --- lond's commands ---
     if (cmd == "ping") {
         reply(out, self_.id);

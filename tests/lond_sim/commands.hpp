@@ -56,7 +56,8 @@ private:
 struct SessionConfig {
     std::optional<std::string> buildkey; // --buildkey; else random per ekey
     bool refuse_handshake = false;
-    RequestLog* log = nullptr; // --log, or none
+    bool drop_requests = false; // close on every request after ekey (a sick lond)
+    RequestLog* log = nullptr;  // --log, or none
 };
 
 // What the connection does after a line was handled (the reply, if any, is

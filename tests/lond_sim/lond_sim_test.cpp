@@ -243,6 +243,16 @@ TEST_F(LondSim, RefuseHandshakeFlag) {
     EXPECT_TRUE(c.wait_closed(5s));
 }
 
+TEST_F(LondSim, DropRequestsCompletesTheHandshakeThenClosesOnAnyRequest) {
+    start({"--drop-requests"});
+    for (const char* request : {"ping", "pong", "echo:x"}) {
+        auto c = handshake(); // init and the echo are answered, and ekey
+        EXPECT_TRUE(c.request("ekey").has_value());
+        EXPECT_EQ(c.request(request), std::nullopt) << request;
+        EXPECT_TRUE(c.wait_closed(5s)) << request;
+    }
+}
+
 TEST_F(LondSim, SilentAcceptsAndNeverAnswers) {
     start({"--silent"});
     auto c = connect();

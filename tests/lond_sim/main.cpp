@@ -3,7 +3,7 @@
 // Usage:
 //   lond-sim --hosts HOSTS_TAB --port P (--bind IP --id ID | --serve-all)
 //            [--buildkey STR] [--service-us N] [--log FILE]
-//            [--refuse-handshake] [--silent] [--exit-after N]
+//            [--refuse-handshake] [--drop-requests] [--silent] [--exit-after N]
 //
 // Clients are identified by source ip through HOSTS_TAB (unknown: "refused"
 // and close). After the init/challenge/ok handshake it answers ping, pong,
@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     std::string log_path;
     bool refuse_handshake = false;
     bool silent = false;
+    bool drop_requests = false;
     std::uint64_t exit_after = 0;
 
     app.add_option("--hosts", hosts_path, "hosts.tab: maps client source ips to host ids")
@@ -97,6 +98,8 @@ int main(int argc, char** argv) {
     app.add_option("--log", log_path, "append every received request line to this file");
     app.add_flag("--refuse-handshake", refuse_handshake,
                  "answer 'refused' to the challenge echo and close");
+    app.add_flag("--drop-requests", drop_requests,
+                 "complete handshakes, then close on every request but ekey");
     app.add_flag("--silent", silent, "accept connections but never answer");
     app.add_option("--exit-after", exit_after, "exit 0 after this many answered requests");
     CLI11_PARSE(app, argc, argv);
@@ -135,6 +138,7 @@ int main(int argc, char** argv) {
         options.session.buildkey = buildkey;
     }
     options.session.refuse_handshake = refuse_handshake;
+    options.session.drop_requests = drop_requests;
     options.session.log = log.get();
 
     lond_sim::Server server(std::move(options), hosts);

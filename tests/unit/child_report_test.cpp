@@ -20,6 +20,8 @@ ChildReport full() {
     r.since = -5;
     r.local_ports = "40001,40002";
     r.last_error = "write failed: Broken pipe";
+    r.health = "sick";
+    r.link_failures = 16;
     r.requests = 4;
     r.errors = 5;
     r.con_lost = 6;
@@ -100,6 +102,17 @@ TEST(ChildReport, AMissingFieldIsRefused) {
     EXPECT_EQ(error, "missing field timeouts");
     EXPECT_FALSE(ChildReport::decode("", error));
     EXPECT_EQ(error, "missing field generation");
+}
+
+// An older child (during an upgrade) does not send the fields added since.
+TEST(ChildReport, FieldsAddedLaterMayBeMissing) {
+    auto text = with_line(full().encode(), "health", "");
+    text = with_line(text, "link_failures", "");
+    std::string error;
+    const auto r = ChildReport::decode(text, error);
+    ASSERT_TRUE(r) << error;
+    EXPECT_EQ(r->health, "down");
+    EXPECT_EQ(r->link_failures, 0U);
 }
 
 TEST(ChildReport, ABadValueIsRefused) {

@@ -20,6 +20,20 @@ namespace {
 
 constexpr std::string_view buildkey = "buildkey-from-lond";
 
+int count_of(const std::string& text, std::string_view needle) {
+    int n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+// The loop's clock: timers (the retry backoff) fire when a test moves it.
+EventLoop::TimePoint fake_time = EventLoop::Clock::now();
+EventLoop::TimePoint fake_now() {
+    return fake_time;
+}
+
 struct Recorder final : LinkEvents {
     void link_up(LondLink& /*link*/) override { ++ups; }
     void link_down(LondLink& /*link*/, bool was_up) override { downs.push_back(was_up); }
@@ -106,7 +120,7 @@ protected:
         ASSERT_EQ(::send(lond_.get(), text.data(), text.size(), MSG_NOSIGNAL),
                   static_cast<ssize_t>(text.size()));
     }
-    void handshake() {
+    void handshake(int ups = 1) {
         accept_link();
         ASSERT_EQ(from_link(), "init");
         to_link("challenge-1234\n");
@@ -114,7 +128,7 @@ protected:
         to_link("ok\n");
         ASSERT_EQ(from_link(), "ekey");
         to_link(std::string(buildkey) + "\n");
-        ASSERT_TRUE(pump([&] { return events_.ups == 1; }));
+        ASSERT_TRUE(pump([&] { return events_.ups == ups; }));
         ASSERT_TRUE(link().ready());
     }
     void send(std::string line) {
@@ -125,7 +139,14 @@ protected:
     }
 
     test::TempDir dir_{"lonc-link-test"};
-    EventLoop loop_;
+    // Moves the clock on and runs one round of the loop.
+    void advance(double s) {
+        fake_time += seconds(s);
+        loop_.run_once(std::chrono::milliseconds(0));
+    }
+    [[nodiscard]] std::string log_text() const { return test::slurp(dir_ / "lonc.log"); }
+
+    EventLoop loop_{&fake_now};
     LinkConfig cfg_;
     Recorder events_;
     UniqueFd listener_;
@@ -252,6 +273,66 @@ TEST_F(LinkTest, StopIsOnPurposeAndDoesNotReconnect) {
     EXPECT_EQ(events_.lost[0].second, Lost::closed);
     EXPECT_FALSE(link().retry_now());
     EXPECT_EQ(link().state(), Link::State::down);
+}
+
+// A lond that completes the handshake and dies on every request: each
+// such link is a failed attempt (backoff, no CRITICAL line per attempt, no
+// "Secure connection initialized" per attempt); the first answer ends the
+// outage, and a link that answered reconnects at once when it is lost.
+TEST_F(LinkTest, ALinkIsHealthyOnlyOnceItAnsweredUntilThenFailuresBackOff) {
+    cfg_.retry_min = 1;
+    cfg_.retry_max = 8;
+    auto die_unanswered = [&](int ups, const std::string& line) {
+        handshake(ups);
+        send(line);
+        ASSERT_EQ(from_link(), line);
+        lond_.reset(); // lond's handler dies
+        ASSERT_TRUE(pump([&] { return events_.downs.size() == static_cast<std::size_t>(ups); }));
+        EXPECT_TRUE(events_.downs.back()); // it was up
+        EXPECT_FALSE(link().answered());
+    };
+    die_unanswered(1, "get:1");
+    EXPECT_EQ(link().failures(), 1U);
+    advance(0.45); // the first wait is retry_min, jittered to half at least
+    EXPECT_EQ(link().state(), Link::State::down);
+    advance(0.6);
+    EXPECT_NE(link().state(), Link::State::down);
+    die_unanswered(2, "get:2");
+    EXPECT_EQ(link().failures(), 2U);
+    advance(0.95); // now 2 s jittered: at least 1
+    EXPECT_EQ(link().state(), Link::State::down);
+    advance(outage_summary); // and the outage goes on for minutes
+    EXPECT_NE(link().state(), Link::State::down);
+    die_unanswered(3, "get:3");
+    EXPECT_EQ(link().sick_attempts(), 3U);
+    auto log = log_text();
+    EXPECT_EQ(count_of(log, "CRITICAL: "), 1) << log;
+    EXPECT_EQ(count_of(log, "CRITICAL: Connection to h1 lost (link 1): lond closed the "
+                            "connection during up; lond answered no request on it: retrying "
+                            "with backoff"),
+              1)
+        << log;
+    EXPECT_EQ(count_of(log, "WARNING: h1 still failing: 3 attempts since "), 1) << log;
+    EXPECT_EQ(count_of(log, "Secure connection initialized"), 1) << log;
+
+    // lond answers again: the outage is over, and the link is healthy.
+    advance(cfg_.retry_max);
+    handshake(4);
+    send("get:4");
+    ASSERT_EQ(from_link(), "get:4");
+    to_link("four\n");
+    ASSERT_TRUE(pump([&] { return events_.replies.size() == 1; }));
+    EXPECT_TRUE(link().answered());
+    EXPECT_EQ(link().failures(), 0U);
+    log = log_text();
+    EXPECT_EQ(count_of(log, "INFO: h1 answers again (link 1) after 3 failed attempts since "), 1)
+        << log;
+    // Lost now, it reconnects at once: no time passes.
+    lond_.reset();
+    ASSERT_TRUE(pump([&] { return events_.downs.size() == 4; }));
+    advance(0);
+    EXPECT_NE(link().state(), Link::State::down);
+    EXPECT_EQ(count_of(log_text(), "CRITICAL: "), 2) << log_text();
 }
 
 } // namespace

@@ -6,7 +6,10 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
+#include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 namespace lonc {
@@ -110,6 +113,8 @@ TEST(Metrics, NamesAndLabelsFromAReport) {
     f.clients = 30;
     f.spool_pending = 31;
     f.spool_oldest = 1968;
+    f.health = "sick";
+    f.link_failures = 37;
     f.process = {0.5, 33, 34};
     r.peers = {p};
     const auto text = format_metrics({&r, ProcessFacts{2.5, 35, 36}, 1});
@@ -129,6 +134,44 @@ TEST(Metrics, NamesAndLabelsFromAReport) {
           "lonc_process_open_fds{process=\"supervisor\"} 36"}) {
         EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line << "\n" << text;
     }
+    EXPECT_NE(text.find("lonc_link_sick{peer=\"h1\"} 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("lonc_link_failures_total{peer=\"h1\"} 37\n"), std::string::npos) << text;
+}
+
+// docs/operations.md's table of metrics (one a row: `name` | type | ...)
+// is what lonc writes: every family, with its type, and nothing more.
+TEST(Metrics, OperationsMdListsEveryFamilyWithItsType) {
+    auto r = report();
+    r.reload.undeliverable["gone"] = {"1.a.gone"}; // the one family written only then
+    std::map<std::string, std::string> written;
+    std::istringstream text(format_metrics({&r, ProcessFacts{1.5, 8192, 12}, 900}));
+    std::string line;
+    const std::regex type_re(R"(# TYPE (\S+) (\S+))");
+    while (std::getline(text, line)) {
+        std::smatch m;
+        if (std::regex_match(line, m, type_re)) {
+            written[m[1]] = m[2];
+        }
+    }
+    std::ifstream md(LONC_OPERATIONS_MD);
+    ASSERT_TRUE(md) << LONC_OPERATIONS_MD;
+    std::map<std::string, std::string> documented;
+    bool in_metrics = false;
+    const std::regex row_re(R"(\| `(lonc_[a-z_]+)` \| ([a-z]+) \|.*)");
+    while (std::getline(md, line)) {
+        if (line.rfind("## ", 0) == 0) {
+            in_metrics = line == "## Metrics";
+        }
+        std::smatch m;
+        if (in_metrics && std::regex_match(line, m, row_re)) {
+            EXPECT_EQ(documented.count(m[1]), 0U) << "listed twice: " << m[1];
+            documented[m[1]] = m[2];
+        } else if (in_metrics && line.rfind("| `lonc_", 0) == 0) {
+            ADD_FAILURE() << "not one metric a row, `name` | type | ...: " << line;
+        }
+    }
+    EXPECT_GE(written.size(), 20U);
+    EXPECT_EQ(documented, written) << "docs/operations.md, section Metrics";
 }
 
 // ------------------------------------------------------------ status files
@@ -152,6 +195,59 @@ TEST(StatusJson, HasASchemaAndTheSpoolAgeInSeconds) {
     EXPECT_TRUE(peers[1]["pid"].is_null());
     EXPECT_EQ(peers[0]["requests"], 12);
     EXPECT_EQ(peers[0]["spool_pending"], 2);
+}
+
+// docs/status.md's tables name every field of loncstatus.json, each where
+// it is (top level, parent, a peer always or only when it answered, reload),
+// and no field lonc does not write.
+TEST(StatusJson, StatusMdNamesEveryFieldWhereItIs) {
+    auto r = report();
+    r.reload.undeliverable["gone"] = {"1.a.gone"};
+    const auto doc = nlohmann::json::parse(format_status_json(r));
+    auto keys = [](const nlohmann::json& object) {
+        std::set<std::string> out;
+        for (const auto& [key, value] : object.items()) {
+            out.insert(key);
+        }
+        return out;
+    };
+    std::map<std::string, std::set<std::string>> written;
+    written["top"] = keys(doc);
+    written["parent"] = keys(doc["parent"]);
+    written["reload"] = keys(doc["reload"]);
+    ASSERT_TRUE(doc["peers"][0]["answered"].get<bool>());
+    ASSERT_FALSE(doc["peers"][1]["answered"].get<bool>());
+    written["peers, always"] = keys(doc["peers"][1]);
+    for (const auto& k : keys(doc["peers"][0])) {
+        if (written["peers, always"].count(k) == 0) {
+            written["peers, when answered"].insert(k);
+        }
+    }
+
+    std::ifstream md(LONC_STATUS_MD);
+    ASSERT_TRUE(md) << LONC_STATUS_MD;
+    std::map<std::string, std::set<std::string>> documented;
+    const std::map<std::string, std::string> sections = {{"## Top level", "top"},
+                                                         {"## `parent`", "parent"},
+                                                         {"## `peers[]`", "peers, always"},
+                                                         {"## `reload`", "reload"}};
+    std::string where;
+    std::string line;
+    const std::regex row_re(R"(\| `([a-z_]+)` \|.*)");
+    while (std::getline(md, line)) {
+        if (line.rfind("## ", 0) == 0) {
+            const auto it = sections.find(line);
+            where = it == sections.end() ? "" : it->second;
+        } else if (where == "peers, always" && line.rfind("Present when `answered`", 0) == 0) {
+            where = "peers, when answered";
+        }
+        std::smatch m;
+        if (!where.empty() && std::regex_match(line, m, row_re)) {
+            EXPECT_TRUE(documented[where].insert(m[1]).second) << "twice: " << m[1];
+        }
+    }
+    EXPECT_GE(written["peers, when answered"].size(), 15U);
+    EXPECT_EQ(documented, written) << "docs/status.md";
 }
 
 TEST(StatusTxt, IsTheOriginalsFormatByteForByte) {

@@ -312,6 +312,77 @@ TEST_F(PeerWorkerTest, NoLinkWithinRequeueGraceAnswersTheQueueConLost) {
     EXPECT_EQ(worker().queue_depth(), 0U);
 }
 
+// A sick lond (handshakes, dies on the first request) with a delayed
+// message: the pong queued behind it is lonc's own, and the backoff now
+// outlasts --requeue-grace: no WARNING about clients per failed attempt.
+TEST_F(PeerWorkerTest, TheGraceWarnsOnlyOfClientsNotOfLoncsOwnRequests) {
+    opts_.handshake_pause = 0;
+    opts_.spool_min_age = 0;
+    dir_.write("sock/delayed/100.a.h1", "put:a\n");
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        link().come_up();
+        ASSERT_TRUE(pump([&] { return worker().queue_depth() == 0 && link().in_flight() == 1; }));
+        advance(0); // the pong, queued behind the delayed message
+        link().die("lond closed the connection during up");
+        advance(6); // the backoff outlasts the grace
+    }
+    const auto log = test::slurp(settings_.log_file());
+    EXPECT_EQ(log.find("No link to h1 within"), std::string::npos) << log;
+    // A client's request is still worth the line.
+    link().come_up();
+    advance(0);
+    auto a = request("get:a");
+    link().die("lond closed the connection during up");
+    advance(6);
+    EXPECT_EQ(reply(a), "con_lost");
+    EXPECT_NE(test::slurp(settings_.log_file()).find("answered 1 queued request con_lost"),
+              std::string::npos);
+}
+
+// --connections 2, and lond sick for new connections only (out of memory,
+// it forks no more; the handler it had serves on): a delayed message dies
+// on the new connection, and the old one answers. That shows lond serves
+// the connection it had, not that the message kills lond: not blamed, it
+// goes again. An answer on a connection newer than the one a message
+// died on does prove it.
+TEST_F(PeerWorkerTest, OnlyAConnectionNewerThanTheOneThatDiedProvesAMessageGuilty) {
+    opts_.connections = 2;
+    opts_.spool_min_age = 0;
+    opts_.spool_max_attempts = 1;
+    link(0).come_up(); // the old connection
+    link(1).come_up(); // the new one
+    auto x = request("get:x");
+    ASSERT_EQ(link(0).sent.back(), "get:x");
+    dir_.write("sock/delayed/100.a.h1", "put:a\n");
+    worker().spool_hint("100.a.h1");
+    ASSERT_TRUE(pump([&] { return link(1).in_flight() == 1; }));
+    ASSERT_EQ(link(1).sent.back(), "put:a");
+    link(1).die("lond closed the connection during up");
+    link(0).reply("x"); // the old connection answers
+    EXPECT_EQ(reply(x), "x");
+    EXPECT_FALSE(std::filesystem::exists(settings_.spool_dir() / "100.a.h1.bad"));
+    ASSERT_TRUE(pump([&] { return link(0).in_flight() == 1; }));
+    EXPECT_EQ(link(0).sent.back(), "ping");
+    link(0).reply("h1");
+    ASSERT_TRUE(pump([&] { return link(0).in_flight() == 1; }));
+    EXPECT_EQ(link(0).sent.back(), "put:a");
+    link(0).reply("ok");
+    EXPECT_FALSE(std::filesystem::exists(settings_.spool_dir() / "100.a.h1"));
+    EXPECT_FALSE(std::filesystem::exists(settings_.spool_dir() / "100.a.h1.bad"));
+
+    // A message that does kill lond, on the old connection: the next one proves it.
+    dir_.write("sock/delayed/200.b.h1", "put:poison\n");
+    worker().spool_hint("200.b.h1");
+    ASSERT_TRUE(pump([&] { return link(0).in_flight() == 1; }));
+    ASSERT_EQ(link(0).sent.back(), "put:poison");
+    link(0).die("lond closed the connection during up");
+    link(1).come_up();
+    ASSERT_TRUE(pump([&] { return link(1).in_flight() == 1; }));
+    EXPECT_EQ(link(1).sent.back(), "ping");
+    link(1).reply("h1");
+    EXPECT_TRUE(std::filesystem::exists(settings_.spool_dir() / "200.b.h1.bad"));
+}
+
 TEST_F(PeerWorkerTest, RequestTimeoutByTheClock) {
     link().come_up();
     auto a = request("get:a"); // on the link

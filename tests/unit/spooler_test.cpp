@@ -144,6 +144,11 @@ TEST_F(SpoolerTest, APoisonMessageBacksOffThenIsSetAsideAfterMaxDeaths) {
     spooler().start();
     ASSERT_EQ(sent(), "put:poison");
     spooler().died(take(), "lond closed the connection during up");
+    // Is lond healthy without it? A probe first; its answer makes the death count.
+    ASSERT_EQ(sent(), "ping");
+    EXPECT_EQ(log_text().find("The link to h1 died"), std::string::npos);
+    spooler().peer_answered(); // as the worker does, on a connection newer than the death
+    spooler().done(take(), "h1");
     // It waits retry_min * 2 = 2 s; the rest flows meanwhile.
     ASSERT_EQ(sent(), "put:fine");
     spooler().done(take(), "ok");
@@ -152,6 +157,8 @@ TEST_F(SpoolerTest, APoisonMessageBacksOffThenIsSetAsideAfterMaxDeaths) {
     advance(1);
     ASSERT_EQ(sent(), "put:poison");
     spooler().died(take(), "lond closed the connection during up");
+    EXPECT_TRUE(exists("100.a.h1")); // not proven yet
+    spooler().peer_answered();       // any answer proves it (a live request, the pong)
     EXPECT_FALSE(exists("100.a.h1"));
     EXPECT_TRUE(exists("100.a.h1.bad"));
     EXPECT_EQ(spooler().stats().bad, 1U);
@@ -166,6 +173,113 @@ TEST_F(SpoolerTest, APoisonMessageBacksOffThenIsSetAsideAfterMaxDeaths) {
         << log;
     advance(100);
     EXPECT_EQ(sent(), std::nullopt);
+}
+
+// A lond that dies on every request (the probe too) is a sick peer: its
+// messages wait for it, and none is ever blamed.
+TEST_F(SpoolerTest, ASickPeerHasNothingSetAside) {
+    opts_.spool_max_attempts = 1;
+    spool("100.a.h1", "put:a\n");
+    spool("200.b.h1", "put:b\n");
+    spooler().start();
+    for (int round = 0; round < 10; ++round) {
+        ASSERT_EQ(sent(), "put:a") << round;
+        spooler().died(take(), "lond closed the connection during up");
+        ASSERT_EQ(sent(), "ping") << round;
+        spooler().died(take(), "lond closed the connection during up");
+    }
+    EXPECT_TRUE(exists("100.a.h1"));
+    EXPECT_TRUE(exists("200.b.h1"));
+    EXPECT_EQ(spooler().stats().bad, 0U);
+    // Healthy again: everything goes out.
+    ASSERT_EQ(sent(), "put:a");
+    spooler().done(take(), "ok");
+    ASSERT_EQ(sent(), "put:b");
+    spooler().done(take(), "ok");
+    EXPECT_EQ(spooler().stats().delivered, 2U);
+    EXPECT_EQ(log_text().find("set aside"), std::string::npos) << log_text();
+}
+
+// The probe answered on a connection no newer than the one the message
+// died on (the 5th here) shows lond serves the connections it had, not
+// that the message kills a new one: nothing is blamed, and the message
+// goes again at once. An answer on a newer connection proves it.
+TEST_F(SpoolerTest, OnlyAnAnswerOnAConnectionNewerThanTheOneThatDiedBlames) {
+    opts_.spool_max_attempts = 1;
+    spool("100.a.h1", "put:a\n");
+    spooler().start();
+    ASSERT_EQ(sent(), "put:a");
+    spooler().died(take(), "lond closed the connection during up", 5);
+    ASSERT_EQ(sent(), "ping");
+    spooler().peer_answered(4);
+    spooler().peer_answered(5);
+    spooler().done(take(), "h1");
+    EXPECT_TRUE(exists("100.a.h1"));
+    ASSERT_EQ(sent(), "put:a");
+    spooler().died(take(), "lond closed the connection during up", 6);
+    ASSERT_EQ(sent(), "ping");
+    spooler().peer_answered(7);
+    spooler().done(take(), "h1");
+    EXPECT_TRUE(exists("100.a.h1.bad"));
+}
+
+// A .bad file comes back once the peer has been healthy for a tenth of
+// --spool-bad-hold and the file was set aside at least that long ago; a
+// death proven on it sets it aside again at once; bad_retries times at most.
+TEST_F(SpoolerTest, ASetAsideMessageIsTriedAgainAfterTheHoldABoundedNumberOfTimes) {
+    opts_.spool_bad_hold = 3600;
+    spool("100.a.h1.bad", "put:a\n");
+    spooler().start();
+    spooler().peer_answered();
+    advance(3600);
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt); // set aside just now (its ctime): held
+    EXPECT_TRUE(exists("100.a.h1.bad"));
+
+    opts_.spool_bad_hold = 0;
+    for (unsigned retry = 1; retry <= bad_retries; ++retry) {
+        spooler().hint("*");
+        ASSERT_EQ(sent(), "put:a") << retry;
+        EXPECT_FALSE(exists("100.a.h1.bad"));
+        spooler().died(take(), "lond closed the connection during up");
+        ASSERT_EQ(sent(), "ping");
+        spooler().peer_answered();
+        spooler().done(take(), "h1");
+        EXPECT_TRUE(exists("100.a.h1.bad")) << retry;
+    }
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt); // bounded
+    EXPECT_TRUE(exists("100.a.h1.bad"));
+    const auto log = log_text();
+    for (unsigned retry = 1; retry <= bad_retries; ++retry) {
+        EXPECT_NE(log.find("is tried again (retry " + std::to_string(retry) + " of 3)"),
+                  std::string::npos)
+            << log;
+    }
+}
+
+// A .bad file the spooler only looked at (its hold not over) and that the
+// operator puts back (lonctl spool retry) is an ordinary message again:
+// --spool-max-attempts counted deaths, not the one of an automatic retry.
+TEST_F(SpoolerTest, AnOperatorsRetryGetsTheFullAttemptsEvenIfTheHoldWasChecked) {
+    opts_.spool_bad_hold = 3600;
+    opts_.spool_max_attempts = 2;
+    spool("100.a.h1.bad", "put:a\n");
+    spooler().start();
+    spooler().peer_answered();
+    advance(3600);
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt); // its hold is not over
+    std::filesystem::rename(settings_.spool_dir() / "100.a.h1.bad",
+                            settings_.spool_dir() / "100.a.h1");
+    spooler().hint("*");
+    ASSERT_EQ(sent(), "put:a");
+    spooler().died(take(), "lond closed the connection during up");
+    ASSERT_EQ(sent(), "ping");
+    spooler().peer_answered();
+    spooler().done(take(), "h1");
+    EXPECT_TRUE(exists("100.a.h1")) << log_text(); // one death of two
+    EXPECT_FALSE(exists("100.a.h1.bad"));
 }
 
 TEST_F(SpoolerTest, ATimeoutIsNotADeathButWaitsLongerEachTime) {

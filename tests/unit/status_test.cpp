@@ -46,6 +46,8 @@ StatusReport known_report() {
     a.since = 1699990000;
     a.local_ports = "40001,40002";
     a.last_error = "connect: Connection refused";
+    a.health = "up";
+    a.link_failures = 3;
     a.requests = 12;
     a.errors = 5;
     a.con_lost = 4;
@@ -125,6 +127,7 @@ TEST_F(StatusFiles, JsonIsTheDocumentedOne) {
               "      \"clients\": 8,\n"
               "      \"con_lost\": 4,\n"
               "      \"errors\": 5,\n"
+              "      \"health\": \"up\",\n"
               "      \"id\": \"msul2\",\n"
               "      \"last_error\": \"connect: Connection refused\",\n"
               "      \"last_log\": \"Tue Nov 14 22:13:18 2023: Secure connection initialized \xef"
@@ -132,6 +135,7 @@ TEST_F(StatusFiles, JsonIsTheDocumentedOne) {
               "\xbd"
               "\",\n"
               "      \"link\": \"up\",\n"
+              "      \"link_failures\": 3,\n"
               "      \"link_since\": 1699990000,\n"
               "      \"links_total\": 3,\n"
               "      \"links_up\": 2,\n"
@@ -160,10 +164,12 @@ TEST_F(StatusFiles, JsonIsTheDocumentedOne) {
               "      \"clients\": 0,\n"
               "      \"con_lost\": 0,\n"
               "      \"errors\": 0,\n"
+              "      \"health\": \"down\",\n"
               "      \"id\": \"idle\",\n"
               "      \"last_error\": \"\",\n"
               "      \"last_log\": \"\",\n"
               "      \"link\": \"down\",\n"
+              "      \"link_failures\": 0,\n"
               "      \"link_since\": 1699990001,\n"
               "      \"links_total\": 1,\n"
               "      \"links_up\": 0,\n"

@@ -6,8 +6,9 @@
 //
 // The payload is one "key=value\n" line a field, in table order; a value
 // escapes newline as \n and backslash as \\ (anything else is taken as is).
-// decode() wants every field of the table and ignores keys it does not
-// know, so an older reader takes a newer child's report.
+// decode() wants every field of the table (but those an older child does
+// not send, report_field_optional) and ignores keys it does not know, so an
+// older reader takes a newer child's report.
 #pragma once
 
 #include "lonc/core/histogram.hpp"
@@ -46,6 +47,10 @@ struct ChildReport {
     std::int64_t since = 0;  // Unix time the link state last changed
     std::string local_ports; // of the links that are up, comma-separated
     std::string last_error;  // why a link that is down is down; "" if none known
+    // "up" (a link is up), "down" (none), or "sick": links come up but die
+    // before lond answers a request.
+    std::string health = "down";
+    std::uint64_t link_failures = 0; // attempts that failed: no handshake, or died unanswered
     std::uint64_t requests = 0;
     std::uint64_t errors = 0; // con_lost + rejected
     std::uint64_t con_lost = 0;
@@ -96,6 +101,8 @@ inline constexpr auto child_report_fields = std::tuple{
     LONC_REPORT_FIELD(std::int64_t, "since", "link_since", r.since),
     LONC_REPORT_FIELD(std::string, "local_ports", "local_ports", r.local_ports),
     LONC_REPORT_FIELD(std::string, "last_error", "last_error", r.last_error),
+    LONC_REPORT_FIELD(std::string, "health", "health", r.health),
+    LONC_REPORT_FIELD(std::uint64_t, "link_failures", "link_failures", r.link_failures),
     LONC_REPORT_FIELD(std::uint64_t, "requests", "requests", r.requests),
     LONC_REPORT_FIELD(std::uint64_t, "errors", "errors", r.errors),
     LONC_REPORT_FIELD(std::uint64_t, "con_lost", "con_lost", r.con_lost),
@@ -119,6 +126,12 @@ inline constexpr auto child_report_fields = std::tuple{
 };
 
 #undef LONC_REPORT_FIELD
+
+// Fields added after the first release: a report without them (from an
+// older child, during an upgrade) keeps their defaults.
+[[nodiscard]] inline bool report_field_optional(std::string_view key) noexcept {
+    return key == "health" || key == "link_failures";
+}
 
 // Calls f(row) for every row of child_report_fields, in order.
 template <typename F> void for_each_report_field(F&& f) {

@@ -24,8 +24,8 @@ enum class DecodeError {
 [[nodiscard]] const char* to_string(DecodeError e) noexcept;
 
 // True for "enc:" followed by one or more digits and ':'. Only such replies
-// are decrypted; anything else from lond passes through (docs/PROTOCOL.md
-// section 7, bug 9).
+// are decrypted; anything else from lond passes through
+// (docs/differences.md, bug 9).
 [[nodiscard]] bool looks_encrypted(std::string_view line) noexcept;
 
 // Number of 8-byte blocks an LEN-byte command is sent in: LEN/8 + 1.

@@ -14,7 +14,7 @@ using LinkKey = std::array<std::uint8_t, 16>;
 // remote_id is the lond's host id, local_id ours (the original writes
 // "$conserver.$lonHostID"). The buildkey is what lond answered to "ekey";
 // CR and LF are stripped from it, as lond does (the original lonc kept the
-// newline: docs/PROTOCOL.md section 7, bug 8).
+// newline: docs/differences.md, bug 8).
 [[nodiscard]] LinkKey derive_link_key(std::string_view remote_id, std::string_view local_id,
                                       std::string_view buildkey);
 

@@ -56,6 +56,7 @@ struct Options {
     double spool_bad_age = 60;
     double spool_min_age = 5;        // lonnet reads its file back after 2 s
     unsigned spool_max_attempts = 3; // link deaths before a message is set aside
+    double spool_bad_hold = 3600;    // a .bad file is tried again no sooner than this
     std::size_t spool_max_line = 134217728;
 
     // Operations.

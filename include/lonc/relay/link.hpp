@@ -11,8 +11,14 @@
 // (one write for all of them). Any failure tears the link down with a
 // reason: written but unanswered requests are handed back (their clients
 // get con_lost), and a reconnect is scheduled with jittered exponential
-// backoff. The link never reads a reply for a request it no longer has: a
-// torn-down connection is closed, never reused.
+// backoff. A link counts as healthy only once lond answered a request on
+// it: a healthy link that fails reconnects at once, but a link that dies
+// before its first answer (a sick lond: handshakes work, every request
+// kills it) is a failed attempt like a refused connect, and its failures
+// add to the backoff (--retry-min .. --retry-max). An outage is logged once
+// (CRITICAL when a link was lost), then summed up at most every
+// outage_summary seconds; the link's first answer ends it. The link never reads a reply for a
+// request it no longer has: a torn-down connection is closed, never reused.
 #pragma once
 
 #include "lonc/core/cipher.hpp"
@@ -23,6 +29,7 @@
 #include "lonc/runtime/event_loop.hpp"
 
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <netinet/in.h>
 #include <optional>
@@ -122,7 +129,17 @@ public:
     [[nodiscard]] virtual const Request* oldest() const noexcept = 0;
     [[nodiscard]] virtual std::uint16_t local_port() const noexcept = 0;
     [[nodiscard]] virtual const std::string& last_error() const noexcept = 0;
+    // lond answered a request on this connection (the last one, once down).
+    [[nodiscard]] virtual bool answered() const noexcept { return true; }
+    // Connections that came up and died with a request on the wire before
+    // lond answered anything, since the link last answered; 0 when the
+    // last attempt failed otherwise (lond is down now), or there was only
+    // one (a lond killed mid-request is not sick).
+    [[nodiscard]] virtual unsigned sick_attempts() const noexcept { return 0; }
 };
+
+// A failing link sums up its outage in lonc.log at most this often.
+inline constexpr double outage_summary = 300;
 
 class Link final : public LondLink, public EventLoop::Watcher, private EventLoop::Deferred {
 public:
@@ -170,6 +187,10 @@ public:
     [[nodiscard]] std::uint16_t local_port() const noexcept override { return local_port_; }
     // The words of the last teardown (describe()), "" before the first.
     [[nodiscard]] const std::string& last_error() const noexcept override { return last_error_; }
+    [[nodiscard]] bool answered() const noexcept override { return answered_; }
+    [[nodiscard]] unsigned sick_attempts() const noexcept override {
+        return last_sick_ && sick_attempts_ >= 2 ? sick_attempts_ : 0;
+    }
 
     void on_events(std::uint32_t events) override;
 
@@ -188,6 +209,9 @@ private:
     void flush();
     void run_deferred() override; // the batched flush
     void schedule_retry();
+    // One line for a failure that is part of an outage: the first one, then
+    // a summary at most every outage_summary seconds.
+    void log_failure(bool was_up, const std::string& step_name, const std::string& reason);
     [[nodiscard]] const LinkCipher& cipher();
     [[nodiscard]] const char* step() const noexcept;
 
@@ -209,7 +233,13 @@ private:
     std::string scratch_;
     Timer handshake_timer_;
     Timer retry_timer_;
-    unsigned failures_ = 0;            // attempts since the link was last up
+    unsigned failures_ = 0;            // attempts since lond last answered on the link
+    bool answered_ = false;            // lond answered a request on this connection
+    unsigned sick_attempts_ = 0;       // up, then down unanswered, since the last answer
+    bool last_sick_ = false;           // the last failure was one of those
+    bool outage_logged_ = false;       // the outage's first line is written
+    std::time_t outage_since_ = 0;     // wall time of its first failure
+    EventLoop::TimePoint summed_up_{}; // the outage's last line
     EventLoop::TimePoint attempted_{}; // the last connect()
     bool stopped_ = false;
     std::uint16_t local_port_ = 0;

@@ -26,6 +26,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -95,6 +96,8 @@ struct PeerStats {
     std::uint64_t timeouts = 0;   // requests that ran past --request-timeout
     std::uint64_t link_ups = 0;   // handshakes completed
     std::uint64_t link_downs = 0; // links that were up and went down
+    // Attempts that failed: no handshake, or down before lond answered.
+    std::uint64_t link_failures = 0;
     std::uint64_t clients_accepted = 0;
 };
 
@@ -152,6 +155,9 @@ public:
     [[nodiscard]] const PeerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] const Peer& peer() const noexcept { return peer_; }
     [[nodiscard]] bool link_up() const noexcept;
+    // "up", "down", or "sick": no link has answered, and links came up and
+    // died before lond answered a request.
+    [[nodiscard]] std::string health() const;
     [[nodiscard]] EventLoop::TimePoint link_since() const noexcept { return link_since_; }
     [[nodiscard]] std::time_t link_since_wall() const noexcept { return link_since_wall_; }
     [[nodiscard]] std::size_t queue_depth() const noexcept { return queued_clients_; }
@@ -218,6 +224,9 @@ private:
     EventLoop::TimePoint link_since_{};
     std::time_t link_since_wall_ = 0;
     unsigned links_ready_ = 0;
+    // Each link's connection: the stats_.link_ups count when it came up
+    // (the spooler tells the connection a message died on from newer ones).
+    std::map<const LondLink*, std::uint64_t> connection_;
 
     UniqueFd listener_;
     // The socket file listener_ was bound to: another child of this peer

@@ -20,9 +20,20 @@
 // again: a rename, unlink or perm-log append that fails is retried (one
 // CRITICAL line per failing step until it works again).
 //
-// A message on the wire when the link dies (not a timeout) counts against
-// it: it waits with its own backoff while the rest flows, and after
-// --spool-max-attempts deaths it is set aside as <name>.bad. A message lond
+// A message on the wire when the link dies (not a timeout) is suspect: the
+// next thing sent is a probe (ping). Only once lond answers something
+// without it (the probe, or any other request) on a connection newer than
+// the one that died does the death count against the message; if the
+// probe's link dies too, lond fails whatever it gets (a sick peer) and
+// nothing is blamed; a probe answered on an older connection clears the
+// suspicion too (lond serves there: the message goes again). A counted
+// message waits with its own backoff while the rest flows, and after
+// --spool-max-attempts counted deaths it is set aside as <name>.bad. Once
+// the peer has answered, with no link lost, for a tenth of
+// --spool-bad-hold, a .bad file of the host set aside at least that hold
+// ago is put back and tried again (logged once each time), at most
+// bad_retries times per child; one more counted death sets it aside
+// again. A message lond
 // does not answer within --request-timeout is not blamed (lond may just be
 // slow) but waits too: T, 2T, 4T ... up to 10T (T the request timeout), so
 // a message lond hangs on holds up the live requests behind it for a
@@ -57,11 +68,22 @@
 
 namespace lonc {
 
+// A .bad file is put back at most this many times per child.
+inline constexpr unsigned bad_retries = 3;
+
 struct SpoolStats {
     std::uint64_t delivered = 0;
     std::uint64_t refused = 0; // delivered, but lond said refused/rejected/error/unknown_cmd
     std::uint64_t bad = 0;     // set aside as <name>.bad
 };
+
+// The <name>.sent markers of hosts that are not in peers (removed from
+// hosts.tab): no child settles them, so the supervisor does, under each
+// host's lock (a host whose lock is held, by a draining child, is left for
+// the next call). Exactly one S line per delivered file, as a child would.
+// Returns how many were finished.
+std::size_t finish_departed_records(const Settings& settings, const std::set<std::string>& peers,
+                                    std::size_t max_line);
 
 class Spooler {
 public:
@@ -88,12 +110,21 @@ public:
     // con_lost, never sent in time, link closed on purpose). Safe from
     // inside a link's teardown: nothing is sent before the loop's next turn.
     void done(RequestPtr req, std::optional<std::string_view> reply);
-    // The link died while lond was on the message (why: the link's error).
-    // Safe from inside a teardown, like done().
-    void died(RequestPtr req, std::string_view why);
+    // The link died while lond was on the message (why: the link's error;
+    // conn: the connection's number, in the order they came up). Safe from
+    // inside a teardown, like done().
+    void died(RequestPtr req, std::string_view why, std::uint64_t conn = 0);
     // lond did not answer the message within --request-timeout (the link
     // is torn down): it waits, not blamed. Safe from inside a teardown.
     void timed_out(RequestPtr req);
+    // lond answered a request (any, on any link) on connection conn: it
+    // serves. A death on a message counts against the message if conn came
+    // up after the connection it died on: an older one shows that lond
+    // serves the connections it had, not that the message kills a new one
+    // (--connections > 1, and only new connections are sick).
+    void peer_answered(std::uint64_t conn = UINT64_MAX);
+    // A link of the peer was lost or died before answering.
+    void link_lost() noexcept { healthy_since_ = {}; }
 
     [[nodiscard]] std::size_t pending() const noexcept {
         return files_.size() + later_.size() + (inflight_.empty() ? 0 : 1);
@@ -119,6 +150,11 @@ private:
     enum class Step : unsigned char { rename, unlink, perm };
     friend const char* to_string(Step step) noexcept;
 
+    // A death proven to be the message's (peer_answered).
+    void count_death(const std::string& name, const std::string& why);
+    void send_probe();
+    // Puts .bad files (names without .bad) back when their hold is over.
+    void retry_set_aside(const std::vector<std::string>& bad);
     bool take_lock();
     void scan();
     void next();
@@ -163,6 +199,16 @@ private:
         EventLoop::TimePoint not_before{};
     };
     std::map<std::string, Strikes> strikes_; // messages the link died or timed out on
+    // The message the last link died on, not blamed yet (see above).
+    struct Suspect {
+        std::string name;
+        std::string why;
+        std::uint64_t conn = 0; // the connection it died on: a newer one proves it
+    };
+    std::optional<Suspect> suspect_;
+    bool probing_ = false;                    // the probe (ping) is out
+    EventLoop::TimePoint healthy_since_{};    // lond answered, no link lost since; {}: not
+    std::map<std::string, unsigned> retried_; // .bad files put back, and how often
     // By file name (two versions of one name may both be here).
     std::multimap<std::string, Answered> answered_;
     std::set<Step> troubles_;                      // failing steps already logged

@@ -2,16 +2,9 @@
 // (this host's own entry included), restarts children that die, reacts to
 // signals, writes the status files. It never relays a request.
 //
-// Signals (all read from a signalfd; see lonc(8), SIGNALS):
-//   INT, TERM  drain children (bounded), remove sockets and pid file, exit 0;
-//              a second one exits at once
-//   HUP, USR2  reload: read and check the whole configuration again; if it
-//              is broken or needs a restart, log why (ERROR, file:line) and
-//              change nothing; else apply only the difference (see reload()
-//              in supervisor.cpp). lonctl reload does the same and waits.
-//   USR1       reset restart counters, let down links retry now, probe
-//              unreachable peers, write loncstatus.txt/.json
-//   CHLD       reap, remove the dead child's socket, restart per policy
+// Signals are read from a signalfd; what each one does is lonc(8), SIGNALS
+// and RELOAD (the one place it is written); reload() in supervisor.cpp
+// applies a reload.
 //
 // lonctl upgrade (no signal) checks the binary at `exe`, executes it with
 // the same pid, and replaces every child peer by peer (upgrade.hpp).
