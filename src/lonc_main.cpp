@@ -82,6 +82,17 @@ int main(int argc, char** argv) {
         (void)std::fprintf(stderr, "%sRun with --help for more information.\n", err_prefix());
         return lonc::exit_usage;
     }
+    // Upgraded: the configuration the old supervisor ran with, not the
+    // files as they are now (edits not reloaded wait for the next reload).
+    std::string snapshot_error;
+    if (handover && handover->config_fd >= 0) {
+        const auto snapshot = lonc::read_snapshot(std::exchange(handover->config_fd, -1));
+        if (!snapshot) {
+            snapshot_error = "unreadable";
+        } else {
+            (void)snapshot->apply(loaded, snapshot_error);
+        }
+    }
     auto& opts = loaded.opts;
     auto& cfg = loaded.config;
     if (opts.print_settings) {
@@ -89,7 +100,7 @@ int main(int argc, char** argv) {
         return lonc::exit_ok;
     }
     if (opts.check_config) {
-        return lonc::print_config_report(cfg, opts, stdout) ? lonc::exit_ok : lonc::exit_config;
+        return lonc::print_config_report(cfg, opts, stdout);
     }
     if (!cfg.ok()) {
         std::string all;
@@ -127,6 +138,11 @@ int main(int argc, char** argv) {
         // their parent and drain; this process starts afresh in its place.
         lg.error("lonctl upgrade: cannot read {}: {}; starting afresh", lonc::handover_env,
                  handover_error);
+    }
+    if (!snapshot_error.empty()) {
+        lg.error("lonctl upgrade: cannot take the old supervisor's configuration ({}); running "
+                 "with the files as they are now",
+                 snapshot_error);
     }
     if (lg.should_log(spdlog::level::debug)) {
         std::string command_line;

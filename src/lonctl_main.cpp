@@ -19,9 +19,10 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("lonctl ") + LONC_VERSION);
     app.require_subcommand(1);
     std::string config = "/etc/httpd/conf/access.conf";
-    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), 300 s for
-                        // upgrade, 60 s for reload (one waits for the first probes),
-                        // else 10 s
+    double timeout = 0; // 0: 310 s for send (lonc's --request-timeout is 300), 400 s for
+                        // upgrade (the check, the new links, and the old children's
+                        // slowest request), 60 s for reload (one waits for the first
+                        // probes), else 10 s
     bool json = false;
     app.fallthrough(); // -c, --timeout and --json also after the subcommand
     auto* config_opt =
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
     }
     const bool sending = send->parsed();
     if (timeout == 0) {
-        timeout = sending ? 310 : upgrade->parsed() ? 300 : reload->parsed() ? 60 : 10;
+        timeout = sending ? 310 : upgrade->parsed() ? 400 : reload->parsed() ? 60 : 10;
     }
 
     // As lonc finds it: -c, else the settings file's config =, else the default.
@@ -102,6 +103,20 @@ int main(int argc, char** argv) {
     }
     const auto cfg = lonc::load_config(config);
     const ctl::Context ctx{cfg, stdout, stderr, timeout, json};
+    if (!cfg.settings && reload->parsed()) {
+        // A broken access.conf: the running lonc is still there to say
+        // what is wrong with it, through lonSockDir if that much is readable.
+        if (const auto text = lonc::read_file(config)) {
+            const auto conf = lonc::parse_access_conf(*text, config);
+            if (const auto* sock_dir = conf.get("lonSockDir");
+                sock_dir != nullptr && !sock_dir->empty()) {
+                lonc::Config reach = cfg;
+                reach.settings.emplace();
+                reach.settings->sock_dir = *sock_dir;
+                return ctl::reload({reach, stdout, stderr, timeout, json});
+            }
+        }
+    }
     if (!cfg.settings) {
         const int error = lonc::read_file(config) ? 0 : errno;
         for (std::size_t i = 0; i + 1 < cfg.problems.size(); ++i) {

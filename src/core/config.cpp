@@ -1,5 +1,6 @@
 #include "lonc/core/config.hpp"
 
+#include "lonc/core/control_words.hpp"
 #include "lonc/core/fd.hpp"
 
 #include <algorithm>
@@ -126,7 +127,7 @@ bool spool_suffix(std::string_view id) noexcept {
     if (id == "bad" || id == "sent") {
         return true; // 1700000000.abc.sent would be a marker, not host sent's message
     }
-    for (const std::string_view suffix : {".bad", ".sent"}) {
+    for (const std::string_view suffix : {bad_suffix, sent_suffix}) {
         if (id.size() >= suffix.size() && id.substr(id.size() - suffix.size()) == suffix) {
             return true;
         }
@@ -370,16 +371,16 @@ const Peer* Config::own_host() const {
     return settings ? hosts.find(settings->host_id) : nullptr;
 }
 
-Config load_config(const std::filesystem::path& access_conf) {
+namespace {
+
+// access.conf's text parsed; hosts.tab's text from read_tab (nullopt and
+// why: it cannot be had).
+template <typename ReadTab>
+Config parse_config(const std::filesystem::path& access_conf, const std::string& access_text,
+                    ReadTab read_tab) {
     Config cfg;
-    const auto text = read_file(access_conf);
-    if (!text) {
-        cfg.problems.push_back(
-            {access_conf.string(), 0, std::string("cannot read: ") + std::strerror(errno)});
-        cfg.fatal = true;
-        return cfg;
-    }
-    auto conf = parse_access_conf(*text, access_conf.string());
+    cfg.access_text = access_text;
+    auto conf = parse_access_conf(access_text, access_conf.string());
     cfg.problems = conf.problems;
     cfg.settings = settings_from(conf, cfg.problems);
     // In line order, whatever check found them; problems of the whole file
@@ -396,13 +397,14 @@ Config load_config(const std::filesystem::path& access_conf) {
         return cfg;
     }
     const auto tab_path = cfg.settings->hosts_tab();
-    const auto tab = read_file(tab_path);
+    std::string why;
+    const auto tab = read_tab(tab_path, why);
     if (!tab) {
-        cfg.problems.push_back(
-            {tab_path.string(), 0, std::string("cannot read: ") + std::strerror(errno)});
+        cfg.problems.push_back({tab_path.string(), 0, "cannot read: " + why});
         cfg.fatal = true;
         return cfg;
     }
+    cfg.hosts_text = *tab;
     cfg.hosts = parse_hosts_tab(*tab, tab_path.string());
     cfg.problems.insert(cfg.problems.end(), cfg.hosts.problems.begin(), cfg.hosts.problems.end());
     if (cfg.own_host() == nullptr) {
@@ -412,6 +414,35 @@ Config load_config(const std::filesystem::path& access_conf) {
         cfg.fatal = true;
     }
     return cfg;
+}
+
+} // namespace
+
+Config load_config(const std::filesystem::path& access_conf) {
+    const auto text = read_file(access_conf);
+    if (!text) {
+        Config cfg;
+        cfg.problems.push_back(
+            {access_conf.string(), 0, std::string("cannot read: ") + std::strerror(errno)});
+        cfg.fatal = true;
+        return cfg;
+    }
+    return parse_config(access_conf, *text, [](const std::filesystem::path& tab, std::string& why) {
+        auto t = read_file(tab);
+        if (!t) {
+            why = std::strerror(errno);
+        }
+        return t;
+    });
+}
+
+Config config_from(const std::filesystem::path& access_conf, const std::string& access_text,
+                   const std::optional<std::string>& hosts_text) {
+    return parse_config(access_conf, access_text,
+                        [&](const std::filesystem::path& /*tab*/, std::string& why) {
+                            why = "it could not be read then";
+                            return hosts_text;
+                        });
 }
 
 } // namespace lonc

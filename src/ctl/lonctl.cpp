@@ -1,6 +1,7 @@
 #include "lonc/ctl/lonctl.hpp"
 
 #include "lonc/core/child_report.hpp"
+#include "lonc/core/control_words.hpp"
 #include "lonc/core/fd.hpp"
 #include "lonc/core/spool.hpp"
 
@@ -243,21 +244,19 @@ std::string age(std::int64_t seconds) {
 // Why a peer's link is not up, from its status entry; "" when it is up.
 std::string down_reason(const json& p, const ChildReport& report, std::size_t bad) {
     if (!p.value("answered", false)) {
-        const auto state = p.value("state", "");
-        if (state == "unreachable") {
+        switch (parse_slot_state(p.value("state", "")).value_or(SlotState::running)) {
+        case SlotState::unreachable:
             return "lond does not answer lonc's probe; probing again";
-        }
-        if (state == "probing") {
+        case SlotState::probing:
             return "probing lond before starting a child";
-        }
-        if (state == "restarting") {
+        case SlotState::restarting:
             return "child exited; waiting to restart it";
-        }
-        if (state == "skipped") {
+        case SlotState::skipped:
             return "skipped after too many failed attempts (lonctl reconnect retries)";
-        }
-        if (state == "draining") {
+        case SlotState::draining:
             return "removed from hosts.tab; finishing its requests";
+        case SlotState::running:
+            break;
         }
         return "child did not answer the status request";
     }
@@ -309,8 +308,9 @@ std::optional<std::vector<SpoolFileInfo>> spool_files(const Context& ctx, const 
         SpoolFileInfo f;
         f.name = e.path().filename().string();
         std::string_view base = f.name;
-        if (base.size() > 4 && base.substr(base.size() - 4) == ".bad") {
-            base.remove_suffix(4);
+        if (base.size() > bad_suffix.size() &&
+            base.substr(base.size() - bad_suffix.size()) == bad_suffix) {
+            base.remove_suffix(bad_suffix.size());
             f.bad = true;
         }
         const auto parsed = parse_spool_name(base);
@@ -425,7 +425,7 @@ int send(const Context& ctx, const std::string& host, const std::string& request
 
 int status(const Context& ctx) {
     int code = ok;
-    const auto reply = control(ctx, "status", false, code);
+    const auto reply = control(ctx, command_line({Command::Verb::status, {}}), false, code);
     if (!reply) {
         return code;
     }
@@ -568,12 +568,12 @@ int reconnect(const Context& ctx, const std::string& host) {
         return code;
     }
     int code = ok;
-    const auto reply = control(ctx, "reconnect " + host, true, code);
+    const auto reply = control(ctx, command_line({Command::Verb::reconnect, host}), true, code);
     if (!reply) {
         return code;
     }
-    if (*reply != "ok") {
-        return fail(ctx, *reply == "error:no_such_host" ? no_such_host : failed,
+    if (*reply != words::ok) {
+        return fail(ctx, *reply == words::no_such_host ? no_such_host : failed,
                     "lonc answered " + *reply);
     }
     if (ctx.json) {
@@ -605,13 +605,13 @@ namespace {
 // reply's first line is the verdict, the rest what was done or, one a line,
 // why not.
 struct Verdicts {
-    const char* command;         // what is sent: "reload"
-    const char* done;            // the verdict of success: "applied"
+    std::string_view command;    // what is sent: "reload"
+    std::string_view done;       // the verdict of success: "applied"
     const char* unreachable_why; // lonc runs, but its control socket does not answer
     int unreachable_code;
     struct Refusal {
-        const char* verdict;  // "rejected"
-        const char* headline; // the line on err before the reasons
+        std::string_view verdict; // "rejected"
+        const char* headline;     // the line on err before the reasons
         int code;
     };
     std::vector<Refusal> refusals;
@@ -621,7 +621,7 @@ int decided(const Context& ctx, const Verdicts& v) {
     std::string reply;
     int error = 0;
     const auto path = settings(ctx).control_path();
-    switch (exchange(path, v.command, ms(ctx.timeout), false, reply, error)) {
+    switch (exchange(path, std::string(v.command), ms(ctx.timeout), false, reply, error)) {
     case Reach::answered:
         break;
     case Reach::unreachable:
@@ -631,7 +631,7 @@ int decided(const Context& ctx, const Verdicts& v) {
         char seconds[32];
         (void)std::snprintf(seconds, sizeof seconds, "%.0f", ctx.timeout);
         return fail(ctx, failed,
-                    std::string("lonc did not answer '") + v.command + "' within " + seconds +
+                    "lonc did not answer '" + std::string(v.command) + "' within " + seconds +
                         " s; the outcome will be in lonc.log");
     }
     }
@@ -645,7 +645,7 @@ int decided(const Context& ctx, const Verdicts& v) {
         if (ctx.json) {
             print(ctx, {{"result", verdict}, {verdict, rest}});
         } else {
-            (void)std::fprintf(ctx.out, "%s: %s\n", v.done, rest.c_str());
+            (void)std::fprintf(ctx.out, "%s: %s\n", verdict.c_str(), rest.c_str());
         }
         return ok;
     }
@@ -662,7 +662,7 @@ int decided(const Context& ctx, const Verdicts& v) {
             return r.code;
         }
     }
-    if (verdict == "error:shutting_down") {
+    if (verdict == words::shutting_down) {
         return fail(ctx, failed, "lonc is shutting down");
     }
     return fail(ctx, failed, "lonc answered " + verdict);
@@ -671,21 +671,22 @@ int decided(const Context& ctx, const Verdicts& v) {
 } // namespace
 
 int reload(const Context& ctx) {
-    return decided(ctx, {"reload",
-                         "applied",
+    return decided(ctx, {words::reload,
+                         words::applied,
                          "but not with this control socket: reload rejected, a changed "
                          "lonSockDir needs a restart of lonc",
                          rejected,
-                         {{"rejected", "reload rejected; lonc runs on unchanged", rejected}}});
+                         {{words::rejected, "reload rejected; lonc runs on unchanged", rejected}}});
 }
 
 int upgrade(const Context& ctx) {
-    return decided(ctx, {"upgrade",
-                         "upgraded",
-                         "but not on its control socket",
-                         failed,
-                         {{"rejected", "upgrade rejected; lonc runs on unchanged", rejected},
-                          {"failed", "upgrade failed; some peers kept their old child", failed}}});
+    return decided(ctx,
+                   {words::upgrade,
+                    words::upgraded,
+                    "but not on its control socket",
+                    failed,
+                    {{words::rejected, "upgrade rejected; lonc runs on unchanged", rejected},
+                     {words::failed, "upgrade failed; some peers kept their old child", failed}}});
 }
 
 int spool_list(const Context& ctx, const std::string& host) {

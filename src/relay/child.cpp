@@ -116,6 +116,8 @@ int run_child(const ChildSetup& setup) {
                 case ipc::Type::drain:
                     if (!draining) {
                         drain();
+                    } else {
+                        worker.drain(drain_grace); // a shutdown during a hand-off: bounded
                     }
                     break;
                 case ipc::Type::reclaim:
@@ -125,7 +127,7 @@ int run_child(const ChildSetup& setup) {
                     if (!draining) {
                         draining = true;
                         lg.info("Handing {} over to a new child", setup.peer.id);
-                        worker.hand_off(drain_grace);
+                        worker.hand_off();
                     }
                     break;
                 case ipc::Type::options: {

@@ -27,6 +27,9 @@ constexpr std::size_t client_keep_capacity = 4096;
 // Released clients kept for reuse: lonnet connects once per request, and a
 // kept Client (list node, buffers) makes accepting one allocation-free.
 constexpr std::size_t spare_clients = 16;
+// Handing off, the drain's grace is --request-timeout and this much more:
+// every request it holds has met its own deadline by then.
+constexpr double handoff_margin = 1.0;
 
 bool starts_with(std::string_view s, std::string_view prefix) {
     return s.substr(0, prefix.size()) == prefix;
@@ -63,7 +66,9 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
                          // The last connects that found the old socket.
                          while (listener_ && accepting_ && accept_clients() > 0) {
                          }
-                         drain(handoff_grace_);
+                         // What it holds is answered by lond or times out under
+                         // --request-timeout; the grace only backs that up.
+                         drain(opts_.request_timeout + handoff_margin);
                      }),
       drain_timer_(loop, [this] {
           lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
@@ -176,10 +181,10 @@ void PeerWorker::link_up(LondLink& link) {
         link_since_wall_ = std::time(nullptr);
         grace_timer_.cancel();
         log::set_status("Connected");
-        if (!draining_) {
+        // A child that handed off never listens or delivers again: the path
+        // and the spool lock are its successor's.
+        if (!draining_ && !handing_off_) {
             open_listener();
-        }
-        if (!draining_) {
             spooler_.start();
         }
         if (on_link_state) {
@@ -223,7 +228,7 @@ void PeerWorker::link_down(LondLink& link, bool was_up) {
             log::set_status("Connection lost");
             close_listener();
             spooler_.stop();
-            if (!pending_.empty() && !draining_) {
+            if (!pending_.empty() && (!draining_ || handing_off_)) {
                 grace_timer_.arm_in(seconds(opts_.requeue_grace));
             }
         }
@@ -265,21 +270,16 @@ void PeerWorker::link_lost(LondLink& link, RequestPtr req, Lost why) {
 // ------------------------------------------------------------- listener
 
 void PeerWorker::open_listener() {
-    if (listener_ || links_ready_ == 0 || draining_) {
+    if (listener_ || links_ready_ == 0 || draining_ || handing_off_) {
         return;
     }
     const auto path = settings_.socket_path(peer_.id);
-    listener_ = listen_unix(path, 0600, SOMAXCONN);
+    listener_ = listen_unix(path, 0600, SOMAXCONN, &listener_file_);
     if (!listener_) {
         lg().error("Can't make server socket {}: {} (retrying in 5 s)", path.string(),
                    std::strerror(errno));
         accept_timer_.arm_in(seconds(5));
         return;
-    }
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-        listener_dev_ = st.st_dev;
-        listener_ino_ = st.st_ino;
     }
     loop_.add(listener_.get(), EPOLLIN, *this);
     accepting_ = true;
@@ -306,12 +306,7 @@ void PeerWorker::close_listener() {
     }
     listener_.reset();
     // Only the file we bound: after a hand-off the path is the new child's.
-    const auto path = settings_.socket_path(peer_.id);
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_dev_ &&
-        st.st_ino == listener_ino_) {
-        ::unlink(path.c_str());
-    }
+    (void)unlink_if_ours(settings_.socket_path(peer_.id), listener_file_);
 }
 
 void PeerWorker::on_events(std::uint32_t /*events*/) {
@@ -810,8 +805,8 @@ void PeerWorker::reclaim_socket() {
     }
     const auto path = settings_.socket_path(peer_.id);
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_dev_ &&
-        st.st_ino == listener_ino_) {
+    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_file_.dev &&
+        st.st_ino == listener_file_.ino) {
         return; // still ours
     }
     if (accepting_) {
@@ -832,18 +827,22 @@ void PeerWorker::reclaim_socket() {
 // replaced it may still land in our backlog for a moment.
 constexpr double handoff_linger = 0.1;
 
-void PeerWorker::hand_off(double grace) {
+void PeerWorker::hand_off() {
     if (draining_ || handing_off_) {
         return;
     }
     handing_off_ = true;
-    handoff_grace_ = grace;
     spooler_.stop(); // the new child delivers once our spool lock is gone
     handoff_timer_.arm_in(seconds(handoff_linger));
 }
 
 void PeerWorker::drain(double grace) {
     if (draining_) {
+        // Asked again (a shutdown while handing off): the sooner limit holds.
+        const auto by = loop_.now() + seconds(grace);
+        if (drain_timer_.armed() && drain_timer_.deadline() > by) {
+            drain_timer_.arm_at(by);
+        }
         return;
     }
     draining_ = true;
@@ -851,7 +850,9 @@ void PeerWorker::drain(double grace) {
     close_listener();
     spooler_.stop();
     pong_timer_.cancel();
-    grace_timer_.cancel();
+    if (!handing_off_) {
+        grace_timer_.cancel(); // handing off, a link down still answers con_lost in time
+    }
     drain_timer_.arm_in(seconds(grace));
     maybe_finish_drain();
 }

@@ -1,5 +1,6 @@
 #include "lonc/relay/spooler.hpp"
 
+#include "lonc/core/control_words.hpp"
 #include "lonc/runtime/log.hpp"
 
 #include <spdlog/spdlog.h>
@@ -24,8 +25,6 @@ spdlog::logger& lg() {
     return log::get("spool");
 }
 
-constexpr std::string_view sent_suffix = ".sent";
-constexpr std::string_view bad_suffix = ".bad";
 // How far back in lonnet.perm.log to look for a record a crash may have
 // written already.
 constexpr off_t perm_log_window = off_t{8} * 1024 * 1024;
@@ -254,8 +253,10 @@ void Spooler::hint(std::string_view name) {
 }
 
 // One process per host delivers: the lock is held for the child's life.
+// No lock, no delivery (another process may hold it): a lock file that
+// cannot be opened (EMFILE, say) is tried again at the next scan.
 bool Spooler::take_lock() {
-    if (lock_ || unlocked_) {
+    if (lock_) {
         return true;
     }
     const auto dir = settings_.sock_dir / ".lonc-spool";
@@ -264,12 +265,11 @@ bool Spooler::take_lock() {
     UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
     if (!fd) {
         if (!lock_warned_) {
-            lg().warn("Cannot open {}: {}; delivering delayed messages without it", file.string(),
-                      std::strerror(errno));
+            lg().warn("Cannot open {}: {}; {}'s delayed messages wait until it can be opened",
+                      file.string(), std::strerror(errno), host_);
             lock_warned_ = true;
         }
-        unlocked_ = true;
-        return true;
+        return false;
     }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         if (!lock_warned_ && predecessor_) {
@@ -378,7 +378,7 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
 }
 
 void Spooler::next() {
-    if (!active_ || !req_ || (!lock_ && !unlocked_)) { // one message out at a time
+    if (!active_ || !req_ || !lock_) { // one message out at a time
         return;
     }
     if (suspect_) {

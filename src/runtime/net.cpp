@@ -4,8 +4,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <string>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,7 +16,34 @@
 
 namespace lonc {
 
-UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog) {
+namespace {
+
+// Socket files of one directory are put in place and removed under an
+// exclusive flock(2) of the directory, so that a check of whose socket a
+// path names and the unlink that follows never interleave with another
+// process's rename. Held for a few system calls only.
+class DirLock {
+public:
+    explicit DirLock(const std::filesystem::path& dir)
+        : fd_(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+        if (fd_) {
+            while (::flock(fd_.get(), LOCK_EX) != 0 && errno == EINTR) {
+            }
+        }
+    }
+
+private:
+    UniqueFd fd_; // closing it unlocks
+};
+
+std::filesystem::path dir_of(const std::filesystem::path& path) {
+    return path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+}
+
+} // namespace
+
+UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog,
+                     SocketFile* placed) {
     // Bound and listening under a temporary name first, then renamed into
     // place: whoever sees the path can connect at once (lonnet takes the
     // socket file's existence to mean "link up").
@@ -44,13 +73,50 @@ UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backl
         errno = saved;
         return UniqueFd{};
     }
-    if (::listen(fd.get(), backlog) != 0 || ::rename(s.c_str(), path.c_str()) != 0) {
+    const int saved_errno = errno;
+    const DirLock lock(dir_of(path));
+    errno = saved_errno;
+    struct stat st {};
+    if (::listen(fd.get(), backlog) != 0 || ::stat(s.c_str(), &st) != 0 ||
+        ::rename(s.c_str(), path.c_str()) != 0) {
         const int e = errno;
         ::unlink(s.c_str());
         errno = e;
         return UniqueFd{};
     }
+    if (placed != nullptr) {
+        *placed = {st.st_dev, st.st_ino};
+    }
     return fd;
+}
+
+bool unlink_if_ours(const std::filesystem::path& path, SocketFile ours) {
+    const DirLock lock(dir_of(path));
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || st.st_dev != ours.dev || st.st_ino != ours.ino) {
+        return false;
+    }
+    return ::unlink(path.c_str()) == 0;
+}
+
+bool remove_dead_socket(const std::filesystem::path& path) {
+    const DirLock lock(dir_of(path));
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        return false;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.native().size() >= sizeof addr.sun_path) {
+        return false;
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
+    const UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ||
+        errno != ECONNREFUSED) {
+        return false; // someone listens there (or we cannot tell): not ours to remove
+    }
+    return ::unlink(path.c_str()) == 0;
 }
 
 UniqueFd tcp_connect(in_addr dst, std::uint16_t port, std::optional<in_addr> src) {

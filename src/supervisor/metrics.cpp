@@ -1,5 +1,6 @@
 #include "lonc/supervisor/metrics.hpp"
 
+#include "lonc/core/control_words.hpp"
 #include "lonc/core/histogram.hpp"
 
 #include <prometheus/metric_family.h>
@@ -94,8 +95,10 @@ std::string format_metrics(const MetricsInput& in) {
     fam.add("lonc_status_generations_total", MetricType::Counter,
             "Status generations collected from the children", {},
             static_cast<double>(r.generation));
-    std::map<std::string, double> states = {{"running", 0}, {"unreachable", 0}, {"restarting", 0},
-                                            {"skipped", 0}, {"probing", 0},     {"draining", 0}};
+    std::map<std::string, double> states;
+    for (const auto state : all_slot_states) {
+        states[std::string(to_string(state))] = 0;
+    }
     for (const auto& p : r.peers) {
         ++states[p.state];
     }

@@ -358,7 +358,7 @@ void print_settings(const Loaded& loaded, std::FILE* out) {
     }
 }
 
-bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out) {
+int print_config_report(const Config& cfg, const Options& opts, std::FILE* out) {
     (void)std::fprintf(out, "config:    %s\n", opts.config.c_str());
     if (cfg.settings) {
         const auto& s = *cfg.settings;
@@ -424,9 +424,13 @@ bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out)
             (void)std::fprintf(out, "  %s\n", e.c_str());
         }
     }
-    const bool ok = cfg.ok() && cfg.problems.empty() && errors.empty();
-    (void)std::fprintf(out, "%s\n", ok ? "configuration OK" : "configuration has problems");
-    return ok;
+    const bool starts = cfg.ok() && errors.empty();
+    const bool ok = starts && cfg.problems.empty();
+    (void)std::fprintf(out, "%s\n",
+                       ok       ? "configuration OK"
+                       : starts ? "configuration has problems lonc would skip at start"
+                                : "configuration has problems");
+    return ok ? exit_ok : starts ? exit_config_problems : exit_config;
 }
 
 } // namespace lonc

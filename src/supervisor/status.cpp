@@ -1,6 +1,7 @@
 #include "lonc/supervisor/status.hpp"
 
 #include "lonc/core/clock_text.hpp"
+#include "lonc/core/control_words.hpp"
 #include "lonc/core/fd.hpp"
 
 #include <nlohmann/json.hpp>
@@ -119,6 +120,29 @@ bool write_file_atomic(const std::filesystem::path& path, std::string_view conte
         return false;
     }
     return true;
+}
+
+std::string parent_summary(const std::vector<PeerStatus>& peers) {
+    std::size_t running = 0;
+    std::size_t up = 0;
+    std::size_t unreachable = 0;
+    std::size_t skipped = 0;
+    for (const auto& p : peers) {
+        const auto state = parse_slot_state(p.state);
+        running += state == SlotState::running ? 1U : 0U;
+        up += p.link_up ? 1U : 0U;
+        unreachable += state == SlotState::unreachable ? 1U : 0U;
+        skipped += state == SlotState::skipped ? 1U : 0U;
+    }
+    return "Sleeping: " + std::to_string(peers.size()) + " peers, " + std::to_string(running) +
+           " children, " + std::to_string(up) + " links up, " + std::to_string(unreachable) +
+           " unreachable, " + std::to_string(skipped) + " skipped";
+}
+
+bool write_status_files(const std::filesystem::path& dir, const StatusReport& report,
+                        const std::string& json, std::string& error) {
+    return write_file_atomic(dir / "loncstatus.json", json, error) &&
+           write_file_atomic(dir / "loncstatus.txt", format_status_txt(report), error);
 }
 
 } // namespace lonc

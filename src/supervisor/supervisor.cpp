@@ -2,6 +2,7 @@
 
 #include "lonc/core/child_report.hpp"
 #include "lonc/core/clock_text.hpp"
+#include "lonc/core/control_words.hpp"
 #include "lonc/core/options.hpp"
 #include "lonc/core/spool.hpp"
 #include "lonc/relay/child.hpp"
@@ -9,14 +10,18 @@
 #include "lonc/runtime/event_loop.hpp"
 #include "lonc/runtime/ipc.hpp"
 #include "lonc/runtime/log.hpp"
+#include "lonc/runtime/net.hpp"
 #include "lonc/runtime/notify.hpp"
 #include "lonc/runtime/signals.hpp"
 #include "lonc/supervisor/control.hpp"
 #include "lonc/supervisor/metrics.hpp"
 #include "lonc/supervisor/probe.hpp"
 #include "lonc/supervisor/reload_plan.hpp"
+#include "lonc/supervisor/restart_policy.hpp"
+#include "lonc/supervisor/spool_watch.hpp"
 #include "lonc/supervisor/startup.hpp"
 #include "lonc/supervisor/status.hpp"
+#include "lonc/supervisor/status_round.hpp"
 #include "lonc/supervisor/upgrade.hpp"
 
 #include <spdlog/spdlog.h>
@@ -30,7 +35,6 @@
 #include <memory>
 #include <optional>
 #include <set>
-#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <system_error>
@@ -43,9 +47,6 @@ spdlog::logger& lg() {
     return log::get("supervisor");
 }
 
-// Deaths of one peer's child counted for the skip rule, and how long a
-// skipped peer waits before it is tried again.
-constexpr auto death_window = std::chrono::minutes(10);
 // In-flight requests get this long at TERM (and a child a reload retires);
 // children still alive after drain_grace + kill_margin are killed.
 constexpr double drain_grace = 5.0;
@@ -81,29 +82,29 @@ std::string describe(int status) {
     return "status " + std::to_string(status);
 }
 
-std::string joined(const std::vector<std::string>& items, const char* sep = ", ") {
-    std::string out;
-    for (const auto& i : items) {
-        out += (out.empty() ? "" : sep) + i;
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> out;
+    for (std::size_t at = 0; at < text.size();) {
+        auto nl = text.find('\n', at);
+        nl = nl == std::string::npos ? text.size() : nl;
+        out.push_back(text.substr(at, nl - at));
+        at = nl + 1;
     }
     return out;
 }
 
-// Pending delayed/ files of these hosts (".bad" ones are set aside already).
-std::map<std::string, std::vector<std::string>> spool_files_of(const std::filesystem::path& dir,
-                                                               const std::set<std::string>& hosts) {
-    std::map<std::string, std::vector<std::string>> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-        const auto name = e.path().filename().string();
-        if (const auto parsed = parse_spool_name(name)) {
-            if (const auto it = hosts.find(std::string(parsed->host)); it != hosts.end()) {
-                out[*it].push_back(name);
-            }
-        }
-    }
-    for (auto& [host, names] : out) {
-        std::sort(names.begin(), names.end());
+// An answer of one line, and a verdict with what follows it.
+std::string line_of(std::string_view word) {
+    return std::string(word) + "\n";
+}
+std::string verdict(std::string_view word, const std::string& text) {
+    return std::string(word) + "\n" + text + "\n";
+}
+
+std::string joined(const std::vector<std::string>& items, const char* sep = ", ") {
+    std::string out;
+    for (const auto& i : items) {
+        out += (out.empty() ? "" : sep) + i;
     }
     return out;
 }
@@ -114,16 +115,12 @@ public:
     int run();
 
 private:
-    // draining: a reload retired its child (peer removed, or its address
-    // changed: then successor is what comes next, once the child is gone).
-    enum class SlotState { probing, unreachable, running, restarting, skipped, draining };
-
     struct Slot {
         Peer peer;
         SlotState state = SlotState::probing;
         pid_t pid = 0;
         std::unique_ptr<ipc::Channel> channel;
-        std::deque<EventLoop::TimePoint> deaths;
+        RestartPolicy restarts; // deaths, backoff, skipping
         std::unique_ptr<Timer> restart_timer;
         std::optional<Peer> successor;     // draining: the entry that replaces it
         std::unique_ptr<Timer> kill_timer; // draining: not done in time
@@ -147,8 +144,6 @@ private:
         std::unique_ptr<Timer> handover_timer;
     };
 
-    static const char* to_string(SlotState s);
-
     void start_peers();
     void on_probe(const std::string& id, bool reachable, const std::string& why);
     void spawn(Slot& slot);
@@ -159,6 +154,9 @@ private:
     // lonctl upgrade (upgrade.hpp): check and execute the new binary; in
     // the new one, adopt the old children and replace them peer by peer.
     void start_upgrade(ControlServer::ConnId waiter);
+    void reject_upgrade(ControlServer::ConnId waiter, const std::string& why);
+    void exec_upgrade(ControlServer::ConnId waiter, CheckVerdict verdict,
+                      const std::string& output);
     void adopt(Handover h);
     void pump_upgrade();
     void begin_handover(Slot& slot);
@@ -191,18 +189,14 @@ private:
     void begin_shutdown();
     void maybe_finish_shutdown();
     void finish_shutdown();
-    // What a status generation is collected for; overlapping requests share one.
-    enum Want : unsigned { want_files = 1, want_metrics = 2 };
-    void start_status(unsigned want);
-    void finish_status();
+    std::size_t ask_status(std::uint64_t generation);
+    void write_status(std::uint64_t generation, unsigned want);
     void on_control(ControlServer::ConnId id, std::string_view line);
     [[nodiscard]] std::string reconnect(const std::string& id);
     bool wake(Slot& slot, ipc::Type running);
     void on_reprobe();
-    void watch_spool();
-    void on_spool_event();
+    void on_spool_hint(std::string_view host, std::string_view name);
     void update_notify();
-    [[nodiscard]] std::string parent_summary() const;
 
     SupervisorSetup s_;
     const Settings& settings() const { return *s_.config.settings; }
@@ -213,7 +207,6 @@ private:
     SignalReader signals_;
     Timer reprobe_timer_;
     Timer kill_timer_;
-    Timer status_timer_;
     Notifier notifier_;
     std::size_t initial_probes_ = 0;
     bool ready_ = false;
@@ -224,53 +217,24 @@ private:
         std::optional<ControlServer::ConnId> waiter;
         std::string from;
         std::int64_t started_ms = 0;
-        std::deque<std::string> queue; // peers still to hand over
-        std::size_t active = 0;        // hand-overs under way
-        std::size_t total = 0;
-        std::size_t handed = 0;
-        std::vector<std::string> failed; // "id: why"
+        HandoverQueue queue;
     };
     std::optional<UpgradeRun> upgrade_;
+    std::unique_ptr<BinaryCheck> check_; // lonctl upgrade's check of the new binary
+    std::vector<ControlServer::ConnId> pending_upgrades_; // asked for while starting
 
     ReloadStatus reload_;
     std::set<std::string> removed_hosts_; // their delayed files are listed in status
     std::vector<std::pair<std::string, std::optional<ControlServer::ConnId>>> pending_reloads_;
 
-    std::uint64_t status_gen_ = 0;
-    bool status_collecting_ = false;
-    unsigned status_want_ = 0;
+    StatusRound status_;
     std::vector<ControlServer::ConnId> status_waiters_; // lonctl status
     Timer metrics_timer_;
     std::time_t start_time_ = std::time(nullptr);
     ControlServer control_;
 
-    class SpoolWatch final : public EventLoop::Watcher {
-    public:
-        explicit SpoolWatch(Supervisor& s) : sup(s) {}
-        void on_events(std::uint32_t /*events*/) override { sup.on_spool_event(); }
-        Supervisor& sup;
-    };
-    SpoolWatch spool_watch_{*this};
-    UniqueFd inotify_;
+    SpoolWatch spool_watch_;
 };
-
-const char* Supervisor::to_string(SlotState s) {
-    switch (s) {
-    case SlotState::probing:
-        return "probing";
-    case SlotState::unreachable:
-        return "unreachable";
-    case SlotState::running:
-        return "running";
-    case SlotState::restarting:
-        return "restarting";
-    case SlotState::skipped:
-        return "skipped";
-    case SlotState::draining:
-        return "draining";
-    }
-    return "?";
-}
 
 Supervisor::Supervisor(SupervisorSetup setup)
     : s_(std::move(setup)), prober_(loop_, s_.config.settings->lond_port, s_.opts.probe_timeout,
@@ -287,14 +251,19 @@ Supervisor::Supervisor(SupervisorSetup setup)
                           ::kill(pid, SIGKILL);
                       }
                   }),
-      status_timer_(loop_, [this] { finish_status(); }),
+      status_(
+          loop_, status_wait, [this](std::uint64_t gen) { return ask_status(gen); },
+          [this](std::uint64_t gen, unsigned want) { write_status(gen, want); }),
       metrics_timer_(loop_,
                      [this] {
                          metrics_timer_.arm_in(seconds(s_.opts.metrics_interval));
-                         start_status(want_metrics);
+                         status_.request(StatusRound::metrics);
                      }),
       control_(loop_, s_.config.settings->control_path(),
-               [this](ControlServer::ConnId id, std::string_view line) { on_control(id, line); }) {}
+               [this](ControlServer::ConnId id, std::string_view line) { on_control(id, line); }),
+      spool_watch_(
+          loop_, s_.config.settings->spool_dir(),
+          [this](std::string_view host, std::string_view name) { on_spool_hint(host, name); }) {}
 
 int Supervisor::run() {
     reload_.time = reload_.last_success = start_time_;
@@ -312,7 +281,7 @@ int Supervisor::run() {
                   s_.config.hosts.peers.size(), settings().lond_port);
     }
     notifier_.start_watchdog(loop_);
-    watch_spool();
+    (void)spool_watch_.start();
     if (std::string error; !control_.open(error)) {
         lg().warn("No control socket (lonctl status and reconnect will not work): {}", error);
     }
@@ -383,6 +352,9 @@ void Supervisor::on_probe(const std::string& id, bool reachable, const std::stri
         if (!upgrade_) {
             run_pending_reloads();
         }
+        for (const auto waiter : std::exchange(pending_upgrades_, {})) {
+            start_upgrade(waiter); // the first runs; any other is told one is under way
+        }
     }
 }
 
@@ -393,7 +365,7 @@ void Supervisor::run_pending_reloads() {
         for (const auto& [source, waiter] : waiting) {
             if (waiter) {
                 control_.answer(*waiter,
-                                (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
+                                verdict(out.applied ? words::applied : words::rejected, out.text));
             }
         }
     }
@@ -406,8 +378,8 @@ void Supervisor::on_reprobe() {
             prober_.probe(slot.peer);
         }
     }
-    if (!inotify_) {
-        watch_spool();
+    if (!spool_watch_.watching()) {
+        (void)spool_watch_.start();
     }
 }
 
@@ -417,13 +389,9 @@ void Supervisor::spawn(Slot& slot) {
     // backs off (and the peer is skipped after --max-attempts) instead of
     // taking the supervisor down or spinning.
     auto start_failed = [&](const std::string& why) {
-        const auto now = loop_.now();
-        slot.deaths.push_back(now);
-        while (slot.deaths.front() + death_window <= now) {
-            slot.deaths.pop_front();
-        }
-        lg().error("Cannot start a child for {}: {} ({} of {} attempts)", slot.peer.id, why,
-                   slot.deaths.size(), s_.opts.max_attempts);
+        const auto n = slot.restarts.died(loop_.now());
+        lg().error("Cannot start a child for {}: {} ({} of {} attempts)", slot.peer.id, why, n,
+                   s_.opts.max_attempts);
         slot.state = SlotState::restarting;
         schedule_restart(slot);
     };
@@ -508,17 +476,15 @@ void Supervisor::on_child_message(Slot& slot, pid_t from, const ipc::Message& ms
         }
         slot.report = std::move(*report);
         slot.link_up = slot.report.link == LinkState::up;
-        if (status_collecting_) {
+        if (status_.collecting()) {
             bool all = true;
             for (const auto& [id, s] : slots_) {
                 if (s.state == SlotState::running && s.channel &&
-                    s.report.generation != status_gen_) {
+                    s.report.generation != status_.generation()) {
                     all = false;
                 }
             }
-            if (all) {
-                finish_status();
-            }
+            status_.answered(all);
         }
         break;
     }
@@ -547,6 +513,10 @@ void Supervisor::reap() {
 }
 
 void Supervisor::on_child_exit(pid_t pid, int status) {
+    if (check_ && pid == check_->pid()) {
+        check_->exited(status);
+        return;
+    }
     const auto it = pids_.find(pid);
     if (it == pids_.end()) {
         return; // not one of ours (a mailer, say)
@@ -580,7 +550,7 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
     slot.channel.reset();
     slot.pid = 0;
     slot.link_up = false;
-    ::unlink(settings().socket_path(id).c_str());
+    (void)remove_dead_socket(settings().socket_path(id)); // the dead child's, if it left one
     update_notify();
     const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (shutting_down_) {
@@ -603,7 +573,7 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
             return;
         }
         slot.peer = *std::exchange(slot.successor, std::nullopt);
-        slot.deaths.clear();
+        slot.restarts.forget();
         slot.unreachable_logged = false;
         slot.state = SlotState::probing;
         lg().info("INFO: Child {} for {} has finished; its new address {} comes next", pid, id,
@@ -611,17 +581,13 @@ void Supervisor::on_child_exit(pid_t pid, int status) {
         prober_.probe(slot.peer);
         return;
     }
-    const auto now = loop_.now();
-    slot.deaths.push_back(now);
-    while (!slot.deaths.empty() && slot.deaths.front() + death_window <= now) {
-        slot.deaths.pop_front();
-    }
+    const auto n = slot.restarts.died(loop_.now());
     if (clean) {
-        lg().info("Child {} for server {} exited ({} of {} attempts)", pid, id, slot.deaths.size(),
+        lg().info("Child {} for server {} exited ({} of {} attempts)", pid, id, n,
                   s_.opts.max_attempts);
     } else {
         lg().error("Child {} for server {} died: {} ({} of {} attempts)", pid, id, describe(status),
-                   slot.deaths.size(), s_.opts.max_attempts);
+                   n, s_.opts.max_attempts);
     }
     schedule_restart(slot);
 }
@@ -636,26 +602,22 @@ void Supervisor::schedule_restart(Slot& slot) {
             }
             if (sp->state == SlotState::skipped) {
                 lg().info("INFO: {} quiet for {} minutes: trying again", sp->peer.id,
-                          std::chrono::duration_cast<std::chrono::minutes>(death_window).count());
-                sp->deaths.clear();
+                          std::chrono::duration_cast<std::chrono::minutes>(RestartPolicy::window)
+                              .count());
+                sp->restarts.forget();
             }
             lg().info("INFO: Trying to reconnect for {} ({} of {} attempts)", sp->peer.id,
-                      sp->deaths.size() + 1, s_.opts.max_attempts);
+                      sp->restarts.count() + 1, s_.opts.max_attempts);
             spawn(*sp);
         });
     }
-    if (slot.deaths.size() >= s_.opts.max_attempts) {
+    slot.restart_timer->arm_at(slot.restarts.next_start(loop_.now(), s_.opts.max_attempts));
+    if (slot.restarts.skipped(s_.opts.max_attempts)) {
         slot.state = SlotState::skipped;
-        slot.restart_timer->arm_at(slot.deaths.back() + death_window);
         log_skipped();
         return;
     }
     slot.state = SlotState::restarting;
-    // First restart at once, then 1, 2, 4 ... 60 s.
-    const auto n = slot.deaths.size();
-    const double delay =
-        n <= 1 ? 0.0 : std::min(60.0, static_cast<double>(1U << std::min<std::size_t>(n - 2, 6)));
-    slot.restart_timer->arm_in(seconds(delay));
 }
 
 void Supervisor::log_skipped() {
@@ -718,9 +680,9 @@ void Supervisor::on_usr1() {
         if (slot.state != SlotState::running || !slot.link_up) {
             (void)wake(slot, ipc::Type::retry); // links that are up are untouched
         }
-        slot.deaths.clear();
+        slot.restarts.forget();
     }
-    start_status(want_files);
+    status_.request(StatusRound::files);
 }
 
 // ----------------------------------------------------------------- reload
@@ -739,7 +701,7 @@ void Supervisor::request_reload(const std::string& source,
                                 std::optional<ControlServer::ConnId> waiter) {
     if (shutting_down_) {
         if (waiter) {
-            control_.answer(*waiter, "error:shutting_down\n");
+            control_.answer(*waiter, line_of(words::shutting_down));
         }
         return;
     }
@@ -751,7 +713,7 @@ void Supervisor::request_reload(const std::string& source,
     }
     const auto out = reload(source);
     if (waiter) {
-        control_.answer(*waiter, (out.applied ? "applied\n" : "rejected\n") + out.text + "\n");
+        control_.answer(*waiter, verdict(out.applied ? words::applied : words::rejected, out.text));
     }
 }
 
@@ -785,7 +747,7 @@ Supervisor::ReloadOutcome Supervisor::reload(const std::string& source) {
     log::set_status("Sleeping");
     notifier_.ready();
     update_notify();
-    start_status(want_files); // the outcome shows in the status files now
+    status_.request(StatusRound::files); // the outcome shows in the status files now
     return out;
 }
 
@@ -894,7 +856,7 @@ void Supervisor::replace(Slot& slot, const Peer& peer) {
         return;
     }
     slot.peer = peer;
-    slot.deaths.clear();
+    slot.restarts.forget();
     slot.unreachable_logged = false;
     slot.state = SlotState::probing;
     prober_.probe(peer);
@@ -966,7 +928,9 @@ void Supervisor::begin_shutdown() {
         }
     }
     upgrade_.reset();         // its lonctl sees the control socket close
+    check_.reset();           // a check under way is killed
     pending_reloads_.clear(); // their lonctl sees the control socket close
+    pending_upgrades_.clear();
     kill_timer_.arm_in(seconds(drain_grace + kill_margin));
     maybe_finish_shutdown();
 }
@@ -980,7 +944,7 @@ void Supervisor::maybe_finish_shutdown() {
 void Supervisor::finish_shutdown() {
     kill_timer_.cancel();
     for (const auto& [id, slot] : slots_) {
-        ::unlink(settings().socket_path(id).c_str());
+        (void)remove_dead_socket(settings().socket_path(id));
     }
     s_.pid_file.remove();
     lg().info("Exiting");
@@ -989,41 +953,17 @@ void Supervisor::finish_shutdown() {
 
 // ----------------------------------------------------------------- status
 
-void Supervisor::start_status(unsigned want) {
-    status_want_ |= want;
-    if (status_collecting_) {
-        return; // overlapping requests share one generation
-    }
-    status_collecting_ = true;
-    ++status_gen_;
-    const auto gen = ipc::encode_generation(status_gen_);
-    bool any = false;
+// Asks every running child for its report (status_round.hpp).
+std::size_t Supervisor::ask_status(std::uint64_t generation) {
+    const auto gen = ipc::encode_generation(generation);
+    std::size_t asked = 0;
     for (auto& [id, slot] : slots_) {
-        if (slot.state == SlotState::running && slot.channel) {
-            any = slot.channel->send(ipc::Type::status_request, gen) || any;
+        if (slot.state == SlotState::running && slot.channel &&
+            slot.channel->send(ipc::Type::status_request, gen)) {
+            ++asked;
         }
     }
-    if (!any) {
-        finish_status();
-        return;
-    }
-    status_timer_.arm_in(seconds(status_wait));
-}
-
-std::string Supervisor::parent_summary() const {
-    std::size_t running = 0;
-    std::size_t up = 0;
-    std::size_t unreachable = 0;
-    std::size_t skipped = 0;
-    for (const auto& [id, slot] : slots_) {
-        running += slot.state == SlotState::running ? 1 : 0;
-        up += slot.link_up ? 1 : 0;
-        unreachable += slot.state == SlotState::unreachable ? 1 : 0;
-        skipped += slot.state == SlotState::skipped ? 1 : 0;
-    }
-    return "Sleeping: " + std::to_string(slots_.size()) + " peers, " + std::to_string(running) +
-           " children, " + std::to_string(up) + " links up, " + std::to_string(unreachable) +
-           " unreachable, " + std::to_string(skipped) + " skipped";
+    return asked;
 }
 
 // Removed peers' delivery records: no child of theirs finishes them.
@@ -1035,26 +975,19 @@ void Supervisor::finish_departed() {
     (void)finish_departed_records(settings(), peers, s_.opts.spool_max_line);
 }
 
-void Supervisor::finish_status() {
-    if (!status_collecting_) {
-        return;
-    }
+void Supervisor::write_status(std::uint64_t generation, unsigned want) {
     finish_departed();
-    status_collecting_ = false;
-    status_timer_.cancel();
-    const unsigned want = std::exchange(status_want_, 0U);
     StatusReport r;
-    r.generation = status_gen_;
+    r.generation = generation;
     r.time = std::time(nullptr);
     r.parent_pid = ::getpid();
-    r.parent_status = perl_localtime(r.time) + ": " + parent_summary();
     r.parent_last_log = log::last_log();
     for (const auto& [id, slot] : slots_) {
         PeerStatus p;
         p.id = id;
         p.pid = slot.pid;
-        p.state = to_string(slot.state);
-        p.answered = slot.pid > 0 && slot.report.generation == status_gen_;
+        p.state = std::string(to_string(slot.state));
+        p.answered = slot.pid > 0 && slot.report.generation == generation;
         p.link_up = slot.link_up;
         p.restarts = slot.starts > 0 ? slot.starts - 1 : 0;
         if (p.answered) {
@@ -1062,6 +995,7 @@ void Supervisor::finish_status() {
         }
         r.peers.push_back(std::move(p));
     }
+    r.parent_status = perl_localtime(r.time) + ": " + parent_summary(r.peers);
     reload_.undeliverable.clear();
     if (!removed_hosts_.empty()) {
         reload_.undeliverable = spool_files_of(settings().spool_dir(), removed_hosts_);
@@ -1070,14 +1004,9 @@ void Supervisor::finish_status() {
     }
     r.reload = reload_;
     std::string error;
-    const auto dir = settings().status_dir();
     const auto json = format_status_json(r);
-    // JSON first: a reader polling loncstatus.json's generation then finds
-    // the matching loncstatus.txt already in place... and vice versa for
-    // readers of the text file, which is written last.
-    if ((want & want_files) != 0 &&
-        (!write_file_atomic(dir / "loncstatus.json", json, error) ||
-         !write_file_atomic(dir / "loncstatus.txt", format_status_txt(r), error))) {
+    if ((want & StatusRound::files) != 0 &&
+        !write_status_files(settings().status_dir(), r, json, error)) {
         lg().error("Cannot write the status files: {}", error);
     }
     if (!s_.opts.metrics_file.empty()) {
@@ -1094,29 +1023,31 @@ void Supervisor::finish_status() {
 // ---------------------------------------------------------------- control
 
 void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
-    if (line == "status") {
+    const auto command = parse_command(line);
+    if (!command) {
+        lg().warn("Control socket: unknown command >{}<", log::printable(line));
+        control_.answer(id, line_of(words::unknown_command));
+        return;
+    }
+    switch (command->verb) {
+    case Command::Verb::status:
         if (shutting_down_) {
-            control_.answer(id, "error:shutting_down\n");
+            control_.answer(id, line_of(words::shutting_down));
             return;
         }
         status_waiters_.push_back(id);
-        start_status(want_files);
+        status_.request(StatusRound::files);
         return;
-    }
-    if (line == "reload") {
+    case Command::Verb::reload:
         request_reload("lonctl reload", id);
         return;
-    }
-    if (line == "upgrade") {
+    case Command::Verb::upgrade:
         start_upgrade(id);
         return;
-    }
-    if (line.substr(0, 10) == "reconnect ") {
-        control_.answer(id, reconnect(std::string(line.substr(10))) + "\n");
+    case Command::Verb::reconnect:
+        control_.answer(id, reconnect(command->host) + "\n");
         return;
     }
-    lg().warn("Control socket: unknown command >{}<", log::printable(line));
-    control_.answer(id, "error:unknown_command\n");
 }
 
 // lonctl reconnect HOST: a running child drops and re-makes its links; a
@@ -1124,15 +1055,15 @@ void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
 // one is probed now.
 std::string Supervisor::reconnect(const std::string& id) {
     if (shutting_down_) {
-        return "error:shutting_down";
+        return std::string(words::shutting_down);
     }
     const auto it = slots_.find(id);
     if (it == slots_.end()) {
-        return "error:no_such_host";
+        return std::string(words::no_such_host);
     }
     auto& slot = it->second;
     lg().info("INFO: Reconnect requested for {} ({})", id, to_string(slot.state));
-    return wake(slot, ipc::Type::reconnect) ? "ok" : "error:child_not_answering";
+    return std::string(wake(slot, ipc::Type::reconnect) ? words::ok : words::child_not_answering);
 }
 
 // Now, not at the next timer: a running child gets `running` (retry or
@@ -1144,7 +1075,7 @@ bool Supervisor::wake(Slot& slot, ipc::Type running) {
         return slot.channel && slot.channel->send(running);
     case SlotState::skipped:
     case SlotState::restarting:
-        slot.deaths.clear();
+        slot.restarts.forget();
         slot.restart_timer->cancel();
         spawn(slot);
         return true;
@@ -1173,52 +1104,90 @@ bool Supervisor::wake(Slot& slot, ipc::Type running) {
 // link up is given up and its peer keeps the old child (so do the peers
 // not handed over yet): lonc is never without a child for a peer it had.
 
+void Supervisor::reject_upgrade(ControlServer::ConnId waiter, const std::string& why) {
+    log::error_not_critical(lg(), "lonctl upgrade rejected; nothing changed: {}", why);
+    control_.answer(waiter, verdict(words::rejected, why));
+}
+
 void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
-    auto reject = [&](const std::string& why) {
-        log::error_not_critical(lg(), "lonctl upgrade rejected; nothing changed: {}", why);
-        control_.answer(waiter, "rejected\n" + why + "\n");
-    };
     if (shutting_down_) {
-        control_.answer(waiter, "error:shutting_down\n");
+        control_.answer(waiter, line_of(words::shutting_down));
         return;
     }
-    if (upgrade_) {
-        reject("an upgrade is already under way");
+    if (upgrade_ || (check_ && !check_->finished())) {
+        reject_upgrade(waiter, "an upgrade is already under way");
         return;
     }
     if (!ready_) {
-        reject("lonc is still starting; try again once it is up");
+        lg().info("INFO: lonctl upgrade: as soon as the first probes are done");
+        pending_upgrades_.push_back(waiter);
         return;
     }
     for (const auto& [id, slot] : slots_) {
         if (slot.state == SlotState::draining) {
-            reject("a reload is still retiring the child for " + id +
-                   "; try again in a few seconds");
+            reject_upgrade(waiter, "a reload is still retiring the child for " + id +
+                                       "; try again in a few seconds");
             return;
         }
     }
     if (s_.exe.empty()) {
-        reject("cannot tell which executable lonc was started from");
+        reject_upgrade(waiter, "cannot tell which executable lonc was started from");
         return;
     }
     lg().info("INFO: lonctl upgrade: checking {} -t", s_.exe);
-    std::string output;
     const std::vector<std::string> args(s_.argv.begin() + (s_.argv.empty() ? 0 : 1), s_.argv.end());
-    if (!check_binary(s_.exe, args, check_timeout, output)) {
+    // Through the loop: children are reaped, restarted and answered meanwhile.
+    check_ = std::make_unique<BinaryCheck>(
+        loop_, s_.exe, args, check_timeout,
+        [this, waiter](CheckVerdict v, std::string output) { exec_upgrade(waiter, v, output); });
+}
+
+void Supervisor::exec_upgrade(ControlServer::ConnId waiter, CheckVerdict verdict,
+                              const std::string& output) {
+    if (verdict == CheckVerdict::failed) {
         std::string said;
-        for (std::size_t at = 0; at < output.size();) {
-            auto nl = output.find('\n', at);
-            nl = nl == std::string::npos ? output.size() : nl;
-            if (nl > at) {
-                said += "\n" + log::printable(output.substr(at, nl - at), 500);
+        for (const auto& line : split_lines(output)) {
+            if (!line.empty()) {
+                said += "\n" + log::printable(line, 500);
             }
-            at = nl + 1;
         }
-        reject("the configuration check of " + s_.exe + " failed:" + said);
+        reject_upgrade(waiter, "the configuration check of " + s_.exe + " failed:" + said);
         return;
+    }
+    if (verdict == CheckVerdict::passed_with_problems) {
+        // A start takes it (as this lonc did): reported, not refused. The
+        // report's "problems:" section, on one line.
+        std::string problems;
+        bool in_section = false;
+        for (const auto& line : split_lines(output)) {
+            if (line.rfind("problems:", 0) == 0) {
+                in_section = true;
+            } else if (in_section && line.rfind("  ", 0) == 0) {
+                problems += (problems.empty() ? "" : "; ") + log::printable(line.substr(2), 500);
+            } else {
+                in_section = false;
+            }
+        }
+        lg().warn("lonctl upgrade: {} -t found problems a start skips; upgrading anyway: {}",
+                  s_.exe, problems);
+    }
+    // What changed while the check ran.
+    for (const auto& [id, slot] : slots_) {
+        if (slot.state == SlotState::draining) {
+            reject_upgrade(waiter, "a reload is still retiring the child for " + id +
+                                       "; try again in a few seconds");
+            return;
+        }
     }
     Handover h;
     h.pid_file_fd = s_.pid_file.fd();
+    // The new supervisor runs with the configuration this one runs with.
+    h.config_fd = snapshot_fd(ConfigSnapshot::of(s_.opts, s_.config));
+    if (h.config_fd < 0) {
+        lg().warn("lonctl upgrade: cannot pass the configuration on ({}); the new binary reads "
+                  "the files as they are now",
+                  std::strerror(errno));
+    }
     h.waiter_fd = control_.conn_fd(waiter);
     h.from_version = LONC_VERSION;
     h.started_ms = wall_ms();
@@ -1227,42 +1196,25 @@ void Supervisor::start_upgrade(ControlServer::ConnId waiter) {
             h.children.push_back({id, slot.pid, slot.channel->fd(), slot.link_up});
         }
     }
-    const auto fds = h.fds();
-    for (const int fd : fds) {
-        ::fcntl(fd, F_SETFD, 0); // kept across the exec
-    }
-    ::setenv(handover_env, h.encode().c_str(), 1);
     notifier_.reloading();
     lg().info("INFO: lonctl upgrade: {} passed its check; executing it ({} children to hand over)",
               s_.exe, h.children.size());
-    std::vector<std::string> argv = s_.argv;
-    if (argv.empty()) {
-        argv.push_back(s_.exe);
+    const auto why = exec_handover(s_.exe, s_.argv, h); // returns only if it failed
+    if (h.config_fd >= 0) {
+        ::close(h.config_fd);
     }
-    std::vector<char*> cargv;
-    for (auto& a : argv) {
-        cargv.push_back(a.data());
-    }
-    cargv.push_back(nullptr);
-    ::execv(s_.exe.c_str(), cargv.data());
-    const int e = errno;
-    for (const int fd : fds) {
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    ::unsetenv(handover_env);
     notifier_.ready();
-    reject("cannot execute " + s_.exe + ": " + std::strerror(e));
+    reject_upgrade(waiter, "cannot execute " + s_.exe + ": " + why);
 }
 
 // The new supervisor takes the old one's children as its own.
 void Supervisor::adopt(Handover h) {
-    UpgradeRun run;
+    std::optional<ControlServer::ConnId> waiter;
     if (h.waiter_fd >= 0) {
         ::fcntl(h.waiter_fd, F_SETFD, FD_CLOEXEC);
-        run.waiter = control_.adopt(UniqueFd(h.waiter_fd));
+        waiter = control_.adopt(UniqueFd(h.waiter_fd));
     }
-    run.from = h.from_version;
-    run.started_ms = h.started_ms;
+    std::vector<std::string> peers;
     for (auto& c : h.children) {
         ::fcntl(c.fd, F_SETFD, FD_CLOEXEC);
         const Peer* peer = s_.config.hosts.find(c.id);
@@ -1280,10 +1232,10 @@ void Supervisor::adopt(Handover h) {
             drain_child(slot);
             continue;
         }
-        run.queue.push_back(c.id);
+        peers.push_back(c.id);
     }
-    run.total = run.queue.size();
-    upgrade_ = std::move(run);
+    upgrade_.emplace(UpgradeRun{waiter, h.from_version, h.started_ms,
+                                HandoverQueue(std::move(peers), handover_window)});
     update_notify();
 }
 
@@ -1291,19 +1243,18 @@ void Supervisor::pump_upgrade() {
     if (!upgrade_ || shutting_down_) {
         return;
     }
-    auto& u = *upgrade_;
-    while (u.failed.empty() && u.active < handover_window && !u.queue.empty()) {
-        const auto id = u.queue.front();
-        u.queue.pop_front();
-        const auto it = slots_.find(id);
+    while (const auto id = upgrade_->queue.next()) {
+        const auto it = slots_.find(*id);
         if (it == slots_.end() || !it->second.inherited || it->second.pid <= 0) {
-            ++u.handed; // its old child died meanwhile; what runs now is new
+            upgrade_->queue.nothing_to_do(); // its old child died meanwhile
             continue;
         }
-        ++u.active;
-        begin_handover(it->second);
+        begin_handover(it->second); // may fail at once, and finish the upgrade
+        if (!upgrade_) {
+            return;
+        }
     }
-    if (u.active == 0 && (u.queue.empty() || !u.failed.empty())) {
+    if (upgrade_->queue.finished()) {
         finish_upgrade();
     }
 }
@@ -1322,7 +1273,7 @@ void Supervisor::begin_handover(Slot& slot) {
         if (slot.restart_timer) {
             slot.restart_timer->cancel();
         }
-        slot.deaths.clear();
+        slot.restarts.forget();
         handover_failed(slot, "cannot start its new child");
         return;
     }
@@ -1358,8 +1309,11 @@ void Supervisor::hand_off_old(Slot& slot) {
     if (!old.channel || !old.channel->send(ipc::Type::handoff)) {
         ::kill(old.pid, SIGTERM);
     }
+    // It answers or times out what it holds (--request-timeout) before it
+    // exits: killed only once that is well over.
     if (slot.handover_timer) {
-        slot.handover_timer->arm_in(seconds(drain_grace + kill_margin + 1.0));
+        slot.handover_timer->arm_in(
+            seconds(s_.opts.request_timeout + drain_grace + kill_margin + 1.0));
     }
 }
 
@@ -1379,8 +1333,7 @@ void Supervisor::handover_failed(Slot& slot, const std::string& why) {
     log::error_not_critical(lg(), "lonctl upgrade: {} keeps its old child {}: {}", slot.peer.id,
                             slot.pid, why);
     if (upgrade_) {
-        upgrade_->failed.push_back(slot.peer.id + ": " + why);
-        --upgrade_->active;
+        upgrade_->queue.failed(slot.peer.id + ": " + why);
         pump_upgrade();
     }
     update_notify();
@@ -1404,8 +1357,7 @@ void Supervisor::old_child_exit(Slot& slot, pid_t pid, int status) {
         slot.channel->send(ipc::Type::spool_hint, "*"); // its spool lock is free now
     }
     if (upgrade_) {
-        ++upgrade_->handed;
-        --upgrade_->active;
+        upgrade_->queue.handed();
         pump_upgrade();
     }
 }
@@ -1414,18 +1366,14 @@ void Supervisor::finish_upgrade() {
     auto u = std::move(*upgrade_);
     upgrade_.reset();
     const double took = static_cast<double>(wall_ms() - u.started_ms) / 1000.0;
-    std::string text = fmt::format("lonc {} -> {}: {} of {} peers handed over in {:.1f} s", u.from,
-                                   LONC_VERSION, u.handed, u.total, took);
-    if (!u.failed.empty()) {
-        const auto kept = u.total - u.handed;
-        text += fmt::format("; {} peer{} kept the old child: {}", kept, kept == 1 ? "" : "s",
-                            joined(u.failed, "; "));
+    const auto text = u.queue.outcome(u.from, LONC_VERSION, took);
+    if (!u.queue.ok()) {
         log::error_not_critical(lg(), "lonctl upgrade: {}", text);
     } else {
         lg().info("INFO: lonctl upgrade: {}", text);
     }
     if (u.waiter) {
-        control_.answer(*u.waiter, (u.failed.empty() ? "upgraded\n" : "failed\n") + text + "\n");
+        control_.answer(*u.waiter, verdict(u.queue.ok() ? words::upgraded : words::failed, text));
     }
     log::set_status("Sleeping");
     notifier_.ready();
@@ -1435,54 +1383,19 @@ void Supervisor::finish_upgrade() {
 
 // ------------------------------------------------------------------ spool
 
-void Supervisor::watch_spool() {
-    UniqueFd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (!fd) {
-        lg().warn("inotify: {}; delayed messages are found by rescans only", std::strerror(errno));
-        return;
-    }
-    const auto dir = settings().spool_dir();
-    if (::inotify_add_watch(fd.get(), dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
-        lg().warn("Cannot watch {}: {}; delayed messages are found by rescans only", dir.string(),
-                  std::strerror(errno));
-        return;
-    }
-    inotify_ = std::move(fd);
-    loop_.add(inotify_.get(), EPOLLIN, spool_watch_);
-}
-
-void Supervisor::on_spool_event() {
-    alignas(inotify_event) char buf[16384];
-    for (;;) {
-        const auto n = ::read(inotify_.get(), buf, sizeof buf);
-        if (n <= 0) {
-            return;
-        }
-        for (std::size_t off = 0; off + sizeof(inotify_event) <= static_cast<std::size_t>(n);) {
-            const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
-            off += sizeof(inotify_event) + ev->len;
-            if ((ev->mask & IN_Q_OVERFLOW) != 0) {
-                for (auto& [id, slot] : slots_) {
-                    if (slot.channel) {
-                        slot.channel->send(ipc::Type::spool_hint, "*");
-                    }
-                }
-                continue;
-            }
-            if (ev->len == 0) {
-                continue;
-            }
-            const std::string_view name(ev->name);
-            const auto parsed = parse_spool_name(name);
-            if (!parsed) {
-                continue;
-            }
-            const auto it = slots_.find(std::string(parsed->host));
-            if (it != slots_.end() && it->second.channel &&
-                it->second.state != SlotState::draining) {
-                it->second.channel->send(ipc::Type::spool_hint, name);
+// A delayed message appeared (spool_watch.hpp): its host's child looks now.
+void Supervisor::on_spool_hint(std::string_view host, std::string_view name) {
+    if (host.empty()) {
+        for (auto& [id, slot] : slots_) {
+            if (slot.channel) {
+                slot.channel->send(ipc::Type::spool_hint, name);
             }
         }
+        return;
+    }
+    const auto it = slots_.find(std::string(host));
+    if (it != slots_.end() && it->second.channel && it->second.state != SlotState::draining) {
+        it->second.channel->send(ipc::Type::spool_hint, name);
     }
 }
 

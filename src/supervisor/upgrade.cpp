@@ -1,6 +1,9 @@
 #include "lonc/supervisor/upgrade.hpp"
 
 #include "lonc/core/fd.hpp"
+#include "lonc/supervisor/startup.hpp"
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -9,7 +12,8 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,7 +36,8 @@ bool valid_id(std::string_view id) {
 
 std::string Handover::encode() const {
     std::string s = "v1 pidfile=" + std::to_string(pid_file_fd) +
-                    " waiter=" + std::to_string(waiter_fd) + " from=" + from_version +
+                    " waiter=" + std::to_string(waiter_fd) +
+                    " config=" + std::to_string(config_fd) + " from=" + from_version +
                     " started=" + std::to_string(started_ms);
     for (const auto& c : children) {
         s += " child=" + c.id + "/" + std::to_string(c.pid) + "/" + std::to_string(c.fd) + "/" +
@@ -67,6 +72,8 @@ std::optional<Handover> Handover::decode(std::string_view text, std::string& err
             ok = ok && number(value, h.pid_file_fd) && h.pid_file_fd > 2;
         } else if (key == "waiter") {
             ok = ok && number(value, h.waiter_fd) && (h.waiter_fd == -1 || h.waiter_fd > 2);
+        } else if (key == "config") {
+            ok = ok && number(value, h.config_fd) && (h.config_fd == -1 || h.config_fd > 2);
         } else if (key == "from") {
             h.from_version = std::string(value);
         } else if (key == "started") {
@@ -116,6 +123,9 @@ std::vector<int> Handover::fds() const {
     if (waiter_fd >= 0) {
         out.push_back(waiter_fd);
     }
+    if (config_fd >= 0) {
+        out.push_back(config_fd);
+    }
     for (const auto& c : children) {
         out.push_back(c.fd);
     }
@@ -123,16 +133,33 @@ std::vector<int> Handover::fds() const {
     return out;
 }
 
-bool check_binary(const std::string& exe, const std::vector<std::string>& args, double timeout_s,
-                  std::string& output) {
+BinaryCheck::BinaryCheck(EventLoop& loop, std::string exe, const std::vector<std::string>& args,
+                         double timeout_s, Done done)
+    : loop_(loop), exe_(std::move(exe)), timeout_s_(timeout_s), done_(std::move(done)),
+      timeout_(loop,
+               [this] {
+                   timed_out_ = true;
+                   if (pid_ > 0) {
+                       ::kill(pid_, SIGKILL);
+                   }
+                   eof_ = true; // whatever it printed is all we wait for
+                   try_reap();
+               }),
+      poll_(loop, [this] { try_reap(); }) {
+    auto fail_now = [this](const std::string& why) {
+        output_ = why;
+        status_ = 127 << 8;
+        eof_ = true;
+        poll_.arm_in(EventLoop::Clock::duration::zero()); // done_ from the loop, not from here
+    };
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) {
-        output = std::string("pipe: ") + std::strerror(errno);
-        return false;
+        fail_now(std::string("pipe: ") + std::strerror(errno));
+        return;
     }
     UniqueFd read_end(p[0]);
     UniqueFd write_end(p[1]);
-    std::vector<std::string> argv{exe, "-t"};
+    std::vector<std::string> argv{exe_, "-t"};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
     cargv.reserve(argv.size() + 1);
@@ -142,8 +169,8 @@ bool check_binary(const std::string& exe, const std::vector<std::string>& args, 
     cargv.push_back(nullptr);
     const pid_t pid = ::fork();
     if (pid < 0) {
-        output = std::string("fork: ") + std::strerror(errno);
-        return false;
+        fail_now(std::string("fork: ") + std::strerror(errno));
+        return;
     }
     if (pid == 0) {
         ::dup2(write_end.get(), 1);
@@ -151,63 +178,276 @@ bool check_binary(const std::string& exe, const std::vector<std::string>& args, 
         sigset_t none;
         ::sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::execv(exe.c_str(), cargv.data());
-        const std::string msg = "cannot execute " + exe + ": " + std::strerror(errno) + "\n";
+        ::execv(exe_.c_str(), cargv.data());
+        const std::string msg = "cannot execute " + exe_ + ": " + std::strerror(errno) + "\n";
         (void)!::write(2, msg.data(), msg.size());
         ::_exit(127);
     }
+    pid_ = pid;
     write_end.reset();
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    bool timed_out = false;
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now())
-                              .count();
-        if (left <= 0) {
-            timed_out = true;
-            break;
+    ::fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
+    out_ = std::move(read_end);
+    loop_.add(out_.get(), EPOLLIN, *this);
+    timeout_.arm_in(seconds(timeout_s_));
+}
+
+BinaryCheck::~BinaryCheck() {
+    if (out_) {
+        loop_.remove(out_.get(), *this);
+    }
+    if (pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
         }
-        pollfd pf{read_end.get(), POLLIN, 0};
-        const int r = ::poll(&pf, 1, static_cast<int>(left));
-        if (r < 0 && errno == EINTR) {
+    }
+}
+
+void BinaryCheck::on_events(std::uint32_t /*events*/) {
+    char buf[4096];
+    for (;;) {
+        const auto n = ::read(out_.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (r <= 0) {
-            timed_out = r == 0;
-            break;
+        if (n < 0 && errno == EAGAIN) {
+            return;
         }
-        char buf[4096];
-        const auto n = ::read(read_end.get(), buf, sizeof buf);
         if (n <= 0) {
             break; // EOF: it has exited (or closed its output)
         }
-        if (output.size() < 16384) {
-            output.append(buf, static_cast<std::size_t>(n));
+        if (output_.size() < 16384) {
+            output_.append(buf, static_cast<std::size_t>(n));
         }
     }
-    if (timed_out) {
-        ::kill(pid, SIGKILL);
+    loop_.remove(out_.get(), *this);
+    out_.reset();
+    eof_ = true;
+    try_reap();
+}
+
+void BinaryCheck::exited(int status) {
+    pid_ = 0;
+    status_ = status;
+    try_reap();
+}
+
+void BinaryCheck::try_reap() {
+    if (finished_) {
+        return;
     }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    if (!status_ && pid_ > 0) {
+        int st = 0;
+        // Killed at the timeout: it is gone at once, so wait for it.
+        const pid_t r = ::waitpid(pid_, &st, timed_out_ ? 0 : WNOHANG);
+        if (r == pid_) {
+            pid_ = 0;
+            status_ = st;
+        } else if (r < 0 && errno == ECHILD) {
+            pid_ = 0; // the owner's reaper has it: exited() comes
+        }
     }
-    if (timed_out) {
-        output += (output.empty() || output.back() == '\n' ? "" : "\n") + exe +
-                  " -t did not finish within " + std::to_string(timeout_s) + " s";
+    if (status_ && eof_) {
+        finish();
+    } else if (eof_ && !poll_.armed()) {
+        poll_.arm_in(seconds(0.02));
+    }
+}
+
+void BinaryCheck::finish() {
+    finished_ = true;
+    timeout_.cancel();
+    poll_.cancel();
+    if (out_) {
+        loop_.remove(out_.get(), *this);
+        out_.reset();
+    }
+    const int status = *status_;
+    auto sep = [this] { return output_.empty() || output_.back() == '\n' ? "" : "\n"; };
+    auto verdict = CheckVerdict::failed;
+    if (timed_out_) {
+        output_ += sep() + exe_ + " -t did not finish within " + std::to_string(timeout_s_) + " s";
+    } else if (!WIFEXITED(status)) {
+        output_ += sep() + exe_ + " -t was killed by signal " + std::to_string(WTERMSIG(status));
+    } else if (WEXITSTATUS(status) == exit_ok) {
+        verdict = CheckVerdict::passed;
+    } else if (WEXITSTATUS(status) == exit_config_problems) {
+        verdict = CheckVerdict::passed_with_problems;
+    } else {
+        output_ += sep() + exe_ + " -t exited " + std::to_string(WEXITSTATUS(status));
+    }
+    auto done = std::move(done_);
+    done(verdict, std::move(output_)); // may destroy this
+}
+
+ConfigSnapshot ConfigSnapshot::of(const Options& opts, const Config& cfg) {
+    ConfigSnapshot s;
+    for (const auto& v : option_values(opts)) {
+        // Quoted as the settings file's INI reader takes it back.
+        const char q = v.value.find('"') == std::string::npos ? '"' : '\'';
+        s.options += v.name + " = " + q + v.value + q + "\n";
+    }
+    s.access_conf = cfg.access_text;
+    s.hosts_tab = cfg.hosts_text;
+    return s;
+}
+
+// Three parts, each its length in decimal, a newline, then its bytes.
+std::string ConfigSnapshot::encode() const {
+    std::string out = "lonc-config v1\n";
+    for (const auto* part : {&options, &access_conf, &hosts_tab}) {
+        out += std::to_string(part->size()) + "\n" + *part;
+    }
+    return out;
+}
+
+std::optional<ConfigSnapshot> ConfigSnapshot::decode(std::string_view text) {
+    constexpr std::string_view magic = "lonc-config v1\n";
+    if (text.substr(0, magic.size()) != magic) {
+        return std::nullopt;
+    }
+    text.remove_prefix(magic.size());
+    ConfigSnapshot s;
+    for (auto* part : {&s.options, &s.access_conf, &s.hosts_tab}) {
+        const auto nl = text.find('\n');
+        std::size_t n = 0;
+        if (nl == std::string_view::npos || !number(text.substr(0, nl), n) ||
+            n > text.size() - nl - 1) {
+            return std::nullopt;
+        }
+        *part = std::string(text.substr(nl + 1, n));
+        text.remove_prefix(nl + 1 + n);
+    }
+    if (!text.empty()) {
+        return std::nullopt;
+    }
+    return s;
+}
+
+bool ConfigSnapshot::apply(Loaded& loaded, std::string& error) const {
+    Options opts = loaded.opts;
+    if (!apply_options_text(opts, options, error)) {
         return false;
     }
-    if (!WIFEXITED(status)) {
-        output += (output.empty() || output.back() == '\n' ? "" : "\n") + exe +
-                  " -t was killed by signal " + std::to_string(WTERMSIG(status));
+    auto cfg = config_from(opts.config, access_conf, hosts_tab);
+    if (!cfg.ok()) {
+        error = cfg.problems.empty() ? "unusable" : cfg.problems.back().to_string();
         return false;
     }
-    if (WEXITSTATUS(status) != 0) {
-        output += (output.empty() || output.back() == '\n' ? "" : "\n") + exe + " -t exited " +
-                  std::to_string(WEXITSTATUS(status));
-        return false;
-    }
+    loaded.opts = std::move(opts);
+    loaded.config = std::move(cfg);
     return true;
+}
+
+int snapshot_fd(const ConfigSnapshot& snapshot) {
+    UniqueFd fd(::memfd_create("lonc-config", MFD_CLOEXEC));
+    if (!fd) {
+        return -1;
+    }
+    const auto text = snapshot.encode();
+    for (std::size_t off = 0; off < text.size();) {
+        const auto n = ::write(fd.get(), text.data() + off, text.size() - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        off += static_cast<std::size_t>(n);
+    }
+    return fd.release();
+}
+
+std::optional<ConfigSnapshot> read_snapshot(int fd) {
+    UniqueFd owned(fd);
+    if (::lseek(fd, 0, SEEK_SET) != 0) {
+        return std::nullopt;
+    }
+    std::string text;
+    char buf[16384];
+    for (;;) {
+        const auto n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return std::nullopt;
+        }
+        if (n == 0) {
+            break;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    return ConfigSnapshot::decode(text);
+}
+
+std::string exec_handover(const std::string& exe, std::vector<std::string> argv,
+                          const Handover& h) {
+    const auto fds = h.fds();
+    for (const int fd : fds) {
+        ::fcntl(fd, F_SETFD, 0); // kept across the exec
+    }
+    ::setenv(handover_env, h.encode().c_str(), 1);
+    if (argv.empty()) {
+        argv.push_back(exe);
+    }
+    std::vector<char*> cargv;
+    cargv.reserve(argv.size() + 1);
+    for (auto& a : argv) {
+        cargv.push_back(a.data());
+    }
+    cargv.push_back(nullptr);
+    ::execv(exe.c_str(), cargv.data());
+    const int e = errno;
+    for (const int fd : fds) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    ::unsetenv(handover_env);
+    return std::strerror(e);
+}
+
+HandoverQueue::HandoverQueue(std::vector<std::string> peers, std::size_t window)
+    : peers_(std::move(peers)), window_(window) {}
+
+std::optional<std::string> HandoverQueue::next() {
+    if (!failed_.empty() || active_ >= window_ || taken_ >= peers_.size()) {
+        return std::nullopt;
+    }
+    ++active_;
+    return peers_[taken_++];
+}
+
+void HandoverQueue::nothing_to_do() {
+    --active_;
+    ++handed_;
+}
+
+void HandoverQueue::handed() {
+    --active_;
+    ++handed_;
+}
+
+void HandoverQueue::failed(std::string what) {
+    --active_;
+    failed_.push_back(std::move(what));
+}
+
+bool HandoverQueue::finished() const noexcept {
+    return active_ == 0 && (taken_ >= peers_.size() || !failed_.empty());
+}
+
+std::string HandoverQueue::outcome(std::string_view from, std::string_view to,
+                                   double seconds) const {
+    std::string text = fmt::format("lonc {} -> {}: {} of {} peers handed over in {:.1f} s", from,
+                                   to, handed_, peers_.size(), seconds);
+    if (!failed_.empty()) {
+        const auto kept = peers_.size() - handed_;
+        std::string list;
+        for (const auto& f : failed_) {
+            list += (list.empty() ? "" : "; ") + f;
+        }
+        text += fmt::format("; {} peer{} kept the old child: {}", kept, kept == 1 ? "" : "s", list);
+    }
+    return text;
 }
 
 std::string own_executable() {

@@ -5,12 +5,19 @@
 // upgrade does.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
+#include <netinet/in.h>
 #include <set>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 #include "cluster.hpp"
 #include "mixed_load.hpp"
@@ -29,6 +36,7 @@ public:
         install_copy();
     }
     [[nodiscard]] std::string path() const { return (dir_ / "lonc").string(); }
+    [[nodiscard]] std::filesystem::path dir() const { return dir_.path(); }
     // A new file at the path (a new inode), as dpkg puts it: written
     // beside it, then renamed over it.
     void install_copy() const { install(slurp_binary(lonc_binary())); }
@@ -152,6 +160,226 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     c.check_sanitizer_reports();
 }
 
+// How many times lond-sim for host got line (in clear).
+std::size_t lond_saw(const Cluster& c, int host, const std::string& line) {
+    std::size_t n = 0;
+    for (const auto& r : c.sim_requests(host)) {
+        n += r.size() > 2 && r[2] == line ? 1U : 0U;
+    }
+    return n;
+}
+
+// LON-CAPA requests may take minutes: one that is at lond when the upgrade
+// begins keeps its link and gets lond's own answer (not con_lost, which
+// lonnet would re-send through the new child: lond would run it twice).
+TEST(Upgrade, ARequestLongerThanTheDrainGraceGetsItsReplyAndRunsOnce) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    Cluster c(o);
+    const auto old_children = child_set(c);
+    bin.install_copy();
+    const auto token = unique_token("slow");
+    const auto line = "sleep:12000:" + token;
+    std::optional<std::string> reply;
+    std::thread slow([&] { reply = c.request(1, line, 60s); });
+    ASSERT_TRUE(wait_until([&] { return lond_saw(c, 1, line) > 0; }, 10s)) << c.log();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto run = lonctl(c, {"upgrade"});
+    slow.join();
+
+    EXPECT_EQ(reply, token) << c.log();
+    EXPECT_EQ(lond_saw(c, 1, line), 1U) << "lond ran it more than once";
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_GT(since(t0), 5.0) << "the upgrade waited for the old child's request";
+    for (const pid_t p : child_set(c)) {
+        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
+        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
+    }
+    EXPECT_FALSE(c.log_contains("killing it")) << c.log();
+    EXPECT_FALSE(c.log_contains("answering \\d+ queued and in-flight requests con_lost"))
+        << c.log();
+    c.check_sanitizer_reports();
+}
+
+// A lond the test scripts: it speaks the handshake (init, echo, ekey) and
+// answers pong and echo:TOKEN, and the test holds a connection's handshake
+// before its "ok", releases it, or cuts a connection. Connections are
+// numbered from 1 in the order their "init" came.
+class ScriptedLond {
+public:
+    ScriptedLond(const std::string& ip, std::uint16_t port, std::string id)
+        : id_(std::move(id)), listener_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        const int one = 1;
+        ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+        if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::listen(listener_, 16) != 0) {
+            throw std::runtime_error("scripted lond: cannot listen on " + ip);
+        }
+        acceptor_ = std::thread([this] { accept_loop(); });
+    }
+    ~ScriptedLond() {
+        {
+            const std::lock_guard lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        ::shutdown(listener_, SHUT_RDWR);
+        acceptor_.join();
+        {
+            const std::lock_guard lock(mu_);
+            for (auto& [n, fd] : fds_) {
+                ::shutdown(fd, SHUT_RDWR);
+            }
+        }
+        for (auto& t : threads_) {
+            t.join();
+        }
+        ::close(listener_);
+    }
+    ScriptedLond(const ScriptedLond&) = delete;
+    ScriptedLond& operator=(const ScriptedLond&) = delete;
+
+    // Handshakes of connection n and later wait before "ok" until released.
+    void hold_from(int n) {
+        const std::lock_guard lock(mu_);
+        hold_from_ = n;
+    }
+    void release(int n) {
+        {
+            const std::lock_guard lock(mu_);
+            released_.insert(n);
+        }
+        cv_.notify_all();
+    }
+    // Closes connection n (lond restarted, as far as that link knows).
+    void cut(int n) {
+        const std::lock_guard lock(mu_);
+        if (const auto it = fds_.find(n); it != fds_.end()) {
+            ::shutdown(it->second, SHUT_RDWR);
+        }
+    }
+    [[nodiscard]] int inits() {
+        const std::lock_guard lock(mu_);
+        return inits_;
+    }
+
+private:
+    void accept_loop() {
+        for (;;) {
+            const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) {
+                return;
+            }
+            const std::lock_guard lock(mu_);
+            if (stopping_) {
+                ::close(fd);
+                return;
+            }
+            threads_.emplace_back([this, fd] { serve(fd); });
+        }
+    }
+    void serve(int fd) {
+        std::string in;
+        int n = 0;
+        char buf[4096];
+        for (;;) {
+            const auto got = ::recv(fd, buf, sizeof buf, 0);
+            if (got <= 0) {
+                break;
+            }
+            in.append(buf, static_cast<std::size_t>(got));
+            for (auto nl = in.find('\n'); nl != std::string::npos; nl = in.find('\n')) {
+                const auto line = in.substr(0, nl);
+                in.erase(0, nl + 1);
+                std::string reply;
+                if (line == "init") {
+                    const std::lock_guard lock(mu_);
+                    n = ++inits_;
+                    fds_[n] = fd;
+                    reply = "1234567890";
+                } else if (line == "1234567890") {
+                    std::unique_lock lock(mu_);
+                    cv_.wait(lock, [&] {
+                        return stopping_ || n < hold_from_ || released_.count(n) != 0;
+                    });
+                    reply = "ok";
+                } else if (line == "ekey") {
+                    reply = "0123456789ABCDEF";
+                } else if (line == "pong") {
+                    reply = id_ + ":client";
+                } else if (line.rfind("echo:", 0) == 0) {
+                    reply = line.substr(5);
+                } else {
+                    reply = "unknown_cmd";
+                }
+                reply += '\n';
+                (void)::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+            }
+        }
+        const std::lock_guard lock(mu_);
+        if (n > 0 && fds_[n] == fd) {
+            fds_.erase(n);
+        }
+        ::close(fd);
+    }
+
+    std::string id_;
+    int listener_;
+    std::thread acceptor_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<std::thread> threads_;
+    std::map<int, int> fds_; // connection number -> its socket
+    std::set<int> released_;
+    int inits_ = 0;
+    int hold_from_ = 1 << 30;
+    bool stopping_ = false;
+};
+
+// The old child's link comes up only after its successor has taken the
+// socket path (it was reconnecting when the new child's link came up): it
+// must not put its own socket back, nor remove the successor's.
+TEST(Upgrade, AnOldChildWhoseLinkComesUpAfterTheHandOffLeavesTheSocketToItsSuccessor) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    o.start_sims = false;
+    o.start_lonc = false;
+    Cluster c(o);
+    c.start_sim(0);
+    ScriptedLond lond(c.ip(1), c.port(), c.id(1));
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets(20s)) << c.log();
+    ASSERT_EQ(lond.inits(), 1) << "the old child's link";
+    bin.install_copy();
+    lond.hold_from(2);
+
+    test::Run run;
+    std::thread upgrade([&] { run = lonctl(c, {"upgrade"}); });
+    // 2: the new child's link (the old one's is up), held.
+    ASSERT_TRUE(wait_until([&] { return lond.inits() >= 2; }, 30s)) << c.log();
+    lond.cut(1); // the old child's link drops; its reconnect (3) is held
+    ASSERT_TRUE(wait_until([&] { return lond.inits() >= 3; }, 10s)) << c.log();
+    lond.release(2);
+    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(c.socket(1)); }, 10s, 1ms))
+        << c.log();
+    lond.release(3); // the old child's link comes up now, after the hand-off
+    upgrade.join();
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    // The old child has finished: the socket at the path is the new child's.
+    for (int i = 0; i < 5; ++i) {
+        const auto token = unique_token("after");
+        EXPECT_EQ(c.request(1, "echo:" + token, 5s), token) << c.log();
+    }
+    EXPECT_FALSE(c.log_contains("Can't make server socket")) << c.log();
+    c.check_sanitizer_reports();
+}
+
 TEST(Upgrade, ABinaryThatFailsItsCheckChangesNothing) {
     const Binary bin;
     Cluster c(upgrade_cluster(bin));
@@ -178,6 +406,94 @@ TEST(Upgrade, ABinaryThatFailsItsCheckChangesNothing) {
     EXPECT_EQ(child_set(c), children) << "every child kept";
     expect_no_failed_request(r);
     EXPECT_TRUE(c.log_contains("lonctl upgrade rejected; nothing changed")) << c.log();
+    c.check_sanitizer_reports();
+}
+
+// The new binary's check may take a while (up to 30 s): meanwhile the
+// supervisor still restarts a child that died and answers lonctl.
+TEST(Upgrade, TheSupervisorServesWhileTheNewBinaryIsChecked) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    Cluster c(o);
+    const auto before = child_set(c);
+    ASSERT_EQ(before.size(), 2U);
+    const pid_t victim = *before.begin();
+    const auto go = bin.dir() / "go";
+    bin.install("#!/bin/sh\nwhile [ ! -e '" + go.string() +
+                "' ]; do sleep 0.05; done\necho 'lonc: not this build' >&2\nexit 7\n");
+    test::Run run;
+    std::thread upgrade([&] { run = lonctl(c, {"upgrade"}); });
+    const bool checking = c.wait_log("lonctl upgrade: checking", 20s);
+    ::kill(victim, SIGKILL);
+    // Reaped and restarted while the check still runs; lonctl answered.
+    const bool reaped =
+        c.wait_log("Child " + std::to_string(victim) + " for server h\\d died", 10s);
+    const bool served = wait_until(
+        [&] { return c.request(0, "echo:a", 1s) == "a" && c.request(1, "echo:b", 1s) == "b"; },
+        10s);
+    const auto status = lonctl(c, {"status", "--timeout", "5"});
+    const bool still_checking = !c.log_contains("upgrade rejected");
+    std::filesystem::create_directory(go); // the check ends now
+    upgrade.join();
+    EXPECT_TRUE(checking) << c.log();
+    EXPECT_TRUE(reaped && served) << "the dead child was not replaced during the check:\n"
+                                  << c.log();
+    EXPECT_EQ(status.code, 0) << "lonctl status during the check: " << status.err;
+    EXPECT_TRUE(still_checking) << c.log();
+    EXPECT_EQ(run.code, 2) << run.out << run.err;
+    EXPECT_NE(run.err.find("not this build"), std::string::npos) << run.err;
+    c.check_sanitizer_reports();
+}
+
+// A hosts.tab line lonc cannot use is skipped with a warning at start: the
+// new binary is judged by that, not refused for it.
+TEST(Upgrade, AHostsTabLineAStartSkipsDoesNotBlockTheUpgrade) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    o.start_lonc = false;
+    Cluster c(o);
+    c.write_hosts(2, "short:line\n");
+    c.start_lonc();
+    ASSERT_TRUE(c.wait_all_sockets(20s)) << c.log();
+    const pid_t sup = c.lonc_pid();
+    const auto old_children = child_set(c);
+    bin.install_copy();
+    const auto run = lonctl(c, {"upgrade"});
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_EQ(exe_inode(sup), bin.inode()) << "the supervisor runs the new file";
+    const auto children = child_set(c);
+    EXPECT_EQ(children.size(), 2U);
+    for (const pid_t p : children) {
+        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
+        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
+    }
+    EXPECT_TRUE(c.log_contains("found problems a start skips; upgrading anyway:.*hosts.tab:"))
+        << c.log();
+    c.check_sanitizer_reports();
+}
+
+// An upgrade changes the binary only: a hosts.tab edit not reloaded yet
+// (here: a peer removed) is not taken by the new supervisor; the next
+// reload applies it, with its rules.
+TEST(Upgrade, HostsTabEditsNotReloadedWaitForTheNextReload) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 3;
+    Cluster c(o);
+    c.write_hosts(2); // h2 removed, not reloaded
+    bin.install_copy();
+    const auto run = lonctl(c, {"upgrade"});
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_NE(run.out.find("3 of 3 peers handed over"), std::string::npos) << run.out;
+    EXPECT_EQ(c.request(2, "echo:kept"), "kept") << "h2 is still served until a reload";
+    EXPECT_FALSE(c.log_contains("no longer in hosts.tab")) << c.log();
+    const auto reload = lonctl(c, {"reload"});
+    EXPECT_EQ(reload.code, 0) << reload.err;
+    EXPECT_NE(reload.out.find("removed 1 (h2)"), std::string::npos) << reload.out;
+    EXPECT_TRUE(c.wait_no_socket(2)) << c.log();
+    EXPECT_EQ(c.request(1, "echo:h1"), "h1");
     c.check_sanitizer_reports();
 }
 

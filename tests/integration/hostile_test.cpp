@@ -473,7 +473,7 @@ TEST(Access, HostIdsCannotLeaveTheSocketDirectory) {
     }
     c.write_hosts(2, extra);
     auto check = c.run_lonc({"-c", c.conf().string(), "--check-config"});
-    EXPECT_TRUE(check.exited(1));
+    EXPECT_TRUE(check.exited(5)); // skipped at start
     const auto report = slurp(c.dir() / "run.out");
     c.start_lonc({"--spool-bad-age", "0.5", "--spool-rescan", "1"});
     ASSERT_TRUE(c.wait_all_sockets());

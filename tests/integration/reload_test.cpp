@@ -399,6 +399,24 @@ TEST(Reload, BrokenSettingsThenBrokenHostsLineChangeNothing) {
         << metrics();
 }
 
+// The operator learns through lonctl why a broken access.conf is not
+// taken: lonctl reaches the running lonc though it cannot use the file.
+TEST(Reload, ABrokenAccessConfIsExplainedByLonctlReload) {
+    Cluster c({.hosts = 2});
+    const pid_t parent = c.lonc_pid();
+    const auto good = slurp(c.conf());
+    c.dir().write("access.conf",
+                  std::regex_replace(good, std::regex("PerlSetVar lonDaemons [^\n]*\n"), ""));
+    const auto r = lonctl(c, {"reload"});
+    EXPECT_EQ(r.code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find("reload rejected"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("required key lonDaemons is missing"), std::string::npos) << r.err;
+    EXPECT_EQ(c.lonc_pid(), parent);
+    EXPECT_EQ(c.request(1, "echo:still"), "still");
+    c.dir().write("access.conf", good);
+    EXPECT_EQ(lonctl(c, {"reload"}).code, 0);
+}
+
 TEST(Reload, NewTimeoutReachesRunningChildWithoutNewLink) {
     Cluster c({.hosts = 2, .start_lonc = false});
     c.dir().write("lonc.ini", "request-timeout = 300\n");

@@ -1,5 +1,6 @@
 // The control socket: a real UNIX socket in a scratch directory, served by
 // an EventLoop the test turns; the client is a plain blocking socket.
+#include "lonc/core/control_words.hpp"
 #include "lonc/runtime/event_loop.hpp"
 #include "lonc/supervisor/control.hpp"
 
@@ -279,6 +280,31 @@ TEST_F(ControlTest, BeyondSixtyFourConnectionsTheNextIsClosedAtOnce) {
     Client again(path());
     ASSERT_TRUE(again.send("status\n"));
     ASSERT_TRUE(turn_until([&] { return requests_.size() == 1; }));
+}
+
+// The words both ends use: every slot state reads back as itself, and
+// nothing else reads as one.
+TEST(ControlWords, SlotStatesReadBackAndNothingElseDoes) {
+    for (const auto state : all_slot_states) {
+        EXPECT_EQ(parse_slot_state(to_string(state)), state);
+    }
+    EXPECT_EQ(parse_slot_state("Running"), std::nullopt);
+    EXPECT_EQ(parse_slot_state(""), std::nullopt);
+    EXPECT_TRUE(words::shutting_down.starts_with("error:"));
+}
+
+TEST(ControlWords, EveryCommandLonctlWritesIsTheOneLoncReads) {
+    using V = Command::Verb;
+    for (const auto& c : {Command{V::status, {}}, Command{V::reload, {}}, Command{V::upgrade, {}},
+                          Command{V::reconnect, "h1"}}) {
+        const auto back = parse_command(command_line(c));
+        ASSERT_TRUE(back) << command_line(c);
+        EXPECT_EQ(back->verb, c.verb);
+        EXPECT_EQ(back->host, c.host);
+    }
+    for (const char* bad : {"", "Status", "reload now", "reconnect", "reconnect ", "stop"}) {
+        EXPECT_FALSE(parse_command(bad)) << bad;
+    }
 }
 
 } // namespace

@@ -462,7 +462,7 @@ TEST_F(PeerWorkerTest, AHandOffAnswersItsClientsAndLeavesTheNewSocketAlone) {
     put_dead_socket_at(settings_.socket_path("h1")); // the successor's
     struct stat theirs {};
     ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &theirs), 0);
-    worker().hand_off(5);
+    worker().hand_off();
     advance(0.2);                    // past the linger: the listener is closed, the worker drains
     write_text(fresh, "get:late\n"); // a client that connected before still gets its answer
     link().reply("ra");
@@ -475,6 +475,44 @@ TEST_F(PeerWorkerTest, AHandOffAnswersItsClientsAndLeavesTheNewSocketAlone) {
     struct stat now {};
     ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &now), 0) << "the path was removed";
     EXPECT_EQ(now.st_ino, theirs.st_ino) << "the path is not the successor's any more";
+}
+
+// A child told to hand off whose link comes up again afterwards (it was
+// reconnecting when the upgrade began, or lond restarted during it) must
+// not put its socket back over its successor's.
+TEST_F(PeerWorkerTest, ALinkUpAfterAHandOffOpensNoListener) {
+    link().come_up();
+    auto a = request("get:a");
+    put_dead_socket_at(settings_.socket_path("h1")); // the successor's
+    struct stat theirs {};
+    ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &theirs), 0);
+    worker().hand_off();
+    link().die("lond restarted");
+    EXPECT_EQ(reply(a), "con_lost");
+    link().come_up(); // within the linger
+    struct stat now {};
+    ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &now), 0) << "the path was removed";
+    EXPECT_EQ(now.st_ino, theirs.st_ino) << "the old child took the path back";
+    advance(0.2); // past the linger: it drains and leaves the path alone
+    ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &now), 0) << "the path was removed";
+    EXPECT_EQ(now.st_ino, theirs.st_ino) << "the old child took the path back";
+}
+
+// Handing off, a slow request keeps the worker for --request-timeout; a
+// shutdown meanwhile bounds it by its own grace.
+TEST_F(PeerWorkerTest, AHandOffWaitsForASlowRequestButAShutdownBoundsIt) {
+    link().come_up();
+    auto a = request("sleep:a");
+    worker().hand_off();
+    advance(0.2); // past the linger
+    advance(6);   // past the old 5 s grace: still held
+    EXPECT_FALSE(loop_.stopped());
+    worker().drain(2);
+    advance(1.5);
+    EXPECT_FALSE(loop_.stopped());
+    advance(1);
+    EXPECT_EQ(reply(a), "con_lost");
+    EXPECT_TRUE(loop_.stopped());
 }
 
 TEST_F(PeerWorkerTest, ReclaimPutsItsSocketBackWhenThePathNamesAnother) {

@@ -311,6 +311,24 @@ TEST_F(SpoolerTest, ABadFileIsSetAsideOnceItStoppedChanging) {
     EXPECT_EQ(spooler().stats().bad, 1U);
 }
 
+TEST_F(SpoolerTest, NoLockNoDeliveryAndTheLockIsTriedAgainAtTheNextScan) {
+    opts_.spool_rescan = 30;
+    // A lock file that cannot be opened (here: a directory, EISDIR; in life
+    // EMFILE during a hand-over, while the other child delivers).
+    const auto lock = settings_.sock_dir / ".lonc-spool" / "h1.lock";
+    std::filesystem::create_directories(lock);
+    spool("100.a.h1", "put:a\n");
+    spooler().start();
+    EXPECT_EQ(sent(), std::nullopt) << "delivered without the lock";
+    spooler().hint("100.a.h1");
+    EXPECT_EQ(sent(), std::nullopt) << "delivered without the lock";
+    EXPECT_NE(log_text().find("delayed messages wait until it can be opened"), std::string::npos)
+        << log_text();
+    std::filesystem::remove(lock);
+    advance(31); // the next scan takes the lock
+    EXPECT_EQ(sent(), "put:a");
+}
+
 TEST_F(SpoolerTest, NothingIsSentWhileStopped) {
     spooler().start();
     spooler().stop();

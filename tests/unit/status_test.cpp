@@ -287,5 +287,18 @@ TEST(WriteFileAtomic, ReplacesTheFileAndCreatesTheDirectory) {
     std::filesystem::remove_all(dir);
 }
 
+TEST(ParentSummary, CountsPeersChildrenLinksUnreachableAndSkipped) {
+    std::vector<PeerStatus> peers(4);
+    peers[0].state = "running";
+    peers[0].link_up = true;
+    peers[1].state = "running";
+    peers[2].state = "unreachable";
+    peers[3].state = "skipped";
+    EXPECT_EQ(parent_summary(peers),
+              "Sleeping: 4 peers, 2 children, 1 links up, 1 unreachable, 1 skipped");
+    EXPECT_EQ(parent_summary({}),
+              "Sleeping: 0 peers, 0 children, 0 links up, 0 unreachable, 0 skipped");
+}
+
 } // namespace
 } // namespace lonc

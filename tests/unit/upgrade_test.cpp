@@ -2,7 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
+#include <optional>
+#include <string>
+#include <unistd.h>
+#include <vector>
 
 #include "temp_dir.hpp"
 
@@ -67,33 +74,165 @@ TEST(Handover, AnythingMalformedIsRefusedWithTheField) {
     }
 }
 
+struct Checked {
+    CheckVerdict verdict = CheckVerdict::failed;
+    std::string out;
+};
+
+// Runs a check on a loop of its own until it is done.
+Checked check(const std::string& exe, const std::vector<std::string>& args, double timeout) {
+    EventLoop loop;
+    std::optional<Checked> r;
+    BinaryCheck c(loop, exe, args, timeout, [&](CheckVerdict v, std::string out) {
+        r = Checked{v, std::move(out)};
+    });
+    while (!r) {
+        loop.run_once(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(c.finished());
+    return *r;
+}
+
 TEST(CheckBinary, ExitZeroPassesAndWhatItPrintedIsKept) {
     test::TempDir dir("lonc-upgrade-unit");
     dir.write("good", "#!/bin/sh\necho \"checked $*\"\nexit 0\n");
     std::filesystem::permissions(dir / "good", std::filesystem::perms::owner_all);
-    std::string out;
-    EXPECT_TRUE(check_binary((dir / "good").string(), {"-c", "/x/access.conf"}, 10, out));
-    EXPECT_EQ(out, "checked -t -c /x/access.conf\n");
+    const auto r = check((dir / "good").string(), {"-c", "/x/access.conf"}, 10);
+    EXPECT_EQ(r.verdict, CheckVerdict::passed);
+    EXPECT_EQ(r.out, "checked -t -c /x/access.conf\n");
+}
+
+// A configuration a start takes, skipping a bad line (-t exit 5), passes.
+TEST(CheckBinary, ProblemsAStartSkipsPassWithProblems) {
+    test::TempDir dir("lonc-upgrade-unit");
+    dir.write("skips", "#!/bin/sh\necho 'hosts.tab:4: bad line'\nexit 5\n");
+    std::filesystem::permissions(dir / "skips", std::filesystem::perms::owner_all);
+    const auto r = check((dir / "skips").string(), {}, 10);
+    EXPECT_EQ(r.verdict, CheckVerdict::passed_with_problems);
+    EXPECT_EQ(r.out, "hosts.tab:4: bad line\n");
 }
 
 TEST(CheckBinary, AFailureSaysHowItEnded) {
     test::TempDir dir("lonc-upgrade-unit");
     dir.write("bad", "#!/bin/sh\necho 'access.conf:3: lonSockDir missing' >&2\nexit 1\n");
     dir.write("slow", "#!/bin/sh\nexec sleep 30\n");
-    for (const auto* f : {"bad", "slow"}) {
+    dir.write("quiet", "#!/bin/sh\nexec sleep 30 >/dev/null 2>&1\n"); // output closed early
+    for (const auto* f : {"bad", "slow", "quiet"}) {
         std::filesystem::permissions(dir / f, std::filesystem::perms::owner_all);
     }
-    std::string out;
-    EXPECT_FALSE(check_binary((dir / "bad").string(), {}, 10, out));
-    EXPECT_NE(out.find("access.conf:3: lonSockDir missing"), std::string::npos) << out;
-    EXPECT_NE(out.find("-t exited 1"), std::string::npos) << out;
-    out.clear();
-    EXPECT_FALSE(check_binary((dir / "slow").string(), {}, 0.3, out));
-    EXPECT_NE(out.find("did not finish"), std::string::npos) << out;
-    out.clear();
-    EXPECT_FALSE(check_binary((dir / "missing").string(), {}, 10, out));
-    EXPECT_NE(out.find("cannot execute"), std::string::npos) << out;
-    EXPECT_NE(out.find("No such file or directory"), std::string::npos) << out;
+    auto r = check((dir / "bad").string(), {}, 10);
+    EXPECT_EQ(r.verdict, CheckVerdict::failed);
+    EXPECT_NE(r.out.find("access.conf:3: lonSockDir missing"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("-t exited 1"), std::string::npos) << r.out;
+    for (const auto* f : {"slow", "quiet"}) {
+        r = check((dir / f).string(), {}, 0.3);
+        EXPECT_EQ(r.verdict, CheckVerdict::failed) << f;
+        EXPECT_NE(r.out.find("did not finish"), std::string::npos) << f << ": " << r.out;
+    }
+    r = check((dir / "missing").string(), {}, 10);
+    EXPECT_EQ(r.verdict, CheckVerdict::failed);
+    EXPECT_NE(r.out.find("cannot execute"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("No such file or directory"), std::string::npos) << r.out;
+}
+
+// The loop is free while a check runs: a timer fires in the meantime.
+TEST(CheckBinary, TheLoopRunsWhileItChecks) {
+    test::TempDir dir("lonc-upgrade-unit");
+    dir.write("slowish", "#!/bin/sh\nsleep 0.5\nexit 0\n");
+    std::filesystem::permissions(dir / "slowish", std::filesystem::perms::owner_all);
+    EventLoop loop;
+    std::optional<CheckVerdict> done;
+    bool ticked_before_done = false;
+    Timer tick(loop, [&] { ticked_before_done = !done.has_value(); });
+    BinaryCheck c(loop, (dir / "slowish").string(), {}, 10,
+                  [&](CheckVerdict v, std::string /*out*/) { done = v; });
+    tick.arm_in(seconds(0.05));
+    while (!done) {
+        loop.run_once(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(*done, CheckVerdict::passed);
+    EXPECT_TRUE(ticked_before_done);
+}
+
+TEST(ConfigSnapshot, CarriesEveryOptionAndBothFilesAcrossAnExec) {
+    Loaded before;
+    before.opts.request_timeout = 42.5;
+    before.opts.mail_command = "/usr/sbin/sendmail -t -oi";
+    before.opts.metrics_file = "/var/lib/lonc/it's.prom";
+    before.opts.log_level = "debug";
+    before.config = config_from("/etc/access.conf",
+                                "PerlSetVar lonHostID h0\nPerlSetVar londPort 5663\n"
+                                "PerlSetVar lonDaemons /d\nPerlSetVar lonTabDir /t\n"
+                                "PerlSetVar lonSockDir /s\nPerlSetVar lonDocRoot /r\n",
+                                std::string("h0:dom:library:h0.x:127.0.0.1\n"
+                                            "h1:dom:library:h1.x:127.0.0.2\n"));
+    ASSERT_TRUE(before.config.ok());
+    const int fd = snapshot_fd(ConfigSnapshot::of(before.opts, before.config));
+    ASSERT_GE(fd, 0);
+    const auto back = read_snapshot(fd);
+    ASSERT_TRUE(back);
+    Loaded after; // the command line read again, the files changed since
+    after.opts.request_timeout = 7;
+    std::string error;
+    ASSERT_TRUE(back->apply(after, error)) << error;
+    EXPECT_EQ(after.opts.request_timeout, 42.5);
+    EXPECT_EQ(after.opts.mail_command, "/usr/sbin/sendmail -t -oi");
+    EXPECT_EQ(after.opts.metrics_file, "/var/lib/lonc/it's.prom");
+    EXPECT_EQ(after.opts.log_level, "debug");
+    ASSERT_EQ(after.config.hosts.peers.size(), 2U);
+    EXPECT_EQ(after.config.hosts.peers[1].ip, "127.0.0.2");
+    EXPECT_EQ(after.config.settings->sock_dir, "/s");
+    EXPECT_FALSE(ConfigSnapshot::decode("lonc-config v1\n99\nshort"));
+    EXPECT_FALSE(ConfigSnapshot::decode("something else"));
+}
+
+TEST(HandoverQueue, AWindowAtATimeInOrderAndTheOutcomeCountsThem) {
+    HandoverQueue q({"a", "b", "c"}, 2);
+    EXPECT_EQ(q.next(), "a");
+    EXPECT_EQ(q.next(), "b");
+    EXPECT_EQ(q.next(), std::nullopt); // two under way
+    q.handed();
+    EXPECT_EQ(q.next(), "c");
+    q.nothing_to_do(); // c's old child had died: nothing to hand over
+    EXPECT_FALSE(q.finished());
+    q.handed();
+    EXPECT_TRUE(q.finished());
+    EXPECT_TRUE(q.ok());
+    EXPECT_EQ(q.outcome("0.1", "0.2", 1.25), "lonc 0.1 -> 0.2: 3 of 3 peers handed over in 1.2 s");
+}
+
+TEST(HandoverQueue, AFailureStartsNoFurtherPeerAndNamesIt) {
+    HandoverQueue q({"a", "b", "c", "d"}, 2);
+    (void)q.next();
+    (void)q.next();
+    q.failed("a: its new child died");
+    EXPECT_EQ(q.next(), std::nullopt) << "no peer after a failure";
+    EXPECT_FALSE(q.finished()); // b is still under way
+    q.handed();
+    EXPECT_TRUE(q.finished());
+    EXPECT_FALSE(q.ok());
+    EXPECT_EQ(q.outcome("0.1", "0.2", 2),
+              "lonc 0.1 -> 0.2: 1 of 4 peers handed over in 2.0 s; 3 peers kept the old child: "
+              "a: its new child died");
+}
+
+TEST(HandoverQueue, NoPeersIsFinishedAtOnce) {
+    const HandoverQueue q({}, 8);
+    EXPECT_TRUE(q.finished());
+    EXPECT_TRUE(q.ok());
+}
+
+TEST(ExecHandover, AFailedExecPutsEverythingBack) {
+    test::TempDir dir("lonc-upgrade-unit");
+    const int fd = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(fd, 3);
+    Handover h;
+    h.pid_file_fd = fd;
+    const auto why = exec_handover((dir / "missing").string(), {}, h);
+    EXPECT_EQ(why, "No such file or directory");
+    EXPECT_EQ(std::getenv(handover_env), nullptr);
+    EXPECT_EQ(::fcntl(fd, F_GETFD), FD_CLOEXEC);
+    ::close(fd);
 }
 
 TEST(OwnExecutable, IsThisTestBinary) {

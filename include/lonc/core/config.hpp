@@ -123,12 +123,20 @@ struct Config {
     HostTable hosts;
     std::vector<Problem> problems; // all of them, access.conf first
     bool fatal = false;
+    // The bytes it was read from (an upgrade hands them to the new binary).
+    std::string access_text;
+    std::string hosts_text;
 
     [[nodiscard]] bool ok() const { return settings.has_value() && !fatal; }
     [[nodiscard]] const Peer* own_host() const;
 };
 
 [[nodiscard]] Config load_config(const std::filesystem::path& access_conf);
+// The same from texts read before (no file is opened): access.conf's, and
+// hosts.tab's (nullopt: unreadable then).
+[[nodiscard]] Config config_from(const std::filesystem::path& access_conf,
+                                 const std::string& access_text,
+                                 const std::optional<std::string>& hosts_text);
 
 // Reads a whole file; nullopt with errno set when it cannot.
 [[nodiscard]] std::optional<std::string> read_file(const std::filesystem::path& path);

@@ -19,6 +19,7 @@
 #include "lonc/relay/request.hpp"
 #include "lonc/relay/spooler.hpp"
 #include "lonc/runtime/event_loop.hpp"
+#include "lonc/runtime/net.hpp"
 
 #include <cstdint>
 #include <ctime>
@@ -134,14 +135,19 @@ public:
     void spool_hint(std::string_view name);
     // Stop taking requests: remove the socket, let what is queued or on the
     // wire finish for at most `grace`, then stop the loop with exit code 0.
+    // Draining already (a hand-off), the sooner of the two limits holds.
     void drain(double grace);
     // Another child of this peer has put its socket at our path (an
     // upgrade): keep accepting for a moment (a connect that found the old
-    // socket just before the switch still lands), then stop listening,
-    // leaving the path alone, and drain; clients that connected but have
-    // not sent their line yet are waited for (within `grace`), so no
-    // accepted client goes unanswered.
-    void hand_off(double grace);
+    // socket just before the switch still lands), then stop listening for
+    // good (a link that comes up later opens no listener and delivers
+    // nothing), leaving the path alone, and drain: the links stay until
+    // every request held is answered by lond or has timed out under
+    // --request-timeout (a slow request is not cut off: lonnet would run
+    // it again through the new child). Clients that connected but have
+    // not sent their line yet are waited for, so no accepted client goes
+    // unanswered.
+    void hand_off();
     // The socket path may name another child's socket now (one that was
     // to take over, and died): if it is not ours, put a fresh listener of
     // ours there, after taking what waits on the old one.
@@ -263,8 +269,7 @@ private:
     UniqueFd listener_;
     // The socket file listener_ was bound to: another child of this peer
     // may have replaced it since, and then it is not ours to remove.
-    dev_t listener_dev_ = 0;
-    ino_t listener_ino_ = 0;
+    SocketFile listener_file_;
     bool accepting_ = false;
     Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
 
@@ -283,7 +288,6 @@ private:
 
     bool draining_ = false;
     bool handing_off_ = false;
-    double handoff_grace_ = 0;
     Timer handoff_timer_;
     Timer drain_timer_;
     PeerStats stats_;

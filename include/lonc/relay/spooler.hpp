@@ -45,7 +45,8 @@
 // recorded by the next one.
 //
 // Only the process holding the host's lock file delivers
-// (lonSockDir/.lonc-spool/<host>.lock).
+// (lonSockDir/.lonc-spool/<host>.lock); without it (held elsewhere, or the
+// file cannot be opened) nothing goes out, and the next scan tries again.
 #pragma once
 
 #include "lonc/core/config.hpp"
@@ -182,7 +183,6 @@ private:
     const Options& opts_;
     Enqueue enqueue_;
     UniqueFd lock_;
-    bool unlocked_ = false; // the lock file cannot be had at all: deliver anyway
     bool lock_warned_ = false;
     bool predecessor_ = false;
     bool active_ = false;

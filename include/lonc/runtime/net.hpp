@@ -9,14 +9,31 @@
 #include <netinet/in.h>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 
 namespace lonc {
 
+// The file a UNIX socket was bound to: whose socket a path names.
+struct SocketFile {
+    dev_t dev = 0;
+    ino_t ino = 0;
+};
+
 // Replaces whatever is at path with a listening UNIX stream socket of the
 // given mode (created under a matching umask, so it never exists with a
-// wider one). The path appears atomically, already listening. Returns an
-// invalid fd and sets errno on failure.
-[[nodiscard]] UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog);
+// wider one). The path appears atomically, already listening; placed, when
+// given, gets the file put there. Returns an invalid fd and sets errno on
+// failure. Renames and removals in the directory take a lock on it (flock),
+// so unlink_if_ours() and remove_dead_socket() cannot race with a rename.
+[[nodiscard]] UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog,
+                                   SocketFile* placed = nullptr);
+
+// Removes path only if it still names ours (a successor may have put its
+// own socket there). True if it was removed.
+bool unlink_if_ours(const std::filesystem::path& path, SocketFile ours);
+
+// Removes path only if it is a socket nobody listens on (a dead child's).
+bool remove_dead_socket(const std::filesystem::path& path);
 
 // Starts a non-blocking TCP connect (TCP_NODELAY, SO_KEEPALIVE set). src,
 // when given, binds the source address first. errno is set on failure;

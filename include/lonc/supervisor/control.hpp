@@ -15,6 +15,9 @@
 //                     <why>\n" (nothing changed), or "failed\n<what>\n"
 //                     (some peers kept their old children)
 //
+// The words themselves are defined once, for lonc and lonctl, in
+// lonc/core/control_words.hpp.
+//
 // A connection that sends no complete line within 10 s, or a line longer
 // than 4096 bytes, is closed. At most 64 connections at a time.
 #pragma once

@@ -19,6 +19,9 @@ enum ExitCode : int {
     exit_usage = 2,      // bad command line
     exit_running = 3,    // another lonc is running
     exit_wrong_user = 4, // not root and not --user
+    // -t: lonc starts with this configuration, but a reload would not take
+    // it (problems a start logs and skips, such as a bad hosts.tab line)
+    exit_config_problems = 5,
 };
 
 // lonc's whole configuration, read and checked in one go: the command line,
@@ -59,8 +62,10 @@ struct Loaded {
 void mail_alert(const Options& opts, const Config& cfg, const std::string& subject,
                 const std::string& body);
 
-// Prints the --check-config report to out; true when lonc could start.
-bool print_config_report(const Config& cfg, const Options& opts, std::FILE* out);
+// Prints the --check-config report to out; returns the exit code of -t:
+// exit_ok (a reload would take it), exit_config_problems (a start would,
+// skipping what it reports) or exit_config (lonc cannot start with it).
+int print_config_report(const Config& cfg, const Options& opts, std::FILE* out);
 
 // -T: every setting in effect, "name = value" with where it came from.
 void print_settings(const Loaded& loaded, std::FILE* out);

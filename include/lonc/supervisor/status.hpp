@@ -62,6 +62,16 @@ inline constexpr int status_json_schema = 1;
 // none when nothing waits or the child did not answer.
 [[nodiscard]] std::optional<std::int64_t> spool_oldest_age(const PeerStatus& peer, std::time_t now);
 
+// The supervisor's own status line: "Sleeping: N peers, C children, U
+// links up, X unreachable, S skipped".
+[[nodiscard]] std::string parent_summary(const std::vector<PeerStatus>& peers);
+
+// loncstatus.json (json: format_status_json(report)), then loncstatus.txt,
+// each atomically: a reader polling the JSON's generation then finds the
+// matching text file in place. False and error if one cannot be written.
+bool write_status_files(const std::filesystem::path& dir, const StatusReport& report,
+                        const std::string& json, std::string& error);
+
 // Writes via a temporary file and rename(2): readers see the old or the
 // new file, never half of one. Creates the directory if missing.
 bool write_file_atomic(const std::filesystem::path& path, std::string_view content,
