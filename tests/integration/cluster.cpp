@@ -1,7 +1,9 @@
 #include "cluster.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstdio>
@@ -285,6 +287,36 @@ std::vector<std::vector<std::string>> Cluster::sim_requests(int host) const {
         out.push_back(std::move(fields));
     }
     return out;
+}
+
+bool Cluster::wait_received(int host, const std::string& line,
+                            std::chrono::milliseconds timeout) const {
+    return wait_until(
+        [&] {
+            const auto rows = sim_requests(host);
+            return std::any_of(rows.begin(), rows.end(),
+                               [&](const auto& row) { return row.back() == line; });
+        },
+        timeout, std::chrono::milliseconds(20));
+}
+
+std::optional<long> Cluster::status_number(int host, const std::string& field) const {
+    const auto doc = nlohmann::json::parse(lonctl(*this, {"status", "--json"}).out, nullptr, false);
+    if (!doc.is_object() || !doc.contains("peers")) {
+        return std::nullopt;
+    }
+    for (const auto& p : doc["peers"]) {
+        if (p.value("id", "") == id(host) && p.contains(field) && p[field].is_number()) {
+            return p[field].get<long>();
+        }
+    }
+    return std::nullopt;
+}
+
+bool Cluster::wait_status_at_least(int host, const std::string& field, long n,
+                                   std::chrono::milliseconds timeout) const {
+    return wait_until([&] { return status_number(host, field).value_or(-1) >= n; }, timeout,
+                      std::chrono::milliseconds(50));
 }
 
 std::filesystem::path Cluster::spool_file(const std::string& name,

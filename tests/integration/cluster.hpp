@@ -97,6 +97,16 @@ public:
                   std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
     // Lines of lond-sim's --log for a host: client id, raw line, decrypted.
     [[nodiscard]] std::vector<std::vector<std::string>> sim_requests(int host) const;
+    // Waits until host's lond-sim has received line (decrypted): the event a
+    // test needs before it acts on a request being on lond's side.
+    bool wait_received(int host, const std::string& line,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+    // A number in host's entry of a fresh `lonctl status --json` ("queue":
+    // requests waiting for a link), or nullopt (lonctl failed, no answer).
+    [[nodiscard]] std::optional<long> status_number(int host, const std::string& field) const;
+    // Waits until that number is at least n.
+    bool wait_status_at_least(int host, const std::string& field, long n,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
     // Drops a file into delayed/ at once (written, then renamed in): for
     // tests of the spool's reading, with lonc's --spool-min-age 0.

@@ -84,8 +84,9 @@ TEST(Spool, FileWrittenWhileTheLinkIsUpIsDeliveredWithinSeconds) {
     const auto name = std::to_string(std::time(nullptr)) + ".echo" + token + ".h1";
     const auto t0 = Clock::now();
     c.spool_file(name, "echo:" + token + "\n");
-    ASSERT_TRUE(wait_delivered(c, name));
-    EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 2.0);
+    ASSERT_TRUE(wait_delivered(c, name, 10s));
+    // Noticed at once, not at the next rescan (30 s); 5 s leaves room for a busy machine.
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 5.0);
     const auto perm = slurp(c.perm_log());
     EXPECT_EQ(count_lines_with(perm, ":S:h1:echo:" + token + ":"), 1U) << perm;
     const auto got = received(c, 1);
@@ -133,10 +134,20 @@ TEST(Spool, BacklogIsDeliveredAtLinkUpOldestFirstAndEncryptedWhenAsked) {
     EXPECT_EQ(count_lines_with(perm, ":S:h0:echo:for-h0:"), 1U);
     EXPECT_EQ(count_lines_with(perm, ":S:"), 5U);
     // Status: delivered counts per peer.
-    ::kill(c.lonc_pid(), SIGUSR1);
-    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(c.status_json()); }, 5s));
-    std::this_thread::sleep_for(300ms);
-    const auto status = nlohmann::json::parse(slurp(c.status_json()));
+    // From a generation every child answered (a busy one may miss one: ask again).
+    nlohmann::json status;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            status = nlohmann::json::parse(slurp(c.status_json()), nullptr, false);
+            const bool all = status.is_object() && status.contains("peers") &&
+                             std::all_of(status["peers"].begin(), status["peers"].end(),
+                                         [](const auto& p) { return p.value("answered", false); });
+            if (!all) {
+                ::kill(c.lonc_pid(), SIGUSR1);
+            }
+            return all;
+        },
+        10s, 300ms));
     for (const auto& p : status["peers"]) {
         EXPECT_EQ(p["spool_delivered"], p["id"] == "h1" ? 4 : 1) << p.dump();
         EXPECT_EQ(p["spool_pending"], 0);
@@ -700,16 +711,23 @@ TEST(Lonnet, Usr1StormRetriesADownLinkAtMostOncePerRetryMin) {
     EXPECT_GE(during, 1);
 }
 
-// p-th percentile of the latencies (seconds).
-double percentile(std::vector<double> v, double p) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0
-                     : v[std::min(v.size() - 1,
-                                  static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+std::int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+        .count();
 }
 
-std::vector<double> live_latencies(Cluster& c, int clients, std::chrono::milliseconds duration) {
-    std::vector<std::vector<double>> per(static_cast<std::size_t>(clients));
+// One live request: its token, when its client sent it and when the reply
+// came (steady clock = CLOCK_MONOTONIC, lond-sim's --log-times).
+struct LiveRequest {
+    std::string token;
+    std::int64_t sent_us = 0;
+    std::int64_t replied_us = 0;
+};
+
+// clients threads, each sending echo requests one after the other on its own
+// connection to host 1 for duration.
+std::vector<LiveRequest> live_traffic(Cluster& c, int clients, std::chrono::milliseconds duration) {
+    std::vector<std::vector<LiveRequest>> per(static_cast<std::size_t>(clients));
     std::vector<std::thread> threads;
     std::atomic<int> wrong{0};
     const auto end = Clock::now() + duration;
@@ -720,16 +738,12 @@ std::vector<double> live_latencies(Cluster& c, int clients, std::chrono::millise
                 ++wrong;
                 return;
             }
-            int i = 0;
-            while (Clock::now() < end) {
-                const auto token = "live" + std::to_string(t) + "-" + std::to_string(i++);
-                const auto t0 = Clock::now();
-                const auto r = conn->request("echo:" + token);
-                per[static_cast<std::size_t>(t)].push_back(
-                    std::chrono::duration<double>(Clock::now() - t0).count());
-                if (r != token) {
-                    ++wrong;
-                }
+            for (int i = 0; Clock::now() < end; ++i) {
+                LiveRequest l{"live" + std::to_string(t) + "-" + std::to_string(i), now_us(), 0};
+                const auto r = conn->request("echo:" + l.token);
+                l.replied_us = now_us();
+                wrong += r == l.token ? 0 : 1;
+                per[static_cast<std::size_t>(t)].push_back(std::move(l));
             }
         });
     }
@@ -737,21 +751,28 @@ std::vector<double> live_latencies(Cluster& c, int clients, std::chrono::millise
         t.join();
     }
     EXPECT_EQ(wrong.load(), 0);
-    std::vector<double> all;
+    std::vector<LiveRequest> all;
     for (auto& v : per) {
         all.insert(all.end(), v.begin(), v.end());
     }
     return all;
 }
 
+// The fairness is counted, not timed, so a busy machine cannot fake it: a
+// spooled message goes on the wire behind the live requests already waiting,
+// one at a time, so lond handles at most a few spooled messages between a
+// live request's sending and its own handling, however slowly anything
+// runs. A backlog that jumps the queue, or goes out many at a time, puts
+// dozens or thousands there.
 TEST(Spool, BacklogSharesTheLinkFairlyWithLiveTraffic) {
-    // lond-sim takes 200 us a request, like a lond doing disk work. One
-    // link, which the backlog and the live requests share (with links on
-    // demand each would have its own, and the ratio would measure the CPU).
-    Cluster c(
-        {.hosts = 2, .sim_args = {"--service-us", "200"}, .lonc_args = {"--max-connections", "1"}});
+    // lond-sim takes 200 us a request, like a lond doing disk work, and
+    // stamps each request it handles with the time. One link, which the
+    // backlog and the live requests share (with links on demand each would
+    // have its own, and there would be no sharing to count).
+    Cluster c({.hosts = 2,
+               .sim_args = {"--service-us", "200", "--log-times"},
+               .lonc_args = {"--max-connections", "1"}});
     const int clients = 8;
-    const auto quiet = live_latencies(c, clients, 2s);
     // The backlog builds up while the peer is down, then drains once it is back.
     const std::size_t backlog = 5000;
     c.kill_sim(1);
@@ -762,16 +783,59 @@ TEST(Spool, BacklogSharesTheLinkFairlyWithLiveTraffic) {
     }
     c.start_sim(1);
     ASSERT_TRUE(c.wait_socket(1));
-    const auto before = spool_names(c).size();
-    const auto busy = live_latencies(c, clients, 2s);
-    const auto after = spool_names(c).size();
-    const double p99_quiet = percentile(quiet, 0.99);
-    const double p99_busy = percentile(busy, 0.99);
-    std::printf("live p99: %.0f us with an empty spool, %.0f us while the backlog drains "
-                "(ratio %.2f); backlog %zu -> %zu files\n",
-                p99_quiet * 1e6, p99_busy * 1e6, p99_busy / p99_quiet, before, after);
-    EXPECT_LE(p99_busy, 2.0 * p99_quiet);
-    EXPECT_LT(after + 200, before) << "the backlog must keep moving under live load";
+    const auto live = live_traffic(c, clients, 2s);
+    ASSERT_FALSE(live.empty());
+
+    // When lond-sim handled each live request, and each spooled one.
+    std::map<std::string, std::int64_t> handled; // live token -> time
+    std::vector<std::int64_t> spooled;           // times, in order
+    for (const auto& row : c.sim_requests(1)) {
+        if (row.size() < 4) {
+            continue;
+        }
+        const auto when = std::stoll(row[0]);
+        if (row[3].rfind("echo:spooled", 0) == 0) {
+            spooled.push_back(when);
+        } else if (row[3].rfind("echo:live", 0) == 0) {
+            handled[row[3].substr(5)] = when;
+        }
+    }
+    std::sort(spooled.begin(), spooled.end());
+    auto spooled_between = [&](std::int64_t from, std::int64_t to) {
+        return std::lower_bound(spooled.begin(), spooled.end(), to) -
+               std::lower_bound(spooled.begin(), spooled.end(), from);
+    };
+    std::vector<long> ahead; // spooled messages handled while a live one waited
+    for (const auto& l : live) {
+        const auto it = handled.find(l.token);
+        ASSERT_NE(it, handled.end()) << l.token << " never reached lond";
+        ahead.push_back(spooled_between(l.sent_us, it->second));
+    }
+    std::sort(ahead.begin(), ahead.end());
+    const auto first = std::min_element(live.begin(), live.end(), [](auto& a, auto& b) {
+                           return a.sent_us < b.sent_us;
+                       })->sent_us;
+    const auto last = std::max_element(live.begin(), live.end(), [](auto& a, auto& b) {
+                          return a.replied_us < b.replied_us;
+                      })->replied_us;
+    const auto during = spooled_between(first, last);
+    const auto at = [&](double q) {
+        return ahead[std::min(ahead.size() - 1,
+                              static_cast<std::size_t>(q * double(ahead.size())))];
+    };
+    std::printf("%zu live requests; spooled messages lond handled while one waited: median %ld, "
+                "p90 %ld, p99 %ld, max %ld; %ld spooled meanwhile (backlog %zu)\n",
+                live.size(), at(0.5), at(0.9), at(0.99), ahead.back(), during, backlog);
+    // Fair: the one on the wire when a live request came, and the next one
+    // if it was queued before lonc read the request. The tail is left to the
+    // scheduler: a client preempted between its clock and its write() sees
+    // the spooled messages of that pause. A backlog that goes ahead of the
+    // live requests puts about one per request ahead (8 clients: median 4),
+    // one that goes out many at a time dozens or thousands.
+    EXPECT_LE(at(0.5), 2) << "the backlog must not go ahead of live requests";
+    EXPECT_LE(at(0.9), 3) << "the backlog must not go ahead of live requests";
+    EXPECT_GE(during * 4 * clients, static_cast<long>(live.size()))
+        << "the backlog must keep moving under live load";
     ASSERT_TRUE(wait_until([&] { return spool_names(c).empty(); }, 60s));
     EXPECT_EQ(count_lines_with(slurp(c.perm_log()), ":S:h1:"), backlog);
 }

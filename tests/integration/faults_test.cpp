@@ -2,6 +2,7 @@
 // descriptors, with a full log disk; peers that drop packets or refuse.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fcntl.h>
 #include <future>
@@ -63,19 +64,28 @@ TEST(ProcessFaults, ChildKilledDuringRequestsOnlyItsClientsNotice) {
     // Requests in flight on the victim: slow ones, and big replies. Each
     // carries its own token: a big reply lond sent before the first slow
     // one may arrive whole before the kill, and that is fine.
-    std::vector<std::future<std::optional<std::string>>> inflight;
-    inflight.reserve(10);
+    // All sent before the kill, each on its own connection to the victim.
+    std::vector<LineClient> inflight;
     for (int i = 0; i < 10; ++i) {
-        inflight.push_back(std::async(std::launch::async, [&c, i] {
-            const auto token = "tok" + std::to_string(i) + ":";
-            return c.request(1, i % 2 == 0 ? "sleep:3000:" + token : "bytes:5000000:" + token, 10s);
-        }));
+        const auto token = "tok" + std::to_string(i) + ":";
+        auto conn = c.client(1);
+        ASSERT_TRUE(conn);
+        ASSERT_TRUE(conn->send_line(i % 2 == 0 ? "sleep:3000:" + token : "bytes:5000000:" + token));
+        inflight.push_back(std::move(*conn));
     }
-    std::this_thread::sleep_for(300ms);
+    // The victim is busy with them: lond holds a slow one.
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto rows = c.sim_requests(1);
+            return std::any_of(rows.begin(), rows.end(), [](const auto& row) {
+                return row.back().rfind("sleep:3000:", 0) == 0;
+            });
+        },
+        10s));
     ::kill(victim, SIGKILL);
     int lost = 0;
     for (int i = 0; i < 10; ++i) {
-        const auto r = inflight[static_cast<std::size_t>(i)].get();
+        const auto r = inflight[static_cast<std::size_t>(i)].read_line(10s);
         // lonnet sees either con_lost or a closed socket (which it treats
         // as con_lost), or its own reply; never someone else's.
         if (!r || *r == "con_lost") {
@@ -83,7 +93,8 @@ TEST(ProcessFaults, ChildKilledDuringRequestsOnlyItsClientsNotice) {
         } else {
             const auto token = "tok" + std::to_string(i) + ":";
             EXPECT_EQ(r->substr(0, token.size()), token) << r->substr(0, 80);
-            EXPECT_TRUE(i % 2 == 1) << "a 3 s request answered 0.3 s after it started";
+            EXPECT_TRUE(i % 2 == 1)
+                << "a 3 s request answered by a child killed before lond answered it";
         }
     }
     // lond answers one at a time: each slow request, at least, was still
@@ -322,20 +333,20 @@ TEST(Unreachable, SilentDropTakesTheProbeTimeoutThenThePeerIsUnreachable) {
     Cluster c({.hosts = 3, .start_lonc = false});
     DropRule drop(c.ip(2));
     const auto t0 = Clock::now();
-    c.start_lonc({"--probe-timeout", "1.5", "--reprobe-interval", "60"});
+    c.start_lonc({"--probe-timeout", "3", "--reprobe-interval", "60"});
     // The others do not wait for the silent one (probes run concurrently).
     ASSERT_TRUE(c.wait_socket(0) && c.wait_socket(1));
-    EXPECT_LT(since(t0), 1.4);
+    EXPECT_LT(since(t0), 2.9);
     ASSERT_TRUE(c.wait_log(
         R"(h2 \()" + c.ip(2) + R"(\) is unreachable: no answer within the probe timeout)", 10s));
     const double verdict = since(t0);
-    EXPECT_GE(verdict, 1.45);
-    EXPECT_LT(verdict, 4.0);
+    EXPECT_GE(verdict, 2.95);
+    EXPECT_LT(verdict, 6.0);
     EXPECT_TRUE(c.wait_log("Done starting initial servers"));
     EXPECT_EQ(c.children().size(), 2U); // no child for h2
     EXPECT_FALSE(std::filesystem::exists(c.socket(2)));
     EXPECT_FALSE(c.request(2, "ping").has_value());
-    std::printf("silent drop: probe verdict after %.2f s (--probe-timeout 1.5)\n", verdict);
+    std::printf("silent drop: probe verdict after %.2f s (--probe-timeout 3)\n", verdict);
 }
 
 TEST(Unreachable, RefusedConnectionCountsAsUpAndTheLinkRetriesWithBackoff) {
@@ -377,14 +388,14 @@ TEST(Unreachable, PeerThatStartsDroppingMidSessionTimesOutAndTheLinkIsReset) {
         const auto t0 = Clock::now();
         reply = c.request(1, "echo:into-the-void", 10s);
         took = since(t0);
-        EXPECT_TRUE(c.wait_no_socket(1, 2s)); // the link was reset, the socket went
+        EXPECT_TRUE(c.wait_no_socket(1)); // the link was reset, the socket went
         // Reconnects meanwhile time out in the handshake (SYNs vanish).
         EXPECT_TRUE(c.wait_log(R"(\[h1\] .*handshake timed out at step 'connecting' after 1)", 5s));
         EXPECT_FALSE(c.request(1, "ping").has_value());
     }
     EXPECT_EQ(reply, "con_lost");
     EXPECT_GE(took, 1.4);
-    EXPECT_LT(took, 2.5);
+    EXPECT_LT(took, 4.0); // the request timeout, not the client's 10 s
     // On the wire, or queued behind a pong that was on the wire when the
     // drop began (a slow start under ASan sends the pong first): both time out.
     EXPECT_TRUE(c.log_contains(

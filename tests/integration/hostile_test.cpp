@@ -201,7 +201,8 @@ TEST(Hostile, TenThousandConnectionsOpenedAndAbandoned) {
     // waits its turn in the accept queue behind the flood.)
     LatencyProbe same(c, 1, true);
     LatencyProbe other(c, 0);
-    std::this_thread::sleep_for(200ms);
+    // The persistent probe's connection is among the descriptors counted.
+    ASSERT_TRUE(wait_until([&] { return same.count() > 0 && other.count() > 0; }, 10s));
     const int fds_before = fds();
     const long rss_before = c.lonc_rss_kib();
 

@@ -128,7 +128,8 @@ public:
 
     // The first line after a rotation: the supervisor's answer to a USR1
     // sent right after it. Returns how long it took to appear in the new
-    // lonc.log.
+    // lonc.log (every write checks the path: the signal's handling is all
+    // it measures, so a busy machine gets a few seconds).
     double first_line_after_rotation() {
         const auto t0 = Clock::now();
         ++usr1_;
@@ -219,7 +220,7 @@ TEST(LogRotation, LoncronRenameLosesNothingAndEveryProcessFollows) {
     std::filesystem::rename(c.log_file(), rotated);
     traffic.mark();
     const double took = traffic.first_line_after_rotation();
-    EXPECT_LT(took, 1.0) << "the new lonc.log took " << took << " s";
+    EXPECT_LT(took, 3.0) << "the new lonc.log took " << took << " s";
     traffic.round(rotated);
     traffic.round(rotated);
     EXPECT_EQ(c.request(1, "echo:still").value_or(""), "still"); // still serving
@@ -261,7 +262,8 @@ TEST(LogRotation, LogrotateWithTheShippedConfigLosesNothing) {
     std::this_thread::sleep_for(300ms);
     const auto r = run("logrotate -v -f -s " + quote((c.dir() / "logrotate.state").string()) + " " +
                        quote((c.dir() / "logrotate.conf").string()));
-    std::this_thread::sleep_for(100ms);
+    // nocreate: the next line lonc writes makes the new lonc.log.
+    EXPECT_TRUE(wait_until([&] { return std::filesystem::exists(c.log_file()); }, 10s));
     stop = true;
     busy.join();
     ASSERT_EQ(r.code, 0) << r.out;
@@ -282,7 +284,7 @@ TEST(LogRotation, LogrotateWithTheShippedConfigLosesNothing) {
 
     traffic.mark();
     const double took = traffic.first_line_after_rotation();
-    EXPECT_LT(took, 1.0) << "the new lonc.log took " << took << " s";
+    EXPECT_LT(took, 3.0) << "the new lonc.log took " << took << " s";
     traffic.round(rotated);
     traffic.round(rotated);
     ASSERT_TRUE(traffic.background_done(rotated));

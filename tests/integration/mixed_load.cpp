@@ -286,6 +286,7 @@ LatencyProbe::LatencyProbe(const Cluster& c, int host, bool persistent)
             }
             latencies_ms_.push_back(
                 std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+            ++done_;
             if (reply != token) {
                 if (failures_++ == 0) {
                     first_failure_ = reply.value_or("(no reply)");

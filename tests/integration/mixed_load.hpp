@@ -84,7 +84,8 @@ public:
     static constexpr std::size_t min_probes = 5;
 
     void stop();
-    [[nodiscard]] std::size_t count() const { return latencies_ms_.size(); }
+    // Requests answered or failed so far (safe while it runs).
+    [[nodiscard]] std::size_t count() const { return done_; }
     [[nodiscard]] std::size_t failures() const { return failures_; }
     [[nodiscard]] double max_ms() const;
     [[nodiscard]] double median_ms() const;
@@ -95,6 +96,7 @@ private:
     int host_;
     bool persistent_;
     std::atomic<bool> stop_{false};
+    std::atomic<std::size_t> done_{0};
     std::vector<double> latencies_ms_;
     std::size_t failures_ = 0;
     std::string first_failure_;

@@ -92,7 +92,13 @@ void Store::get(const std::string& key, std::string& out) const {
 
 void RequestLog::write(std::string_view client_id, std::string_view raw, std::string_view plain) {
     std::string line;
-    line.reserve(client_id.size() + raw.size() + plain.size() + 3);
+    line.reserve(client_id.size() + raw.size() + plain.size() + 24);
+    if (times_) {
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        line += std::to_string(static_cast<long long>(now.tv_sec) * 1000000 + now.tv_nsec / 1000);
+        line += '\t';
+    }
     line.append(client_id).append(1, '\t').append(raw).append(1, '\t').append(plain);
     line += '\n';
     const std::lock_guard lock(mutex_);

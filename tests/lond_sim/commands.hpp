@@ -43,13 +43,15 @@ struct Identity {
 // test can read the file while lond-sim runs.
 class RequestLog {
 public:
-    explicit RequestLog(int fd) : fd_(fd) {}
+    // times: each line starts with "<CLOCK_MONOTONIC in µs>\t" (--log-times).
+    explicit RequestLog(int fd, bool times = false) : fd_(fd), times_(times) {}
     // "<client_id>\t<raw>\t<plain>\n"
     void write(std::string_view client_id, std::string_view raw, std::string_view plain);
 
 private:
     std::mutex mutex_;
     int fd_;
+    bool times_;
 };
 
 // Settings every session shares.

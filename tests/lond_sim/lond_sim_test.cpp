@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <map>
 #include <optional>
@@ -568,6 +569,27 @@ TEST_F(LondSim, LogRecordsEveryLineRawAndDecrypted) {
     };
     // Written before the reply goes out, so it is complete by now.
     EXPECT_EQ(log_lines(), want);
+}
+
+TEST_F(LondSim, LogTimesStampEachLineWithTheMonotonicClock) {
+    start({"--log", log_path(), "--log-times"});
+    const auto us = [] {
+        return std::chrono::duration_cast<std::chrono::microseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+    };
+    const auto before = us();
+    auto c = connect();
+    ASSERT_TRUE(c.request("init").has_value());
+    const auto after = us();
+    const auto lines = log_lines();
+    ASSERT_EQ(lines.size(), 1U);
+    const auto tab = lines[0].find('\t');
+    ASSERT_NE(tab, std::string::npos) << lines[0];
+    const auto at = std::stoll(lines[0].substr(0, tab));
+    EXPECT_GE(at, before);
+    EXPECT_LE(at, after);
+    EXPECT_EQ(lines[0].substr(tab + 1), "client1\tinit\tinit");
 }
 
 TEST_F(LondSim, LogStaysLineAtomicUnderConcurrentConnections) {

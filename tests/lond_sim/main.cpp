@@ -2,7 +2,7 @@
 //
 // Usage:
 //   lond-sim --hosts HOSTS_TAB --port P (--bind IP --id ID | --serve-all)
-//            [--buildkey STR] [--service-us N] [--log FILE]
+//            [--buildkey STR] [--service-us N] [--log FILE [--log-times]]
 //            [--refuse-handshake] [--drop-requests] [--silent] [--exit-after N]
 //
 // Clients are identified by source ip through HOSTS_TAB (unknown: "refused"
@@ -18,8 +18,8 @@
 //   badenc, badenc2      -> "enc:20:zz", "enc:5:" + 16 non-hex characters
 //   stopread             -> "ok", then never reads or answers again
 // --log FILE gets "<client_id>\t<raw line>\t<decrypted or raw line>" per
-// received line. "ready" on stdout once every listener is bound.
-// See tests/lond_sim/README.md.
+// received line (--log-times: first "<CLOCK_MONOTONIC µs>\t"). "ready" on stdout once every
+// listener is bound. See tests/lond_sim/README.md.
 
 #include "lonc/core/config.hpp"
 
@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
     std::string buildkey;
     std::uint32_t service_us = 0;
     std::string log_path;
+    bool log_times = false;
     bool refuse_handshake = false;
     bool silent = false;
     bool drop_requests = false;
@@ -95,7 +96,11 @@ int main(int argc, char** argv) {
     auto* key_opt =
         app.add_option("--buildkey", buildkey, "answer ekey with this (default: random)");
     app.add_option("--service-us", service_us, "sleep this many microseconds per request");
-    app.add_option("--log", log_path, "append every received request line to this file");
+    auto* log_opt =
+        app.add_option("--log", log_path, "append every received request line to this file");
+    app.add_flag("--log-times", log_times,
+                 "start each --log line with CLOCK_MONOTONIC microseconds and a tab")
+        ->needs(log_opt);
     app.add_flag("--refuse-handshake", refuse_handshake,
                  "answer 'refused' to the challenge echo and close");
     app.add_flag("--drop-requests", drop_requests,
@@ -125,7 +130,7 @@ int main(int argc, char** argv) {
         if (fd < 0) {
             return fail("cannot open " + log_path + ": " + std::strerror(errno));
         }
-        log = std::make_unique<lond_sim::RequestLog>(fd);
+        log = std::make_unique<lond_sim::RequestLog>(fd, log_times);
     }
 
     raise_fd_limit();
