@@ -436,4 +436,20 @@ long process_uid(pid_t pid) {
     return ids.size() >= 2 ? ids[1] : -1;
 }
 
+std::size_t count_of(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+long connects(const Cluster& c, int host) {
+    long n = 0;
+    for (const auto& row : c.sim_requests(host)) {
+        n += row.size() >= 2 && row[1] == "init" ? 1 : 0;
+    }
+    return n;
+}
+
 } // namespace lonc::test

@@ -197,4 +197,10 @@ void fill_up(const std::filesystem::path& dir);
 // The uid a process runs as (from /proc), or -1.
 [[nodiscard]] long process_uid(pid_t pid);
 
+// How often needle occurs in text (overlapping occurrences counted).
+[[nodiscard]] std::size_t count_of(const std::string& text, const std::string& needle);
+
+// TCP connections lonc made to host's lond-sim (its "init" lines).
+[[nodiscard]] long connects(const Cluster& c, int host);
+
 } // namespace lonc::test

@@ -292,15 +292,6 @@ std::size_t lines_with(const std::string& text, const std::string& a, const std:
     return n;
 }
 
-// TCP connections lonc made to host's lond-sim (its "init" lines).
-long connects(const Cluster& c, int host) {
-    long n = 0;
-    for (const auto& row : c.sim_requests(host)) {
-        n += row.size() >= 2 && row[1] == "init" ? 1 : 0;
-    }
-    return n;
-}
-
 // Every line of lonnet.perm.log is whole: "<epoch>:<D|S|F>:<host>:<cmd>:<localtime>",
 // with a recent epoch and a known host. A line of spaces is what lonc
 // leaves of a record the disk cut short.

@@ -19,14 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::size_t count_of(const std::string& text, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
-        ++n;
-    }
-    return n;
-}
-
 // Every line of a log file is whole and in the classic format.
 void expect_well_formed(const std::string& text, const std::string& what) {
     if (!text.empty()) {

@@ -17,23 +17,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::size_t count_of(const std::string& text, const std::string& needle) {
-    std::size_t n = 0;
-    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
-        ++n;
-    }
-    return n;
-}
-
-// TCP connections lonc made to host's lond-sim (its "init" lines).
-long connects(const Cluster& c, int host) {
-    long n = 0;
-    for (const auto& row : c.sim_requests(host)) {
-        n += row.size() >= 2 && row[1] == "init" ? 1 : 0;
-    }
-    return n;
-}
-
 // How often lond-sim for host got cmd, from its from-th log line on.
 long times_received(const Cluster& c, int host, const std::string& cmd, std::size_t from = 0) {
     const auto rows = c.sim_requests(host);
