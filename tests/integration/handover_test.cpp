@@ -265,6 +265,41 @@ TEST(Upgrade, EveryLinkOpenedOnDemandKeepsItsRequestAcrossAnUpgrade) {
     c.check_sanitizer_reports();
 }
 
+// A request the old child takes after it handed off (its client connected
+// to the old socket) does not wait behind slow requests on every link: the
+// old child opens a link for it, as it would before the upgrade.
+TEST(Upgrade, TheOldChildOpensALinkForARequestItTakesWhileHandingOff) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    Cluster c(o);
+    bin.install_copy();
+    const auto line_a = "sleep:15000:" + unique_token("slowa");
+    const auto line_b = "sleep:15000:" + unique_token("slowb");
+    std::thread slow_a([&] { (void)c.request(1, line_a, 60s); });
+    std::thread slow_b([&] { (void)c.request(1, line_b, 60s); });
+    ASSERT_TRUE(
+        wait_until([&] { return lond_saw(c, 1, line_a) > 0 && lond_saw(c, 1, line_b) > 0; }, 15s))
+        << c.log();
+    auto conn = c.client(1); // the old child's client; its line comes later
+    ASSERT_TRUE(conn);
+    std::optional<lonc::test::Run> run;
+    std::thread upgrade([&] { run = lonctl(c, {"upgrade"}); });
+    ASSERT_TRUE(c.wait_log("Handing " + c.id(1) + " over to a new child", 30s)) << c.log();
+    // Past the hand-off's linger (0.1 s): the old child is draining. Were
+    // the sleep too short the test would pass, never fail, for it.
+    std::this_thread::sleep_for(500ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(conn->request("echo:quick", 30s), "quick") << c.log();
+    EXPECT_LT(since(t0), 5.0) << "it waited behind a slow request";
+    upgrade.join();
+    slow_a.join();
+    slow_b.join();
+    ASSERT_TRUE(run);
+    EXPECT_EQ(run->code, 0) << run->out << run->err << c.log();
+    c.check_sanitizer_reports();
+}
+
 // A lond the test scripts: it speaks the handshake (init, echo, ekey) and
 // answers pong and echo:TOKEN, and the test holds a connection's handshake
 // before its "ok", releases it, or cuts a connection. Connections are
