@@ -300,6 +300,25 @@ TEST(Upgrade, TheOldChildOpensALinkForARequestItTakesWhileHandingOff) {
     c.check_sanitizer_reports();
 }
 
+// A client of the old child that connects and says nothing (lonnet writes
+// its line at once) does not hold the hand-over for --request-timeout.
+TEST(Upgrade, ASilentClientOfTheOldChildDoesNotHoldTheUpgrade) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    o.lonc_args = {"--request-timeout", "30"};
+    Cluster c(o);
+    bin.install_copy();
+    auto silent = c.client(1);
+    ASSERT_TRUE(silent);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto run = lonctl(c, {"upgrade"});
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_LT(since(t0), 20.0) << "the old child waited for its silent client\n" << c.log();
+    EXPECT_EQ(c.request(1, "echo:after"), "after");
+    c.check_sanitizer_reports();
+}
+
 // A lond the test scripts: it speaks the handshake (init, echo, ekey) and
 // answers pong and echo:TOKEN, and the test holds a connection's handshake
 // before its "ok", releases it, or cuts a connection. Connections are
