@@ -50,13 +50,14 @@ std::size_t PeerWorker::live_links() const noexcept {
 }
 
 bool PeerWorker::may_open_link() const noexcept {
-    return !draining_ && links_ready_ > 0 && loop_.now() >= open_after_ &&
-           live_links() < max_links();
+    // Handing off, the requests it still takes are served as before.
+    const bool serving = !draining_ || handing_off_;
+    return serving && links_ready_ > 0 && loop_.now() >= open_after_ && live_links() < max_links();
 }
 
 void PeerWorker::open_links() {
     if (!may_open_link()) {
-        if (!draining_ && links_ready_ > 0 && loop_.now() < open_after_ &&
+        if ((!draining_ || handing_off_) && links_ready_ > 0 && loop_.now() < open_after_ &&
             live_links() < max_links()) {
             open_timer_.arm_at(open_after_); // requests wait: try when the backoff is over
         }

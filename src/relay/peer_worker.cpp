@@ -30,6 +30,9 @@ constexpr std::size_t spare_clients = 16;
 // Handing off, the drain's grace is --request-timeout and this much more:
 // every request it holds has met its own deadline by then.
 constexpr double handoff_margin = 1.0;
+// A client that connected to the old socket writes its line at once
+// (lonnet does): one silent this long is not waited for.
+constexpr double handoff_silence = 5.0;
 
 bool starts_with(std::string_view s, std::string_view prefix) {
     return s.substr(0, prefix.size()) == prefix;
@@ -69,6 +72,7 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
                          // What it holds is answered by lond or times out under
                          // --request-timeout; the grace only backs that up.
                          drain(opts_.request_timeout + handoff_margin);
+                         maybe_finish_drain(); // armed again: a silent client's wait is over
                      }),
       drain_timer_(loop, [this] {
           lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
@@ -864,8 +868,15 @@ void PeerWorker::maybe_finish_drain() {
     if (handing_off_ && drain_timer_.armed()) {
         // Within the grace, a client that has connected gets its answer.
         for (const auto& c : clients_) {
-            if ((c.state == Client::State::idle && c.fresh) || c.state == Client::State::replying) {
+            if (c.state == Client::State::replying) {
                 return;
+            }
+            if (c.state == Client::State::idle && c.fresh) {
+                const auto until = c.active + seconds(handoff_silence);
+                if (until > loop_.now()) {
+                    handoff_timer_.arm_at(until);
+                    return;
+                }
             }
         }
     }

@@ -202,6 +202,123 @@ TEST(Upgrade, ARequestLongerThanTheDrainGraceGetsItsReplyAndRunsOnce) {
     c.check_sanitizer_reports();
 }
 
+// With lonc's defaults (links on demand) two slow requests to a host run on
+// two links, the second opened for it: an upgrade hands over the requests of
+// every link, the one opened on demand included, and quick requests made
+// during the upgrade are answered (issue 25).
+TEST(Upgrade, EveryLinkOpenedOnDemandKeepsItsRequestAcrossAnUpgrade) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    Cluster c(o);
+    const auto old_children = child_set(c);
+    bin.install_copy();
+    const auto token_a = unique_token("slowa");
+    const auto token_b = unique_token("slowb");
+    const auto line_a = "sleep:9000:" + token_a;
+    const auto line_b = "sleep:9000:" + token_b;
+    std::optional<std::string> reply_a;
+    std::optional<std::string> reply_b;
+    std::thread slow_a([&] { reply_a = c.request(1, line_a, 60s); });
+    std::thread slow_b([&] { reply_b = c.request(1, line_b, 60s); });
+    ASSERT_TRUE(
+        wait_until([&] { return lond_saw(c, 1, line_a) > 0 && lond_saw(c, 1, line_b) > 0; }, 15s))
+        << c.log();
+    // Both are at lond at once: the second is on a link opened on demand.
+    ASSERT_TRUE(c.wait_status_at_least(1, "links_total", 2)) << c.log();
+
+    std::atomic<bool> upgrading{true};
+    std::atomic<int> quick_sent{0};
+    std::vector<std::string> quick_wrong;
+    std::thread quick([&] {
+        while (upgrading) {
+            const auto t = unique_token("quick");
+            const auto r = c.request(1, "echo:" + t, 20s);
+            ++quick_sent;
+            if (r != t) {
+                quick_wrong.push_back(t + " -> " + r.value_or("no reply"));
+            }
+        }
+    });
+    const auto run = lonctl(c, {"upgrade"});
+    upgrading = false;
+    quick.join();
+    slow_a.join();
+    slow_b.join();
+
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_EQ(reply_a, token_a) << c.log();
+    EXPECT_EQ(reply_b, token_b) << c.log();
+    EXPECT_EQ(lond_saw(c, 1, line_a), 1U) << "lond ran it more than once";
+    EXPECT_EQ(lond_saw(c, 1, line_b), 1U) << "lond ran it more than once";
+    EXPECT_GT(quick_sent.load(), 0);
+    EXPECT_TRUE(quick_wrong.empty()) << quick_wrong.size() << " quick requests failed, first "
+                                     << (quick_wrong.empty() ? "" : quick_wrong.front());
+    for (const pid_t p : child_set(c)) {
+        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
+        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
+    }
+    EXPECT_EQ(c.request(1, "echo:after"), "after");
+    EXPECT_FALSE(c.log_contains("killing it")) << c.log();
+    EXPECT_FALSE(c.log_contains("answering \\d+ queued and in-flight requests con_lost"))
+        << c.log();
+    c.check_sanitizer_reports();
+}
+
+// A request the old child takes after it handed off (its client connected
+// to the old socket) does not wait behind slow requests on every link: the
+// old child opens a link for it, as it would before the upgrade.
+TEST(Upgrade, TheOldChildOpensALinkForARequestItTakesWhileHandingOff) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    Cluster c(o);
+    bin.install_copy();
+    const auto line_a = "sleep:15000:" + unique_token("slowa");
+    const auto line_b = "sleep:15000:" + unique_token("slowb");
+    std::thread slow_a([&] { (void)c.request(1, line_a, 60s); });
+    std::thread slow_b([&] { (void)c.request(1, line_b, 60s); });
+    ASSERT_TRUE(
+        wait_until([&] { return lond_saw(c, 1, line_a) > 0 && lond_saw(c, 1, line_b) > 0; }, 15s))
+        << c.log();
+    auto conn = c.client(1); // the old child's client; its line comes later
+    ASSERT_TRUE(conn);
+    std::optional<lonc::test::Run> run;
+    std::thread upgrade([&] { run = lonctl(c, {"upgrade"}); });
+    ASSERT_TRUE(c.wait_log("Handing " + c.id(1) + " over to a new child", 30s)) << c.log();
+    // Past the hand-off's linger (0.1 s): the old child is draining. Were
+    // the sleep too short the test would pass, never fail, for it.
+    std::this_thread::sleep_for(500ms);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(conn->request("echo:quick", 30s), "quick") << c.log();
+    EXPECT_LT(since(t0), 5.0) << "it waited behind a slow request";
+    upgrade.join();
+    slow_a.join();
+    slow_b.join();
+    ASSERT_TRUE(run);
+    EXPECT_EQ(run->code, 0) << run->out << run->err << c.log();
+    c.check_sanitizer_reports();
+}
+
+// A client of the old child that connects and says nothing (lonnet writes
+// its line at once) does not hold the hand-over for --request-timeout.
+TEST(Upgrade, ASilentClientOfTheOldChildDoesNotHoldTheUpgrade) {
+    const Binary bin;
+    auto o = upgrade_cluster(bin);
+    o.hosts = 2;
+    o.lonc_args = {"--request-timeout", "30"};
+    Cluster c(o);
+    bin.install_copy();
+    auto silent = c.client(1);
+    ASSERT_TRUE(silent);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto run = lonctl(c, {"upgrade"});
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_LT(since(t0), 20.0) << "the old child waited for its silent client\n" << c.log();
+    EXPECT_EQ(c.request(1, "echo:after"), "after");
+    c.check_sanitizer_reports();
+}
+
 // A lond the test scripts: it speaks the handshake (init, echo, ekey) and
 // answers pong and echo:TOKEN, and the test holds a connection's handshake
 // before its "ok", releases it, or cuts a connection. Connections are

@@ -477,6 +477,19 @@ TEST_F(PeerWorkerTest, AHandOffAnswersItsClientsAndLeavesTheNewSocketAlone) {
     EXPECT_EQ(now.st_ino, theirs.st_ino) << "the path is not the successor's any more";
 }
 
+// A client that connected and says nothing holds the hand-off for a few
+// seconds (lonnet writes its line at once), not for --request-timeout.
+TEST_F(PeerWorkerTest, AHandOffDoesNotWaitLongForASilentClient) {
+    link().come_up();
+    auto silent = connect();
+    ASSERT_TRUE(pump([&] { return worker().client_count() == 1; }));
+    worker().hand_off();
+    advance(0.2); // past the linger
+    EXPECT_FALSE(loop_.stopped()) << "a client that just connected gets its chance";
+    advance(6);
+    EXPECT_TRUE(loop_.stopped()) << "the silent client held the hand-off";
+}
+
 // A child told to hand off whose link comes up again afterwards (it was
 // reconnecting when the upgrade began, or lond restarted during it) must
 // not put its socket back over its successor's.
