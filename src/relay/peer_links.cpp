@@ -7,7 +7,8 @@
 // connection, as with the original). An extra link that fails before lond
 // answered anything on it is not retried: the worker goes on with the links
 // it has and opens none for the link backoff (--retry-min doubling up to
-// --retry-max), so a host that refuses or drops new links sees no storm.
+// --retry-max), then one at a time until one answers, so a host that
+// refuses or drops new links sees no storm.
 #include "lonc/relay/peer_worker.hpp"
 #include "lonc/runtime/log.hpp"
 
@@ -67,6 +68,9 @@ void PeerWorker::open_links() {
     // and the pong take the next free one, as with one link, so the
     // spooler's rules see the same links either way.
     const std::size_t waiting = queued_clients_;
+    // Since a new link failed, one at a time until one answers: the end of
+    // the backoff brings the host one attempt, not one per waiting request.
+    const std::size_t wanted = extra_failures_ > 0 ? 1 : waiting;
     std::size_t opening = 0;
     for (std::size_t i = kept_; i < links_.size(); ++i) {
         if (!use_[i].dead && !links_[i]->ready()) {
@@ -74,7 +78,7 @@ void PeerWorker::open_links() {
         }
     }
     std::size_t live = live_links();
-    while (opening < waiting && live < max_links()) {
+    while (opening < wanted && live < max_links()) {
         unsigned index = 1; // the lowest free: "link N" in the log stays small
         while (std::any_of(use_.begin(), use_.end(),
                            [&](const LinkUse& u) { return u.index == index; })) {

@@ -53,6 +53,9 @@ public:
     }
     [[nodiscard]] std::uint16_t local_port() const noexcept override { return 0; }
     [[nodiscard]] const std::string& last_error() const noexcept override { return error_; }
+    // A sick link (issue 23): its connections died before lond answered.
+    [[nodiscard]] bool answered() const noexcept override { return sick == 0; }
+    [[nodiscard]] unsigned sick_attempts() const noexcept override { return sick; }
 
     void come_up() {
         up_ = true;
@@ -62,6 +65,7 @@ public:
         ASSERT_FALSE(inflight_.empty());
         auto req = std::move(inflight_.front());
         inflight_.pop_front();
+        sick = 0; // lond answered
         events_.link_reply(*this, std::move(req), text);
     }
     void die(std::string_view why) {
@@ -78,6 +82,7 @@ public:
     [[nodiscard]] bool up() const noexcept { return up_; }
 
     const bool on_demand; // made with reconnect = false
+    unsigned sick = 0;    // sick_attempts(); answered() while 0
 
     std::vector<std::string> sent;     // every line the worker sent, in order
     std::vector<std::string> timeouts; // reasons of time_out()
@@ -653,6 +658,31 @@ TEST_F(PeerWorkerTest, ARefusedNewLinkBacksOffAndTheRequestTakesTheLinkItHas) {
                        "init; going on with the 1 link up, no new link for 2.0 s"),
               std::string::npos)
         << log;
+}
+
+TEST_F(PeerWorkerTest, AfterAFailedNewLinkOnlyOneIsTriedAtATime) {
+    opts_.request_timeout = 100;
+    opts_.retry_min = 2;
+    opts_.retry_max = 100;
+    link().come_up();
+    auto a = request("get:a");
+    std::vector<UniqueFd> waiting;
+    for (int i = 0; i < 3; ++i) {
+        waiting.push_back(request("get:w" + std::to_string(i)));
+    }
+    ASSERT_EQ(links_.size(), 4U) << "one per waiting request";
+    for (std::size_t i = 1; i < 4; ++i) {
+        link(i).refuse(); // a host that takes no new link
+    }
+    advance(8.1); // the backoff (2, 4, 8 s) is over; three requests still wait
+    EXPECT_EQ(links_.size(), 5U) << "one attempt, not one per waiting request";
+    link(4).refuse();
+    advance(16.1);
+    EXPECT_EQ(links_.size(), 6U);
+    link(5).come_up(); // the host takes new links again: as many as wait
+    link(5).reply("r0");
+    EXPECT_EQ(reply(waiting[0]), "r0");
+    EXPECT_EQ(links_.size(), 7U) << "one more for the request still waiting behind busy links";
 }
 
 TEST_F(PeerWorkerTest, ALinkOpenedOnDemandCarriesRequestsAtOnceAndSendsNoPong) {
