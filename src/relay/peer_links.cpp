@@ -8,7 +8,9 @@
 // answered anything on it is not retried: the worker goes on with the links
 // it has and opens none for the link backoff (--retry-min doubling up to
 // --retry-max), then one at a time until one answers, so a host that
-// refuses or drops new links sees no storm.
+// refuses or drops new links sees no storm. A sick peer (issue 23: its
+// links die before lond answers) gets none: no more handshakes than its
+// kept links make.
 #include "lonc/relay/peer_worker.hpp"
 #include "lonc/runtime/log.hpp"
 
@@ -53,7 +55,8 @@ std::size_t PeerWorker::live_links() const noexcept {
 bool PeerWorker::may_open_link() const noexcept {
     // Handing off, the requests it still takes are served as before.
     const bool serving = !draining_ || handing_off_;
-    return serving && links_ready_ > 0 && loop_.now() >= open_after_ && live_links() < max_links();
+    return serving && links_ready_ > 0 && loop_.now() >= open_after_ &&
+           live_links() < max_links() && !sick();
 }
 
 void PeerWorker::open_links() {

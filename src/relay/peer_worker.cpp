@@ -903,15 +903,19 @@ void PeerWorker::spool_hint(std::string_view name) {
     spooler_.hint(name);
 }
 
-std::string PeerWorker::health() const {
+bool PeerWorker::sick() const noexcept {
     bool sick = false;
     for (const auto& l : links_) {
         if (l->ready() && l->answered()) {
-            return "up";
+            return false;
         }
         sick = sick || l->sick_attempts() > 0;
     }
-    return sick ? "sick" : links_ready_ > 0 ? "up" : "down";
+    return sick;
+}
+
+std::string PeerWorker::health() const {
+    return sick() ? "sick" : links_ready_ > 0 ? "up" : "down";
 }
 
 std::string PeerWorker::summary() const {

@@ -685,6 +685,21 @@ TEST_F(PeerWorkerTest, AfterAFailedNewLinkOnlyOneIsTriedAtATime) {
     EXPECT_EQ(links_.size(), 7U) << "one more for the request still waiting behind busy links";
 }
 
+TEST_F(PeerWorkerTest, ASickPeerGetsNoLinkOnDemand) {
+    opts_.request_timeout = 100;
+    link().sick = 2; // its last connections died before lond answered (issue 23)
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    advance(60);
+    EXPECT_EQ(links_.size(), 1U) << "no more handshakes for a sick peer than its one link's";
+    link(0).reply("ra"); // lond answers: healthy again
+    EXPECT_EQ(reply(a), "ra");
+    EXPECT_EQ(link(0).sent.back(), "get:b");
+    auto c = request("get:c");
+    EXPECT_EQ(links_.size(), 2U) << "a busy healthy link makes another";
+}
+
 TEST_F(PeerWorkerTest, ALinkOpenedOnDemandCarriesRequestsAtOnceAndSendsNoPong) {
     opts_.handshake_pause = 5;
     link().come_up(); // its pong is due at 5 s

@@ -161,6 +161,8 @@ public:
     // "up", "down", or "sick": no link has answered, and links came up and
     // died before lond answered a request.
     [[nodiscard]] std::string health() const;
+    // health() is "sick".
+    [[nodiscard]] bool sick() const noexcept;
     [[nodiscard]] EventLoop::TimePoint link_since() const noexcept { return link_since_; }
     [[nodiscard]] std::time_t link_since_wall() const noexcept { return link_since_wall_; }
     [[nodiscard]] std::size_t queue_depth() const noexcept { return queued_clients_; }
