@@ -52,16 +52,20 @@ std::size_t PeerWorker::live_links() const noexcept {
         std::count_if(use_.begin(), use_.end(), [](const LinkUse& u) { return !u.dead; }));
 }
 
+// Handing off, the requests still held get links too: a slow one would
+// otherwise hold them for as long as it takes (--request-timeout at most).
+bool PeerWorker::serving() const noexcept {
+    return !draining_ || (handing_off_ && drain_timer_.armed());
+}
+
 bool PeerWorker::may_open_link() const noexcept {
-    // Handing off, the requests it still takes are served as before.
-    const bool serving = !draining_ || handing_off_;
-    return serving && links_ready_ > 0 && loop_.now() >= open_after_ &&
+    return serving() && links_ready_ > 0 && loop_.now() >= open_after_ &&
            live_links() < max_links() && !sick();
 }
 
 void PeerWorker::open_links() {
     if (!may_open_link()) {
-        if ((!draining_ || handing_off_) && links_ready_ > 0 && loop_.now() < open_after_ &&
+        if (serving() && links_ready_ > 0 && loop_.now() < open_after_ &&
             live_links() < max_links()) {
             open_timer_.arm_at(open_after_); // requests wait: try when the backoff is over
         }
@@ -112,7 +116,7 @@ void PeerWorker::extra_down(std::size_t i, bool was_up) {
     }
     u.dead = true;
     defer_reap();
-    if (u.closing || draining_) {
+    if (u.closing) {
         stats_.links_closed += was_up ? 1U : 0U;
         return;
     }
@@ -169,6 +173,13 @@ void PeerWorker::close_idle_links() {
         link_idle_timer_.arm_at(next);
     } else {
         link_idle_timer_.cancel();
+    }
+}
+
+void PeerWorker::stop_links(std::string_view reason) {
+    for (std::size_t i = 0; i < links_.size(); ++i) {
+        use_[i].closing = extra(i) || use_[i].closing;
+        links_[i]->stop(reason);
     }
 }
 

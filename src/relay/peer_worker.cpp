@@ -77,9 +77,7 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
       drain_timer_(loop, [this] {
           lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
                     pending_.size());
-          for (auto& l : links_) {
-              l->stop("shutting down");
-          }
+          stop_links("shutting down");
           while (!pending_.empty()) {
               complete(take_front(), con_lost, false);
           }
@@ -505,9 +503,7 @@ bool PeerWorker::client_line(Client& c, std::string_view line) {
     if (line == "close_connection_exit") {
         log::set_status("Request close connection");
         lg().error("Request Close Connection");
-        for (auto& l : links_) {
-            l->stop("close_connection_exit");
-        }
+        stop_links("close_connection_exit");
         close_listener();
         loop_.stop(0);
         return true;
@@ -885,9 +881,7 @@ void PeerWorker::maybe_finish_drain() {
             return;
         }
     }
-    for (auto& l : links_) {
-        l->stop("shutting down");
-    }
+    stop_links("shutting down");
     for (auto it = clients_.begin(); it != clients_.end();) {
         auto& c = *it++;
         if (c.state != Client::State::waiting) {

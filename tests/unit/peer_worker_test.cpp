@@ -533,6 +533,58 @@ TEST_F(PeerWorkerTest, AHandOffWaitsForASlowRequestButAShutdownBoundsIt) {
     EXPECT_TRUE(loop_.stopped());
 }
 
+// Handing off (issue 24), the requests the old child still holds do not
+// wait behind a slow one either: they get a link on demand (issue 25).
+TEST_F(PeerWorkerTest, HandingOffARequestGetsALinkRatherThanWaitBehindASlowOne) {
+    link().come_up();
+    auto slow = request("sleep:slow");
+    auto fresh = connect();                          // connected, no line yet
+    put_dead_socket_at(settings_.socket_path("h1")); // the successor's
+    worker().hand_off();
+    advance(0.2); // past the linger: the worker drains
+    const auto before = accepted_lines();
+    write_text(fresh, "get:late\n");
+    ASSERT_TRUE(pump([&] { return accepted_lines() > before; }));
+    ASSERT_EQ(links_.size(), 2U) << "the late request waits behind the slow one";
+    link(1).come_up();
+    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"get:late"}));
+    link(1).reply("rl");
+    EXPECT_EQ(reply(fresh), "rl");
+    EXPECT_FALSE(loop_.stopped());
+    link(0).reply("rs");
+    EXPECT_EQ(reply(slow), "rs");
+    ASSERT_TRUE(pump([&] { return loop_.stopped(); })) << "the worker did not finish";
+    EXPECT_FALSE(link(1).up());
+}
+
+TEST_F(PeerWorkerTest, HandingOffARefusedNewLinkBacksOffToo) {
+    opts_.retry_min = 2;
+    link().come_up();
+    auto slow = request("sleep:slow");
+    auto fresh = connect();
+    put_dead_socket_at(settings_.socket_path("h1"));
+    worker().hand_off();
+    advance(0.2);
+    const auto before = accepted_lines();
+    write_text(fresh, "get:late\n");
+    ASSERT_TRUE(pump([&] { return accepted_lines() > before; }));
+    ASSERT_EQ(links_.size(), 2U);
+    link(1).refuse();
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_EQ(links_.size(), 2U) << "a refused link is followed by the backoff, not another";
+    advance(2.1);
+    EXPECT_EQ(links_.size(), 3U);
+    EXPECT_EQ(worker().stats().link_failures, 1U);
+    link(0).reply("rs");
+    EXPECT_EQ(reply(slow), "rs");
+    EXPECT_EQ(link(0).sent.back(), "get:late") << "on the link that is free";
+    link(0).reply("rl");
+    EXPECT_EQ(reply(fresh), "rl");
+    ASSERT_TRUE(pump([&] { return loop_.stopped(); })) << "the worker did not finish";
+    EXPECT_EQ(worker().stats().link_failures, 1U)
+        << "stopping a link that was opening is no failure";
+}
+
 TEST_F(PeerWorkerTest, ReclaimPutsItsSocketBackWhenThePathNamesAnother) {
     link().come_up();
     worker().reclaim_socket(); // ours still: nothing changes

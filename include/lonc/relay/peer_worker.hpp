@@ -236,6 +236,10 @@ private:
     void close_idle_links();      // and those over max_links(); arms link_idle_timer_
     void run_deferred() override; // removes the extra links that are down
     void defer_reap();
+    // Every link, for good (a shutdown): an extra link's end is no failure.
+    void stop_links(std::string_view reason);
+    // Not draining, or handing off within the drain's grace.
+    [[nodiscard]] bool serving() const noexcept;
 
     EventLoop& loop_;
     Settings settings_;
