@@ -157,6 +157,9 @@ void PeerWorker::close_idle_links() {
         if (use_[i].dead || !links_[i]->ready() || links_[i]->in_flight() > 0) {
             continue;
         }
+        if (links_ready_ == 1) {
+            break; // the one link up stays (the kept ones reconnect): link_up looks again
+        }
         const bool over = live > max_links();
         if (over || use_[i].idle_since + limit <= now) {
             use_[i].closing = true;

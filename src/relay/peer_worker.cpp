@@ -203,6 +203,8 @@ void PeerWorker::link_up(LondLink& link) {
     dispatch();
     if (extra(i) && link.in_flight() == 0) {
         mark_idle(i);
+    } else if (!extra(i) && links_.size() > kept_) {
+        close_idle_links(); // an extra link kept as the one up may go now
     }
 }
 

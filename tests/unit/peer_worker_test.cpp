@@ -679,6 +679,28 @@ TEST_F(PeerWorkerTest, AnIdleExtraLinkClosesTheFirstStays) {
     EXPECT_EQ(link(0).sent.back(), "get:d");
 }
 
+TEST_F(PeerWorkerTest, TheLastLinkUpIsNotClosedAsIdle) {
+    opts_.link_idle_timeout = 60;
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    link(1).come_up();
+    link(1).reply("rb");
+    EXPECT_EQ(reply(b), "rb");
+    link(0).die("lond closed the connection"); // the kept link reconnects, with backoff
+    EXPECT_EQ(reply(a), "con_lost");
+    advance(61);
+    EXPECT_TRUE(link(1).up()) << "the one link up stays, idle or not";
+    auto c = request("get:c");
+    EXPECT_EQ(link(1).sent.back(), "get:c");
+    link(1).reply("rc");
+    EXPECT_EQ(reply(c), "rc");
+    link(0).come_up(); // the kept link is back: the idle extra goes
+    advance(61);
+    EXPECT_FALSE(link(1).up());
+    EXPECT_TRUE(link(0).up());
+}
+
 TEST_F(PeerWorkerTest, ARefusedNewLinkBacksOffAndTheRequestTakesTheLinkItHas) {
     opts_.retry_min = 2;
     opts_.retry_max = 100;
