@@ -670,8 +670,11 @@ RequestPtr PeerWorker::take_front() {
 void PeerWorker::dispatch() {
     while (!pending_.empty()) {
         LondLink* best = nullptr;
+        std::size_t ready = 0;
         for (auto& l : links_) {
-            if (!l->can_send()) {
+            ready += l->ready() ? 1U : 0U;
+            // Over a lowered maximum: no new request, so it falls idle and closes.
+            if (!l->can_send() || ready > max_links()) {
                 continue;
             }
             if (l->in_flight() == 0) {

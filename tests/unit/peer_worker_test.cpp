@@ -865,6 +865,33 @@ TEST_F(PeerWorkerTest, AReloadAppliesALowerMaximumWithoutDroppingABusyLink) {
     EXPECT_EQ(worker().max_links(), 8U);
 }
 
+TEST_F(PeerWorkerTest, ALowerMaximumHoldsUnderLoad) {
+    opts_.max_connections = 3;
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    auto c = request("get:c");
+    link(1).come_up();
+    link(2).come_up();
+    auto lower = worker().options();
+    lower.max_connections = 2;
+    worker().set_options(lower);
+    auto d = request("get:d"); // waits: every link busy, none may be opened
+    EXPECT_EQ(links_.size(), 3U);
+    link(2).reply("rc");
+    EXPECT_EQ(reply(c), "rc");
+    EXPECT_EQ(link(2).sent.back(), "get:c") << "a link over the maximum takes no more requests";
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_FALSE(link(2).up()) << "closed once idle";
+    link(1).reply("rb");
+    EXPECT_EQ(reply(b), "rb");
+    EXPECT_EQ(link(1).sent.back(), "get:d");
+    link(1).reply("rd");
+    EXPECT_EQ(reply(d), "rd");
+    link(0).reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+}
+
 TEST(ClientState, TransitionsAreTheDrawnOnes) {
     using S = Client::State;
     EXPECT_TRUE(Client::may_enter(S::closed, S::idle));
