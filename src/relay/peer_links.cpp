@@ -7,7 +7,10 @@
 // connection, as with the original). An extra link that fails before lond
 // answered anything on it is not retried: the worker goes on with the links
 // it has and opens none for the link backoff (--retry-min doubling up to
-// --retry-max), so a host that refuses or drops new links sees no storm.
+// --retry-max), then one at a time until one answers, so a host that
+// refuses or drops new links sees no storm. A sick peer (issue 23: its
+// links die before lond answers) gets none: no more handshakes than its
+// kept links make.
 #include "lonc/relay/peer_worker.hpp"
 #include "lonc/runtime/log.hpp"
 
@@ -49,15 +52,20 @@ std::size_t PeerWorker::live_links() const noexcept {
         std::count_if(use_.begin(), use_.end(), [](const LinkUse& u) { return !u.dead; }));
 }
 
+// Handing off, the requests still held get links too: a slow one would
+// otherwise hold them for as long as it takes (--request-timeout at most).
+bool PeerWorker::serving() const noexcept {
+    return !draining_ || (handing_off_ && drain_timer_.armed());
+}
+
 bool PeerWorker::may_open_link() const noexcept {
-    // Handing off, the requests it still takes are served as before.
-    const bool serving = !draining_ || handing_off_;
-    return serving && links_ready_ > 0 && loop_.now() >= open_after_ && live_links() < max_links();
+    return serving() && links_ready_ > 0 && loop_.now() >= open_after_ &&
+           live_links() < max_links() && !sick();
 }
 
 void PeerWorker::open_links() {
     if (!may_open_link()) {
-        if ((!draining_ || handing_off_) && links_ready_ > 0 && loop_.now() < open_after_ &&
+        if (serving() && links_ready_ > 0 && loop_.now() < open_after_ &&
             live_links() < max_links()) {
             open_timer_.arm_at(open_after_); // requests wait: try when the backoff is over
         }
@@ -67,6 +75,9 @@ void PeerWorker::open_links() {
     // and the pong take the next free one, as with one link, so the
     // spooler's rules see the same links either way.
     const std::size_t waiting = queued_clients_;
+    // Since a new link failed, one at a time until one answers: the end of
+    // the backoff brings the host one attempt, not one per waiting request.
+    const std::size_t wanted = extra_failures_ > 0 ? 1 : waiting;
     std::size_t opening = 0;
     for (std::size_t i = kept_; i < links_.size(); ++i) {
         if (!use_[i].dead && !links_[i]->ready()) {
@@ -74,7 +85,7 @@ void PeerWorker::open_links() {
         }
     }
     std::size_t live = live_links();
-    while (opening < waiting && live < max_links()) {
+    while (opening < wanted && live < max_links()) {
         unsigned index = 1; // the lowest free: "link N" in the log stays small
         while (std::any_of(use_.begin(), use_.end(),
                            [&](const LinkUse& u) { return u.index == index; })) {
@@ -105,7 +116,7 @@ void PeerWorker::extra_down(std::size_t i, bool was_up) {
     }
     u.dead = true;
     defer_reap();
-    if (u.closing || draining_) {
+    if (u.closing) {
         stats_.links_closed += was_up ? 1U : 0U;
         return;
     }
@@ -146,6 +157,9 @@ void PeerWorker::close_idle_links() {
         if (use_[i].dead || !links_[i]->ready() || links_[i]->in_flight() > 0) {
             continue;
         }
+        if (links_ready_ == 1) {
+            break; // the one link up stays (the kept ones reconnect): link_up looks again
+        }
         const bool over = live > max_links();
         if (over || use_[i].idle_since + limit <= now) {
             use_[i].closing = true;
@@ -162,6 +176,13 @@ void PeerWorker::close_idle_links() {
         link_idle_timer_.arm_at(next);
     } else {
         link_idle_timer_.cancel();
+    }
+}
+
+void PeerWorker::stop_links(std::string_view reason) {
+    for (std::size_t i = 0; i < links_.size(); ++i) {
+        use_[i].closing = extra(i) || use_[i].closing;
+        links_[i]->stop(reason);
     }
 }
 

@@ -77,9 +77,7 @@ PeerWorker::PeerWorker(EventLoop& loop, Settings settings, Peer peer, Peer self,
       drain_timer_(loop, [this] {
           lg().warn("Shutdown grace over: answering {} queued and in-flight requests con_lost",
                     pending_.size());
-          for (auto& l : links_) {
-              l->stop("shutting down");
-          }
+          stop_links("shutting down");
           while (!pending_.empty()) {
               complete(take_front(), con_lost, false);
           }
@@ -205,6 +203,8 @@ void PeerWorker::link_up(LondLink& link) {
     dispatch();
     if (extra(i) && link.in_flight() == 0) {
         mark_idle(i);
+    } else if (!extra(i) && links_.size() > kept_) {
+        close_idle_links(); // an extra link kept as the one up may go now
     }
 }
 
@@ -505,9 +505,7 @@ bool PeerWorker::client_line(Client& c, std::string_view line) {
     if (line == "close_connection_exit") {
         log::set_status("Request close connection");
         lg().error("Request Close Connection");
-        for (auto& l : links_) {
-            l->stop("close_connection_exit");
-        }
+        stop_links("close_connection_exit");
         close_listener();
         loop_.stop(0);
         return true;
@@ -672,8 +670,11 @@ RequestPtr PeerWorker::take_front() {
 void PeerWorker::dispatch() {
     while (!pending_.empty()) {
         LondLink* best = nullptr;
+        std::size_t ready = 0;
         for (auto& l : links_) {
-            if (!l->can_send()) {
+            ready += l->ready() ? 1U : 0U;
+            // Over a lowered maximum: no new request, so it falls idle and closes.
+            if (!l->can_send() || ready > max_links()) {
                 continue;
             }
             if (l->in_flight() == 0) {
@@ -885,9 +886,7 @@ void PeerWorker::maybe_finish_drain() {
             return;
         }
     }
-    for (auto& l : links_) {
-        l->stop("shutting down");
-    }
+    stop_links("shutting down");
     for (auto it = clients_.begin(); it != clients_.end();) {
         auto& c = *it++;
         if (c.state != Client::State::waiting) {
@@ -903,15 +902,19 @@ void PeerWorker::spool_hint(std::string_view name) {
     spooler_.hint(name);
 }
 
-std::string PeerWorker::health() const {
+bool PeerWorker::sick() const noexcept {
     bool sick = false;
     for (const auto& l : links_) {
         if (l->ready() && l->answered()) {
-            return "up";
+            return false;
         }
         sick = sick || l->sick_attempts() > 0;
     }
-    return sick ? "sick" : links_ready_ > 0 ? "up" : "down";
+    return sick;
+}
+
+std::string PeerWorker::health() const {
+    return sick() ? "sick" : links_ready_ > 0 ? "up" : "down";
 }
 
 std::string PeerWorker::summary() const {

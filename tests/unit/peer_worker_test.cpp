@@ -53,6 +53,9 @@ public:
     }
     [[nodiscard]] std::uint16_t local_port() const noexcept override { return 0; }
     [[nodiscard]] const std::string& last_error() const noexcept override { return error_; }
+    // A sick link (issue 23): its connections died before lond answered.
+    [[nodiscard]] bool answered() const noexcept override { return sick == 0; }
+    [[nodiscard]] unsigned sick_attempts() const noexcept override { return sick; }
 
     void come_up() {
         up_ = true;
@@ -62,6 +65,7 @@ public:
         ASSERT_FALSE(inflight_.empty());
         auto req = std::move(inflight_.front());
         inflight_.pop_front();
+        sick = 0; // lond answered
         events_.link_reply(*this, std::move(req), text);
     }
     void die(std::string_view why) {
@@ -78,6 +82,7 @@ public:
     [[nodiscard]] bool up() const noexcept { return up_; }
 
     const bool on_demand; // made with reconnect = false
+    unsigned sick = 0;    // sick_attempts(); answered() while 0
 
     std::vector<std::string> sent;     // every line the worker sent, in order
     std::vector<std::string> timeouts; // reasons of time_out()
@@ -528,6 +533,58 @@ TEST_F(PeerWorkerTest, AHandOffWaitsForASlowRequestButAShutdownBoundsIt) {
     EXPECT_TRUE(loop_.stopped());
 }
 
+// Handing off (issue 24), the requests the old child still holds do not
+// wait behind a slow one either: they get a link on demand (issue 25).
+TEST_F(PeerWorkerTest, HandingOffARequestGetsALinkRatherThanWaitBehindASlowOne) {
+    link().come_up();
+    auto slow = request("sleep:slow");
+    auto fresh = connect();                          // connected, no line yet
+    put_dead_socket_at(settings_.socket_path("h1")); // the successor's
+    worker().hand_off();
+    advance(0.2); // past the linger: the worker drains
+    const auto before = accepted_lines();
+    write_text(fresh, "get:late\n");
+    ASSERT_TRUE(pump([&] { return accepted_lines() > before; }));
+    ASSERT_EQ(links_.size(), 2U) << "the late request waits behind the slow one";
+    link(1).come_up();
+    EXPECT_EQ(link(1).sent, (std::vector<std::string>{"get:late"}));
+    link(1).reply("rl");
+    EXPECT_EQ(reply(fresh), "rl");
+    EXPECT_FALSE(loop_.stopped());
+    link(0).reply("rs");
+    EXPECT_EQ(reply(slow), "rs");
+    ASSERT_TRUE(pump([&] { return loop_.stopped(); })) << "the worker did not finish";
+    EXPECT_FALSE(link(1).up());
+}
+
+TEST_F(PeerWorkerTest, HandingOffARefusedNewLinkBacksOffToo) {
+    opts_.retry_min = 2;
+    link().come_up();
+    auto slow = request("sleep:slow");
+    auto fresh = connect();
+    put_dead_socket_at(settings_.socket_path("h1"));
+    worker().hand_off();
+    advance(0.2);
+    const auto before = accepted_lines();
+    write_text(fresh, "get:late\n");
+    ASSERT_TRUE(pump([&] { return accepted_lines() > before; }));
+    ASSERT_EQ(links_.size(), 2U);
+    link(1).refuse();
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_EQ(links_.size(), 2U) << "a refused link is followed by the backoff, not another";
+    advance(2.1);
+    EXPECT_EQ(links_.size(), 3U);
+    EXPECT_EQ(worker().stats().link_failures, 1U);
+    link(0).reply("rs");
+    EXPECT_EQ(reply(slow), "rs");
+    EXPECT_EQ(link(0).sent.back(), "get:late") << "on the link that is free";
+    link(0).reply("rl");
+    EXPECT_EQ(reply(fresh), "rl");
+    ASSERT_TRUE(pump([&] { return loop_.stopped(); })) << "the worker did not finish";
+    EXPECT_EQ(worker().stats().link_failures, 1U)
+        << "stopping a link that was opening is no failure";
+}
+
 TEST_F(PeerWorkerTest, ReclaimPutsItsSocketBackWhenThePathNamesAnother) {
     link().come_up();
     worker().reclaim_socket(); // ours still: nothing changes
@@ -622,6 +679,28 @@ TEST_F(PeerWorkerTest, AnIdleExtraLinkClosesTheFirstStays) {
     EXPECT_EQ(link(0).sent.back(), "get:d");
 }
 
+TEST_F(PeerWorkerTest, TheLastLinkUpIsNotClosedAsIdle) {
+    opts_.link_idle_timeout = 60;
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    link(1).come_up();
+    link(1).reply("rb");
+    EXPECT_EQ(reply(b), "rb");
+    link(0).die("lond closed the connection"); // the kept link reconnects, with backoff
+    EXPECT_EQ(reply(a), "con_lost");
+    advance(61);
+    EXPECT_TRUE(link(1).up()) << "the one link up stays, idle or not";
+    auto c = request("get:c");
+    EXPECT_EQ(link(1).sent.back(), "get:c");
+    link(1).reply("rc");
+    EXPECT_EQ(reply(c), "rc");
+    link(0).come_up(); // the kept link is back: the idle extra goes
+    advance(61);
+    EXPECT_FALSE(link(1).up());
+    EXPECT_TRUE(link(0).up());
+}
+
 TEST_F(PeerWorkerTest, ARefusedNewLinkBacksOffAndTheRequestTakesTheLinkItHas) {
     opts_.retry_min = 2;
     opts_.retry_max = 100;
@@ -653,6 +732,46 @@ TEST_F(PeerWorkerTest, ARefusedNewLinkBacksOffAndTheRequestTakesTheLinkItHas) {
                        "init; going on with the 1 link up, no new link for 2.0 s"),
               std::string::npos)
         << log;
+}
+
+TEST_F(PeerWorkerTest, AfterAFailedNewLinkOnlyOneIsTriedAtATime) {
+    opts_.request_timeout = 100;
+    opts_.retry_min = 2;
+    opts_.retry_max = 100;
+    link().come_up();
+    auto a = request("get:a");
+    std::vector<UniqueFd> waiting;
+    for (int i = 0; i < 3; ++i) {
+        waiting.push_back(request("get:w" + std::to_string(i)));
+    }
+    ASSERT_EQ(links_.size(), 4U) << "one per waiting request";
+    for (std::size_t i = 1; i < 4; ++i) {
+        link(i).refuse(); // a host that takes no new link
+    }
+    advance(8.1); // the backoff (2, 4, 8 s) is over; three requests still wait
+    EXPECT_EQ(links_.size(), 5U) << "one attempt, not one per waiting request";
+    link(4).refuse();
+    advance(16.1);
+    EXPECT_EQ(links_.size(), 6U);
+    link(5).come_up(); // the host takes new links again: as many as wait
+    link(5).reply("r0");
+    EXPECT_EQ(reply(waiting[0]), "r0");
+    EXPECT_EQ(links_.size(), 7U) << "one more for the request still waiting behind busy links";
+}
+
+TEST_F(PeerWorkerTest, ASickPeerGetsNoLinkOnDemand) {
+    opts_.request_timeout = 100;
+    link().sick = 2; // its last connections died before lond answered (issue 23)
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    advance(60);
+    EXPECT_EQ(links_.size(), 1U) << "no more handshakes for a sick peer than its one link's";
+    link(0).reply("ra"); // lond answers: healthy again
+    EXPECT_EQ(reply(a), "ra");
+    EXPECT_EQ(link(0).sent.back(), "get:b");
+    auto c = request("get:c");
+    EXPECT_EQ(links_.size(), 2U) << "a busy healthy link makes another";
 }
 
 TEST_F(PeerWorkerTest, ALinkOpenedOnDemandCarriesRequestsAtOnceAndSendsNoPong) {
@@ -744,6 +863,33 @@ TEST_F(PeerWorkerTest, AReloadAppliesALowerMaximumWithoutDroppingABusyLink) {
     higher.max_connections = 8;
     worker().set_options(higher);
     EXPECT_EQ(worker().max_links(), 8U);
+}
+
+TEST_F(PeerWorkerTest, ALowerMaximumHoldsUnderLoad) {
+    opts_.max_connections = 3;
+    link().come_up();
+    auto a = request("get:a");
+    auto b = request("get:b");
+    auto c = request("get:c");
+    link(1).come_up();
+    link(2).come_up();
+    auto lower = worker().options();
+    lower.max_connections = 2;
+    worker().set_options(lower);
+    auto d = request("get:d"); // waits: every link busy, none may be opened
+    EXPECT_EQ(links_.size(), 3U);
+    link(2).reply("rc");
+    EXPECT_EQ(reply(c), "rc");
+    EXPECT_EQ(link(2).sent.back(), "get:c") << "a link over the maximum takes no more requests";
+    loop_.run_once(std::chrono::milliseconds(0));
+    EXPECT_FALSE(link(2).up()) << "closed once idle";
+    link(1).reply("rb");
+    EXPECT_EQ(reply(b), "rb");
+    EXPECT_EQ(link(1).sent.back(), "get:d");
+    link(1).reply("rd");
+    EXPECT_EQ(reply(d), "rd");
+    link(0).reply("ra");
+    EXPECT_EQ(reply(a), "ra");
 }
 
 TEST(ClientState, TransitionsAreTheDrawnOnes) {

@@ -161,6 +161,8 @@ public:
     // "up", "down", or "sick": no link has answered, and links came up and
     // died before lond answered a request.
     [[nodiscard]] std::string health() const;
+    // health() is "sick".
+    [[nodiscard]] bool sick() const noexcept;
     [[nodiscard]] EventLoop::TimePoint link_since() const noexcept { return link_since_; }
     [[nodiscard]] std::time_t link_since_wall() const noexcept { return link_since_wall_; }
     [[nodiscard]] std::size_t queue_depth() const noexcept { return queued_clients_; }
@@ -234,6 +236,10 @@ private:
     void close_idle_links();      // and those over max_links(); arms link_idle_timer_
     void run_deferred() override; // removes the extra links that are down
     void defer_reap();
+    // Every link, for good (a shutdown): an extra link's end is no failure.
+    void stop_links(std::string_view reason);
+    // Not draining, or handing off within the drain's grace.
+    [[nodiscard]] bool serving() const noexcept;
 
     EventLoop& loop_;
     Settings settings_;
