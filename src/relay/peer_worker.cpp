@@ -157,7 +157,8 @@ void PeerWorker::reconnect() {
         return;
     }
     lg().info("INFO: Reconnecting to {} (requested by the operator)", peer_.id);
-    for (std::size_t i = 0; i < links_.size(); ++i) {
+    // The links there are now: a reset dispatches, and may open another.
+    for (std::size_t i = 0, n = links_.size(); i < n; ++i) {
         if (!extra(i)) {
             links_[i]->reset("reconnect requested by the operator");
         } else if (!use_[i].dead) {
@@ -774,7 +775,10 @@ void PeerWorker::on_request_timer() {
         lg().error("Timeout: {} queued request{} never sent within {} s (first: {})", expired,
                    expired == 1 ? "" : "s", opts_.request_timeout, first);
     }
-    for (auto& l : links_) {
+    // By index, over the links there are now: a timed-out link that fails
+    // dispatches what waits, which may open a link and grow links_.
+    for (std::size_t i = 0, n = links_.size(); i < n; ++i) {
+        LondLink* l = links_[i].get();
         if (const auto* r = l->oldest(); r != nullptr && r->deadline <= now) {
             ++stats_.timeouts;
             if (r->kind != Request::Kind::spool) { // the spooler says it once per message
