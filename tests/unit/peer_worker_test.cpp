@@ -8,7 +8,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,6 +32,13 @@ class FakeLink final : public LondLink {
 public:
     FakeLink(LinkEvents& events, const LinkConfig& cfg)
         : on_demand(!cfg.reconnect), events_(events), pipeline_(cfg.pipeline) {}
+    ~FakeLink() override {
+        if (on_destroy) {
+            on_destroy(*this);
+        }
+    }
+    FakeLink(const FakeLink&) = delete;
+    FakeLink& operator=(const FakeLink&) = delete;
 
     void connect() override {}
     bool retry_now() override { return false; }
@@ -82,7 +92,9 @@ public:
     [[nodiscard]] bool up() const noexcept { return up_; }
 
     const bool on_demand; // made with reconnect = false
-    unsigned sick = 0;    // sick_attempts(); answered() while 0
+    // The worker destroyed this link (a link opened on demand, closed).
+    std::function<void(FakeLink&)> on_destroy;
+    unsigned sick = 0; // sick_attempts(); answered() while 0
 
     std::vector<std::string> sent;     // every line the worker sent, in order
     std::vector<std::string> timeouts; // reasons of time_out()
@@ -136,6 +148,14 @@ protected:
                             [this](EventLoop&, const LinkConfig& cfg, LinkEvents& events,
                                    unsigned /*index*/) -> std::unique_ptr<LondLink> {
                                 auto l = std::make_unique<FakeLink>(events, cfg);
+                                l->on_destroy = [this](FakeLink& gone) {
+                                    for (auto& p : links_) {
+                                        if (p == &gone) {
+                                            retired_sent_ += gone.sent.size();
+                                            p = nullptr;
+                                        }
+                                    }
+                                };
                                 links_.push_back(l.get());
                                 return l;
                             });
@@ -143,9 +163,19 @@ protected:
         }
         return *worker_;
     }
+    // The i-th link the worker made; it must still exist.
     FakeLink& link(std::size_t i = 0) {
         (void)worker();
-        return *links_.at(i);
+        auto* l = links_.at(i);
+        if (l == nullptr) {
+            throw std::logic_error("link " + std::to_string(i) + " was closed and destroyed");
+        }
+        return *l;
+    }
+    // Whether the i-th link exists and is up (a closed extra link is gone).
+    bool link_up(std::size_t i) {
+        (void)worker();
+        return links_.at(i) != nullptr && links_.at(i)->up();
     }
 
     // Runs loop rounds until done() (or 5 s of real time: then false).
@@ -188,9 +218,9 @@ protected:
         return fd;
     }
     [[nodiscard]] std::size_t accepted_lines() {
-        std::size_t n = worker().queue_depth();
+        std::size_t n = worker().queue_depth() + retired_sent_;
         for (auto* l : links_) {
-            n += l->sent.size();
+            n += l != nullptr ? l->sent.size() : 0;
         }
         return n;
     }
@@ -221,7 +251,8 @@ protected:
     Peer self_;
     Options opts_;
     EventLoop loop_{&fake_now};
-    std::vector<FakeLink*> links_;
+    std::vector<FakeLink*> links_; // null once the worker destroyed it
+    std::size_t retired_sent_ = 0; // lines sent on links since destroyed
     std::optional<PeerWorker> worker_;
 };
 
@@ -554,7 +585,7 @@ TEST_F(PeerWorkerTest, HandingOffARequestGetsALinkRatherThanWaitBehindASlowOne) 
     link(0).reply("rs");
     EXPECT_EQ(reply(slow), "rs");
     ASSERT_TRUE(pump([&] { return loop_.stopped(); })) << "the worker did not finish";
-    EXPECT_FALSE(link(1).up());
+    EXPECT_FALSE(link_up(1));
 }
 
 TEST_F(PeerWorkerTest, HandingOffARefusedNewLinkBacksOffToo) {
@@ -662,18 +693,18 @@ TEST_F(PeerWorkerTest, AnIdleExtraLinkClosesTheFirstStays) {
     link(0).reply("ra");
     EXPECT_EQ(reply(a), "ra");
     advance(59);
-    EXPECT_TRUE(link(1).up());
+    EXPECT_TRUE(link_up(1));
     auto c = request("get:c"); // on the kept link: the extra stays idle
     link(0).reply("rc");
     EXPECT_EQ(reply(c), "rc");
     advance(2);
-    EXPECT_FALSE(link(1).up()) << "idle for --link-idle-timeout: closed";
+    EXPECT_FALSE(link_up(1)) << "idle for --link-idle-timeout: closed";
     loop_.run_once(std::chrono::milliseconds(0));
     EXPECT_EQ(worker().links().size(), 1U);
     EXPECT_EQ(worker().stats().links_closed, 1U);
     EXPECT_EQ(worker().stats().link_downs, 0U) << "closing an idle link is not a link going down";
     advance(600);
-    EXPECT_TRUE(link(0).up()) << "the first link is kept however quiet the host";
+    EXPECT_TRUE(link_up(0)) << "the first link is kept however quiet the host";
     EXPECT_EQ(worker().links().size(), 1U);
     auto d = request("get:d");
     EXPECT_EQ(link(0).sent.back(), "get:d");
@@ -690,15 +721,15 @@ TEST_F(PeerWorkerTest, TheLastLinkUpIsNotClosedAsIdle) {
     link(0).die("lond closed the connection"); // the kept link reconnects, with backoff
     EXPECT_EQ(reply(a), "con_lost");
     advance(61);
-    EXPECT_TRUE(link(1).up()) << "the one link up stays, idle or not";
+    EXPECT_TRUE(link_up(1)) << "the one link up stays, idle or not";
     auto c = request("get:c");
     EXPECT_EQ(link(1).sent.back(), "get:c");
     link(1).reply("rc");
     EXPECT_EQ(reply(c), "rc");
     link(0).come_up(); // the kept link is back: the idle extra goes
     advance(61);
-    EXPECT_FALSE(link(1).up());
-    EXPECT_TRUE(link(0).up());
+    EXPECT_FALSE(link_up(1));
+    EXPECT_TRUE(link_up(0));
 }
 
 TEST_F(PeerWorkerTest, ARefusedNewLinkBacksOffAndTheRequestTakesTheLinkItHas) {
@@ -848,13 +879,13 @@ TEST_F(PeerWorkerTest, AReloadAppliesALowerMaximumWithoutDroppingABusyLink) {
     lower.max_connections = 2;
     worker().set_options(lower);
     loop_.run_once(std::chrono::milliseconds(0));
-    EXPECT_TRUE(link(1).up());
-    EXPECT_TRUE(link(2).up()) << "a link with a request on it is not dropped";
+    EXPECT_TRUE(link_up(1));
+    EXPECT_TRUE(link_up(2)) << "a link with a request on it is not dropped";
     link(2).reply("rc");
     EXPECT_EQ(reply(c), "rc");
     loop_.run_once(std::chrono::milliseconds(0));
-    EXPECT_FALSE(link(2).up()) << "over the new maximum, closed once idle";
-    EXPECT_TRUE(link(1).up()) << "within it: kept until idle for --link-idle-timeout";
+    EXPECT_FALSE(link_up(2)) << "over the new maximum, closed once idle";
+    EXPECT_TRUE(link_up(1)) << "within it: kept until idle for --link-idle-timeout";
     link(1).reply("rb");
     link(0).reply("ra");
     EXPECT_EQ(reply(b), "rb");
@@ -882,7 +913,7 @@ TEST_F(PeerWorkerTest, ALowerMaximumHoldsUnderLoad) {
     EXPECT_EQ(reply(c), "rc");
     EXPECT_EQ(link(2).sent.back(), "get:c") << "a link over the maximum takes no more requests";
     loop_.run_once(std::chrono::milliseconds(0));
-    EXPECT_FALSE(link(2).up()) << "closed once idle";
+    EXPECT_FALSE(link_up(2)) << "closed once idle";
     link(1).reply("rb");
     EXPECT_EQ(reply(b), "rb");
     EXPECT_EQ(link(1).sent.back(), "get:d");
