@@ -27,6 +27,9 @@ constexpr std::size_t client_keep_capacity = 4096;
 // Released clients kept for reuse: lonnet connects once per request, and a
 // kept Client (list node, buffers) makes accepting one allocation-free.
 constexpr std::size_t spare_clients = 16;
+// Descriptors kept free, besides every link's, for the child's own work
+// (client_cap).
+constexpr std::size_t own_work_fds = 8;
 // Handing off, the drain's grace is --request-timeout and this much more:
 // every request it holds has met its own deadline by then.
 constexpr double handoff_margin = 1.0;
@@ -286,6 +289,11 @@ void PeerWorker::open_listener() {
         accept_timer_.arm_in(seconds(5));
         return;
     }
+    if (fd_budget_ == 0) {
+        const auto limit = fd_limit();
+        const auto open = open_fd_count();
+        fd_budget_ = limit > open ? static_cast<std::size_t>(limit - open) : 1;
+    }
     loop_.add(listener_.get(), EPOLLIN, *this);
     accepting_ = true;
 }
@@ -318,9 +326,34 @@ void PeerWorker::on_events(std::uint32_t /*events*/) {
     (void)accept_clients();
 }
 
+// Clients take descriptors only up to what leaves room for the child's own
+// work: every link it may open, a spool file and its lock, a log reopened
+// after rotation, a sanitizer's pipe. Beyond that they wait in the listen
+// backlog, as at EMFILE, and the links and the spool go on.
+std::size_t PeerWorker::client_cap() const noexcept {
+    const std::size_t keep = max_links() + own_work_fds;
+    return fd_budget_ == 0 ? SIZE_MAX : fd_budget_ > keep ? fd_budget_ - keep : 1;
+}
+
+void PeerWorker::pause_accept(const std::string& why) {
+    if (!emfile_logged_) {
+        lg().warn("accept: {}; pausing accept (clients {})", why, clients_.size());
+        emfile_logged_ = true;
+    }
+    loop_.remove(listener_.get(), *this);
+    accepting_ = false;
+    accept_timer_.arm_in(seconds(0.25));
+}
+
 std::size_t PeerWorker::accept_clients() {
     std::size_t taken = 0;
     for (int i = 0; i < 64; ++i) {
+        if (clients_.size() >= client_cap()) {
+            pause_accept(std::string(std::strerror(EMFILE)) + " (" +
+                         std::to_string(max_links() + own_work_fds) + " of the limit of " +
+                         std::to_string(fd_limit()) + " kept for links and the spool)");
+            return taken;
+        }
         UniqueFd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED) {
@@ -329,14 +362,7 @@ std::size_t PeerWorker::accept_clients() {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 // Out of descriptors: stop accepting for a moment instead of
                 // spinning on a listener that stays readable.
-                if (!emfile_logged_) {
-                    lg().warn("accept: {}; pausing accept (clients {})", std::strerror(errno),
-                              clients_.size());
-                    emfile_logged_ = true;
-                }
-                loop_.remove(listener_.get(), *this);
-                accepting_ = false;
-                accept_timer_.arm_in(seconds(0.25));
+                pause_accept(std::strerror(errno));
             } else if (errno != EAGAIN) {
                 lg().warn("accept: {}", std::strerror(errno));
             }

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <string>
@@ -183,6 +184,23 @@ std::uint64_t raise_fd_limit() noexcept {
         ::getrlimit(RLIMIT_NOFILE, &rl);
     }
     return rl.rlim_cur;
+}
+
+std::uint64_t fd_limit() noexcept {
+    rlimit rl{};
+    return ::getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 0;
+}
+
+std::size_t open_fd_count() noexcept {
+    std::size_t n = 0;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (const dirent* e = ::readdir(d)) {
+            n += e->d_name[0] != '.' ? 1 : 0;
+        }
+        ::closedir(d);
+        n -= n > 0 ? 1 : 0; // the directory's own descriptor
+    }
+    return n;
 }
 
 } // namespace lonc

@@ -201,6 +201,8 @@ private:
     void close_listener();
     void on_listener_timer();
     std::size_t accept_clients(); // returns how many it took
+    void pause_accept(const std::string& why);
+    [[nodiscard]] std::size_t client_cap() const noexcept;
 
     // Clients
     void client_enter(Client& c, Client::State next);
@@ -278,6 +280,9 @@ private:
     SocketFile listener_file_;
     bool accepting_ = false;
     Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
+    // Descriptors left for clients and links: RLIMIT_NOFILE less those the
+    // child had open when it first listened (0: no limit known).
+    std::size_t fd_budget_ = 0;
 
     std::list<Client> clients_;      // least recently active first
     std::list<Client> spare_;        // released, kept for the next connections

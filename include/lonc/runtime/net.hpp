@@ -50,5 +50,9 @@ bool remove_dead_socket(const std::filesystem::path& path);
 
 // Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
 std::uint64_t raise_fd_limit() noexcept;
+// The soft RLIMIT_NOFILE (0 when it cannot be read), and how many
+// descriptors this process has open now.
+[[nodiscard]] std::uint64_t fd_limit() noexcept;
+[[nodiscard]] std::size_t open_fd_count() noexcept;
 
 } // namespace lonc
