@@ -1,6 +1,7 @@
 #include "lonc/core/spool.hpp"
 
 #include "lonc/core/config.hpp"
+#include "lonc/core/control_words.hpp"
 #include "lonc/core/fd.hpp"
 
 #include <algorithm>
@@ -46,20 +47,51 @@ std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept {
     return out;
 }
 
-std::vector<SpoolEntry> scan_spool(const std::filesystem::path& dir, std::string_view host) {
-    std::vector<SpoolEntry> out;
+std::string_view SpoolEntry::base() const noexcept {
+    const std::string_view n = name;
+    switch (kind) {
+    case SpoolKind::bad:
+        return n.substr(0, n.size() - bad_suffix.size());
+    case SpoolKind::sent:
+        return n.substr(0, n.size() - sent_suffix.size());
+    case SpoolKind::pending:
+        break;
+    }
+    return n;
+}
+
+std::optional<SpoolEntry> spool_entry(std::string_view name) {
+    SpoolKind kind = SpoolKind::pending;
+    std::string_view base = name;
+    auto ends_with = [&](std::string_view suffix) {
+        return base.size() > suffix.size() && base.substr(base.size() - suffix.size()) == suffix;
+    };
+    if (ends_with(bad_suffix)) {
+        kind = SpoolKind::bad;
+        base.remove_suffix(bad_suffix.size());
+    } else if (ends_with(sent_suffix)) {
+        kind = SpoolKind::sent;
+        base.remove_suffix(sent_suffix.size());
+    }
+    const auto parsed = parse_spool_name(base);
+    if (!parsed) {
+        return std::nullopt;
+    }
+    return SpoolEntry{std::string(name), std::string(parsed->host), parsed->epoch, kind};
+}
+
+std::optional<std::vector<SpoolEntry>> list_spool(const std::filesystem::path& dir) {
     const UniqueDir d(::opendir(dir.c_str()));
     if (!d) {
-        return out;
+        return std::nullopt;
     }
+    std::vector<SpoolEntry> out;
+    errno = 0;
     while (const dirent* e = ::readdir(d.get())) {
-        const std::string_view name = e->d_name;
-        const auto parsed = parse_spool_name(name);
-        if (parsed && parsed->host == host) {
-            out.push_back(SpoolEntry{std::string(name), parsed->epoch});
+        if (auto entry = spool_entry(e->d_name)) {
+            out.push_back(std::move(*entry));
         }
     }
-    std::sort(out.begin(), out.end());
     return out;
 }
 

@@ -29,6 +29,7 @@ namespace lonc::ctl {
 namespace {
 
 using nlohmann::json;
+namespace k = status_key;
 
 enum class Reach { answered, unreachable, no_answer };
 
@@ -243,8 +244,8 @@ std::string age(std::int64_t seconds) {
 
 // Why a peer's link is not up, from its status entry; "" when it is up.
 std::string down_reason(const json& p, const ChildReport& report, std::size_t bad) {
-    if (!p.value("answered", false)) {
-        switch (parse_slot_state(p.value("state", "")).value_or(SlotState::running)) {
+    if (!p.value(k::answered, false)) {
+        switch (parse_slot_state(p.value(k::state, "")).value_or(SlotState::running)) {
         case SlotState::unreachable:
             return "lond does not answer lonc's probe; probing again";
         case SlotState::probing:
@@ -292,11 +293,10 @@ struct SpoolFileInfo {
 std::optional<std::vector<SpoolFileInfo>> spool_files(const Context& ctx, const std::string& host,
                                                       int& code) {
     std::vector<SpoolFileInfo> out;
-    std::error_code ec;
     const auto dir = settings(ctx).spool_dir();
-    std::filesystem::directory_iterator it(dir, ec);
-    if (ec) {
-        const int error = ec.value();
+    const auto entries = list_spool(dir);
+    if (!entries) {
+        const int error = errno;
         code = error == ENOENT ? fail(ctx, failed,
                                       "no spool directory: " + cause(dir, error) +
                                           " (lonc makes it when it starts; is lonSockDir right?)")
@@ -304,22 +304,16 @@ std::optional<std::vector<SpoolFileInfo>> spool_files(const Context& ctx, const 
                                       "cannot read the spool directory " + cause(dir, error));
         return std::nullopt;
     }
-    for (const auto& e : it) {
-        SpoolFileInfo f;
-        f.name = e.path().filename().string();
-        std::string_view base = f.name;
-        if (base.size() > bad_suffix.size() &&
-            base.substr(base.size() - bad_suffix.size()) == bad_suffix) {
-            base.remove_suffix(bad_suffix.size());
-            f.bad = true;
-        }
-        const auto parsed = parse_spool_name(base);
-        if (!parsed || (!host.empty() && parsed->host != host)) {
+    for (const auto& e : *entries) {
+        if (e.kind == SpoolKind::sent || (!host.empty() && e.host != host)) {
             continue;
         }
-        f.host = std::string(parsed->host);
+        SpoolFileInfo f;
+        f.name = e.name;
+        f.bad = e.kind == SpoolKind::bad;
+        f.host = e.host;
         struct stat st {};
-        if (::lstat(e.path().c_str(), &st) == 0) {
+        if (::lstat((dir / e.name).c_str(), &st) == 0) {
             f.mtime = st.st_mtime;
             f.size = st.st_size;
         }
@@ -339,16 +333,11 @@ struct SpoolCount {
 };
 std::map<std::string, SpoolCount> spool_counts(const Context& ctx) {
     std::map<std::string, SpoolCount> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(settings(ctx).spool_dir(), ec)) {
-        std::string name = e.path().filename().string();
-        const bool bad = name.size() > 4 && name.compare(name.size() - 4, 4, ".bad") == 0;
-        if (bad) {
-            name.resize(name.size() - 4);
-        }
-        if (const auto parsed = parse_spool_name(name)) {
-            auto& c = out[std::string(parsed->host)];
-            ++(bad ? c.bad : c.pending);
+    for (const auto& e :
+         list_spool(settings(ctx).spool_dir()).value_or(std::vector<SpoolEntry>{})) {
+        if (e.kind != SpoolKind::sent) {
+            auto& c = out[e.host];
+            ++(e.kind == SpoolKind::bad ? c.bad : c.pending);
         }
     }
     return out;
@@ -437,20 +426,20 @@ int status(const Context& ctx) {
         return ok;
     }
     const auto doc = json::parse(*reply, nullptr, false);
-    if (doc.is_discarded() || !doc.contains("peers")) {
+    if (doc.is_discarded() || !doc.contains(k::peers)) {
         return fail(ctx, failed, "lonc's status is not JSON");
     }
     (void)std::fprintf(ctx.out, "lonc parent %lld, status generation %llu\n",
-                       static_cast<long long>(doc["parent"].value("pid", 0)),
-                       static_cast<unsigned long long>(doc.value("generation", 0ULL)));
+                       static_cast<long long>(doc[k::parent].value(k::pid, 0)),
+                       static_cast<unsigned long long>(doc.value(k::generation, 0ULL)));
     (void)std::fprintf(ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", "PEER", "PID",
                        "LINK", "SINCE", "REQUESTS", "ERRORS", "QUEUE", "SPOOL", "OLDEST", "REASON");
     const auto counts = spool_counts(ctx);
-    for (const auto& p : doc["peers"]) {
-        const auto pid = p["pid"].is_number() ? std::to_string(p["pid"].get<long long>()) : "-";
-        const bool has = p.value("answered", false);
+    for (const auto& p : doc[k::peers]) {
+        const auto pid = p[k::pid].is_number() ? std::to_string(p[k::pid].get<long long>()) : "-";
+        const bool has = p.value(k::answered, false);
         const auto rep = report_from_json(p);
-        std::string link = p.value("state", "?");
+        std::string link = p.value(k::state, "?");
         if (has) {
             link = to_string(rep.link);
             // Links up, of the most the child may open (--max-connections).
@@ -460,16 +449,16 @@ int status(const Context& ctx) {
         }
         auto num = [&](std::uint64_t n) { return has ? std::to_string(n) : std::string("-"); };
         // An age in seconds, null when nothing waits (docs/status.md).
-        const auto oldest_it = p.find(spool_oldest_age_json);
+        const auto oldest_it = p.find(k::spool_oldest_age);
         const std::int64_t oldest =
             oldest_it != p.end() && oldest_it->is_number() ? oldest_it->get<std::int64_t>() : -1;
-        const auto it = counts.find(p.value("id", ""));
+        const auto it = counts.find(p.value(k::id, ""));
         const auto reason = down_reason(p, rep, it == counts.end() ? 0 : it->second.bad);
         if (has && rep.health == "sick") {
             link = "sick";
         }
         (void)std::fprintf(
-            ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", p.value("id", "?").c_str(),
+            ctx.out, "%-16s %7s %-11s %-19s %9s %7s %6s %6s %7s  %s\n", p.value(k::id, "?").c_str(),
             pid.c_str(), link.c_str(), has ? local_time(rep.since).c_str() : "-",
             num(rep.requests).c_str(), num(rep.errors).c_str(), num(rep.queue).c_str(),
             num(rep.spool_pending).c_str(), has && oldest >= 0 ? age(oldest).c_str() : "-",

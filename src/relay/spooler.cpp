@@ -139,21 +139,13 @@ bool perm_log_has(const std::filesystem::path& file, const std::string& host,
 std::size_t finish_departed_records(const Settings& settings, const std::set<std::string>& peers,
                                     std::size_t max_line) {
     std::map<std::string, std::vector<std::string>> markers; // host -> marker names
-    {
-        const UniqueDir d(::opendir(settings.spool_dir().c_str()));
-        if (!d) {
-            return 0;
-        }
-        while (const dirent* e = ::readdir(d.get())) {
-            const std::string_view name = e->d_name;
-            if (name.size() <= sent_suffix.size() ||
-                name.substr(name.size() - sent_suffix.size()) != sent_suffix) {
-                continue;
-            }
-            const auto p = parse_spool_name(name.substr(0, name.size() - sent_suffix.size()));
-            if (p && peers.count(std::string(p->host)) == 0) {
-                markers[std::string(p->host)].emplace_back(name);
-            }
+    const auto entries = list_spool(settings.spool_dir());
+    if (!entries) {
+        return 0;
+    }
+    for (const auto& e : *entries) {
+        if (e.kind == SpoolKind::sent && peers.count(e.host) == 0) {
+            markers[e.host].push_back(e.name);
         }
     }
     std::size_t done = 0;
@@ -240,15 +232,14 @@ void Spooler::hint(std::string_view name) {
         scan();
         return;
     }
-    const auto parsed = parse_spool_name(name);
-    if (!parsed || parsed->host != host_ || name == inflight_) {
+    auto entry = spool_entry(name);
+    if (!entry || entry->kind != SpoolKind::pending || entry->host != host_ || name == inflight_) {
         return;
     }
-    SpoolEntry entry{std::string(name), parsed->epoch};
-    if (later_.count(entry) != 0) {
+    if (later_.count(*entry) != 0) {
         return; // looked at again when it is due
     }
-    files_.insert(std::move(entry));
+    files_.insert(std::move(*entry));
     next();
 }
 
@@ -297,37 +288,31 @@ void Spooler::scan() {
         return;
     }
     files_.clear();
-    const UniqueDir d(::opendir(settings_.spool_dir().c_str()));
-    if (!d) {
+    const auto entries = list_spool(settings_.spool_dir());
+    if (!entries) {
         return;
     }
     std::vector<std::string> markers;
     std::vector<std::string> bad;
-    while (const dirent* e = ::readdir(d.get())) {
-        const std::string_view name = e->d_name;
-        if (name.size() > bad_suffix.size() &&
-            name.substr(name.size() - bad_suffix.size()) == bad_suffix) {
-            const auto base = name.substr(0, name.size() - bad_suffix.size());
-            if (const auto p = parse_spool_name(base); p && p->host == host_) {
-                bad.emplace_back(base);
-            }
+    for (const auto& e : *entries) {
+        if (e.host != host_) {
             continue;
         }
-        if (name.size() > sent_suffix.size() &&
-            name.substr(name.size() - sent_suffix.size()) == sent_suffix) {
-            const auto base = name.substr(0, name.size() - sent_suffix.size());
+        switch (e.kind) {
+        case SpoolKind::bad:
+            bad.emplace_back(e.base());
+            break;
+        case SpoolKind::sent:
             // A marker of a delivery this process still settles is its own.
-            if (const auto p = parse_spool_name(base);
-                p && p->host == host_ && answered_.count(std::string(base)) == 0) {
-                markers.emplace_back(name);
+            if (answered_.count(std::string(e.base())) == 0) {
+                markers.push_back(e.name);
             }
-            continue;
-        }
-        if (const auto p = parse_spool_name(name); p && p->host == host_ && name != inflight_) {
-            SpoolEntry entry{std::string(name), p->epoch};
-            if (later_.count(entry) == 0) {
-                files_.insert(std::move(entry));
+            break;
+        case SpoolKind::pending:
+            if (e.name != inflight_ && later_.count(e) == 0) {
+                files_.insert(e);
             }
+            break;
         }
     }
     for (const auto& m : markers) {
@@ -371,8 +356,8 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
         lg().info("INFO: Delayed message {} set aside {:.0f} s ago is tried again (retry {} of "
                   "{}); one more death with it on the wire sets it aside again",
                   name_text(name), age, tries + 1, bad_retries);
-        if (const auto p = parse_spool_name(name)) {
-            files_.insert(SpoolEntry{name, p->epoch});
+        if (auto e = spool_entry(name)) {
+            files_.insert(std::move(*e));
         }
     }
 }
@@ -552,8 +537,8 @@ void Spooler::done(RequestPtr req, std::optional<std::string_view> reply) {
     if (!reply) {
         // con_lost: the file stays and goes out again first, once the loop
         // has seen the link down (this may run inside its teardown).
-        if (const auto p = parse_spool_name(name)) {
-            later(SpoolEntry{name, p->epoch}, 0);
+        if (const auto e = spool_entry(name)) {
+            later(*e, 0);
         }
         kick();
         return;
@@ -601,8 +586,8 @@ void Spooler::died(RequestPtr req, std::string_view why, std::uint64_t conn) {
     }
     const auto name = std::exchange(inflight_, std::string());
     suspect_ = Suspect{name, std::string(why), conn};
-    if (const auto p = parse_spool_name(name)) {
-        later(SpoolEntry{name, p->epoch}, 0); // held back by the probe in next()
+    if (const auto e = spool_entry(name)) {
+        later(*e, 0); // held back by the probe in next()
     }
     kick();
 }
@@ -638,8 +623,8 @@ void Spooler::count_death(const std::string& name, const std::string& why) {
                       "without it: it waits; after {} such deaths it is set aside",
                       host_, name_text(name), log::printable(why), limit);
         }
-        if (const auto p = parse_spool_name(name)) {
-            later(SpoolEntry{name, p->epoch}, wait);
+        if (const auto e = spool_entry(name)) {
+            later(*e, wait);
         }
     }
     kick();
@@ -675,8 +660,8 @@ void Spooler::timed_out(RequestPtr req) {
                   "longer after each timeout, and is not set aside for it",
                   host_, name_text(name), opts_.request_timeout, wait);
     }
-    if (const auto p = parse_spool_name(name)) {
-        later(SpoolEntry{name, p->epoch}, wait);
+    if (const auto e = spool_entry(name)) {
+        later(*e, wait);
     }
     kick();
 }
@@ -757,8 +742,8 @@ Spooler::Claim Spooler::claim(const Answered& a) {
         lg().info("INFO: Delayed message {} was rewritten while it was delivered; the new "
                   "content is delivered in its turn",
                   name_text(a.name));
-        if (const auto p = parse_spool_name(a.name); p && active_) {
-            files_.insert(SpoolEntry{a.name, p->epoch});
+        if (auto e = spool_entry(a.name); e && active_) {
+            files_.insert(std::move(*e));
         }
         return Claim::left;
     }

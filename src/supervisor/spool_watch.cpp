@@ -71,13 +71,9 @@ void SpoolWatch::on_events(std::uint32_t /*events*/) {
 std::map<std::string, std::vector<std::string>> spool_files_of(const std::filesystem::path& dir,
                                                                const std::set<std::string>& hosts) {
     std::map<std::string, std::vector<std::string>> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-        const auto name = e.path().filename().string();
-        if (const auto parsed = parse_spool_name(name)) {
-            if (const auto it = hosts.find(std::string(parsed->host)); it != hosts.end()) {
-                out[*it].push_back(name);
-            }
+    for (const auto& e : list_spool(dir).value_or(std::vector<SpoolEntry>{})) {
+        if (e.kind == SpoolKind::pending && hosts.count(e.host) != 0) {
+            out[e.host].push_back(e.name);
         }
     }
     for (auto& [host, names] : out) {

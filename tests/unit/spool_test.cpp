@@ -2,11 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fcntl.h>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 
 #include "temp_dir.hpp"
@@ -42,19 +45,39 @@ TEST(SpoolName, NamesWithASlashOrNulAreNeverSpoolEntries) {
     }
 }
 
-TEST(SpoolScan, OldestEpochFirstNumericallyThenName) {
+TEST(SpoolList, EveryKindOfEntryWithItsHostAndNothingElse) {
     test::TempDir d("lonc-spool-test");
-    for (const char* name :
-         {"100.b.h1", "20.a.h1", "100.a.h1", "3.z.h2", "1000.a.h1", "5.a.lon.h1", "7.tmp"}) {
+    for (const char* name : {"100.b.h1", "20.a.h1.bad", "30.a.h1.sent", "5.a.lon.h1", "7.tmp",
+                             "8.x", "1.a.h1.bad.bad", ".lonc-spool", "x.a.h1"}) {
         d.write(name, "x\n");
     }
-    const auto files = scan_spool(d.path(), "h1");
+    auto entries = list_spool(d.path());
+    ASSERT_TRUE(entries);
+    std::sort(entries->begin(), entries->end());
+    std::vector<std::tuple<std::string, std::string, std::string, SpoolKind>> got;
+    for (const auto& e : *entries) {
+        got.emplace_back(e.name, std::string(e.base()), e.host, e.kind);
+    }
+    EXPECT_EQ(got, (std::vector<std::tuple<std::string, std::string, std::string, SpoolKind>>{
+                       {"5.a.lon.h1", "5.a.lon.h1", "lon.h1", SpoolKind::pending},
+                       {"20.a.h1.bad", "20.a.h1", "h1", SpoolKind::bad},
+                       {"30.a.h1.sent", "30.a.h1", "h1", SpoolKind::sent},
+                       {"100.b.h1", "100.b.h1", "h1", SpoolKind::pending}}));
+    EXPECT_FALSE(list_spool(d.path() / "missing"));
+    EXPECT_EQ(errno, ENOENT);
+}
+
+TEST(SpoolList, OldestEpochFirstNumericallyThenName) {
+    std::vector<SpoolEntry> v;
+    for (const char* name : {"100.b.h1", "20.a.h1", "100.a.h1", "1000.a.h1"}) {
+        v.push_back(*spool_entry(name));
+    }
+    std::sort(v.begin(), v.end());
     std::vector<std::string> names;
-    for (const auto& f : files) {
+    for (const auto& f : v) {
         names.push_back(f.name);
     }
     EXPECT_EQ(names, (std::vector<std::string>{"20.a.h1", "100.a.h1", "100.b.h1", "1000.a.h1"}));
-    EXPECT_EQ(scan_spool(d.path(), "lon.h1").size(), 1U);
 }
 
 TEST(SpoolBytes, Classification) {

@@ -25,18 +25,33 @@ struct SpoolName {
 // own <name>.bad and <name>.sent files) is not a spool entry.
 [[nodiscard]] std::optional<SpoolName> parse_spool_name(std::string_view name) noexcept;
 
+// What a delayed/ entry is to lonc: a message waiting (lonnet's name), one
+// set aside after too many deaths (<name>.bad), or the marker of a delivery
+// whose S line is still to be written (<name>.sent).
+enum class SpoolKind { pending, bad, sent };
+
 struct SpoolEntry {
-    std::string name;
+    std::string name; // the directory entry, suffix included
+    std::string host;
     std::uint64_t epoch = 0;
+    SpoolKind kind = SpoolKind::pending;
+    // The message's own name: name without .bad or .sent.
+    [[nodiscard]] std::string_view base() const noexcept;
+    // Oldest first: epoch as a number, then name.
     friend bool operator<(const SpoolEntry& a, const SpoolEntry& b) {
         return a.epoch != b.epoch ? a.epoch < b.epoch : a.name < b.name;
     }
     friend bool operator==(const SpoolEntry& a, const SpoolEntry& b) { return a.name == b.name; }
 };
 
-// The entries of dir for host, oldest first (epoch as a number, then name).
-[[nodiscard]] std::vector<SpoolEntry> scan_spool(const std::filesystem::path& dir,
-                                                 std::string_view host);
+// One directory entry's name as lonc sees it; nullopt for anything else
+// (lonnet's temp and lock files, stray names).
+[[nodiscard]] std::optional<SpoolEntry> spool_entry(std::string_view name);
+
+// The one reader of delayed/ (the spooler, the supervisor and lonctl all
+// list it through this): every entry spool_entry knows, in directory order.
+// nullopt when dir cannot be opened (errno says why).
+[[nodiscard]] std::optional<std::vector<SpoolEntry>> list_spool(const std::filesystem::path& dir);
 
 // One version of a spool file. lonnet rewrites a name with a truncating
 // open, which changes mtime and ctime; a rename changes ctime only.
