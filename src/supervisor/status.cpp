@@ -57,12 +57,13 @@ std::string format_status_json(const StatusReport& r) {
     using nlohmann::json;
     json peers = json::array();
     for (const auto& p : r.peers) {
-        json j = {{"id", p.id}, {"state", p.state}, {"answered", p.answered}};
-        j["pid"] = p.pid > 0 ? json(p.pid) : json(nullptr);
+        namespace k = status_key;
+        json j = {{k::id, p.id}, {k::state, p.state}, {k::answered, p.answered}};
+        j[k::pid] = p.pid > 0 ? json(p.pid) : json(nullptr);
         if (p.answered) {
             add_to_json(p.report, j);
             const auto age = spool_oldest_age(p, r.time);
-            j[std::string(spool_oldest_age_json)] = age ? json(*age) : json(nullptr);
+            j[k::spool_oldest_age] = age ? json(*age) : json(nullptr);
         }
         peers.push_back(std::move(j));
     }
@@ -70,19 +71,20 @@ std::string format_status_json(const StatusReport& r) {
     for (const auto& [host, files] : r.reload.undeliverable) {
         undeliverable[host] = files;
     }
+    namespace k = status_key;
     const json doc = {
-        {"schema", status_json_schema},
-        {"generation", r.generation},
-        {"time", static_cast<std::int64_t>(r.time)},
-        {"parent",
-         {{"pid", r.parent_pid}, {"status", r.parent_status}, {"last_log", r.parent_last_log}}},
-        {"peers", std::move(peers)},
-        {"reload",
-         {{"time", static_cast<std::int64_t>(r.reload.time)},
-          {"success", r.reload.success},
-          {"last_success", static_cast<std::int64_t>(r.reload.last_success)},
-          {"result", r.reload.result},
-          {"undeliverable", std::move(undeliverable)}}}};
+        {k::schema, status_json_schema},
+        {k::generation, r.generation},
+        {k::time, static_cast<std::int64_t>(r.time)},
+        {k::parent,
+         {{k::pid, r.parent_pid}, {k::status, r.parent_status}, {k::last_log, r.parent_last_log}}},
+        {k::peers, std::move(peers)},
+        {k::reload,
+         {{k::time, static_cast<std::int64_t>(r.reload.time)},
+          {k::success, r.reload.success},
+          {k::last_success, static_cast<std::int64_t>(r.reload.last_success)},
+          {k::result, r.reload.result},
+          {k::undeliverable, std::move(undeliverable)}}}};
     // Replace invalid UTF-8 (peer data can hold anything) rather than throw.
     return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }

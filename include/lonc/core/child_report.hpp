@@ -147,10 +147,6 @@ template <typename F> void for_each_report_field(F&& f) {
     std::apply([&](const auto&... row) { (f(row), ...); }, child_report_fields);
 }
 
-// loncstatus.json has, instead of spool_oldest, the age of that file at the
-// report's time (null when none waits), under this name.
-inline constexpr std::string_view spool_oldest_age_json = "spool_oldest_age_seconds";
-
 // loncstatus.json's view of a report: the fields that have a json name, set
 // in the peer object (docs/status.md).
 void add_to_json(const ChildReport& r, nlohmann::json& peer);

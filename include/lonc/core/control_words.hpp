@@ -1,7 +1,7 @@
 // The words lonc and lonctl say to each other, defined once: the control
 // socket's commands and verdicts (control.hpp draws the exchange), the
 // states a peer's slot is in (the status files, lonctl status, the
-// metrics), and the suffixes of delayed/ files set aside or delivered.
+// metrics), loncstatus.json's keys, and the suffixes of delayed/ files set aside or delivered.
 #pragma once
 
 #include <array>
@@ -109,6 +109,30 @@ inline constexpr std::array<SlotState, 6> all_slot_states = {
     }
     return std::nullopt;
 }
+
+// loncstatus.json's keys (lonc writes them, lonctl status reads them; a
+// child report's own fields are named in child_report.hpp's table).
+namespace status_key {
+inline constexpr const char* schema = "schema";
+inline constexpr const char* generation = "generation";
+inline constexpr const char* time = "time";
+inline constexpr const char* parent = "parent";
+inline constexpr const char* pid = "pid";
+inline constexpr const char* status = "status";
+inline constexpr const char* last_log = "last_log";
+inline constexpr const char* peers = "peers";
+inline constexpr const char* id = "id";
+inline constexpr const char* state = "state";
+inline constexpr const char* answered = "answered";
+// Instead of the report's spool_oldest: the age of that file at the time
+// of the round, in seconds (null: none waits).
+inline constexpr const char* spool_oldest_age = "spool_oldest_age_seconds";
+inline constexpr const char* reload = "reload";
+inline constexpr const char* success = "success";
+inline constexpr const char* last_success = "last_success";
+inline constexpr const char* result = "result";
+inline constexpr const char* undeliverable = "undeliverable";
+} // namespace status_key
 
 // delayed/<name> set aside after too many deaths, and the marker of a
 // delivery whose S line is still to be written.
