@@ -95,6 +95,56 @@ std::set<pid_t> child_set(const Cluster& c) {
     return {v.begin(), v.end()};
 }
 
+// How many times lond-sim for host got line (in clear).
+std::size_t lond_saw(const Cluster& c, int host, const std::string& line) {
+    std::size_t n = 0;
+    for (const auto& r : c.sim_requests(host)) {
+        n += r.size() > 2 && r[2] == line ? 1U : 0U;
+    }
+    return n;
+}
+
+// Requests of several seconds beside the quick load: one client per peer
+// sends sleep:3000 requests one after another, a connection each (lonnet's
+// pattern), and checks every reply is its own.
+class SlowLoad {
+public:
+    SlowLoad(Cluster& c, int hosts) {
+        for (int h = 0; h < hosts; ++h) {
+            threads_.emplace_back([this, &c, h] {
+                while (!stop_) {
+                    const auto token = unique_token("slow" + std::to_string(h));
+                    const auto line = "sleep:3000:" + token;
+                    const auto reply = c.request(h, line, 60s);
+                    const std::lock_guard lock(mutex_);
+                    (reply == token ? answered_ : failed_).push_back({h, line});
+                }
+            });
+        }
+    }
+    SlowLoad(const SlowLoad&) = delete;
+    SlowLoad& operator=(const SlowLoad&) = delete;
+    ~SlowLoad() { stop(); }
+    // Waits for the requests out to be answered.
+    void stop() {
+        stop_ = true;
+        for (auto& t : threads_) {
+            if (t.joinable()) {
+                t.join();
+            }
+        }
+    }
+    // (host, request line) of each request answered with its own reply, and
+    // of each that was not.
+    std::vector<std::pair<int, std::string>> answered_;
+    std::vector<std::pair<int, std::string>> failed_;
+
+private:
+    std::atomic<bool> stop_{false};
+    std::mutex mutex_;
+    std::vector<std::thread> threads_;
+};
+
 TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     const Binary bin;
     Cluster c(upgrade_cluster(bin));
@@ -105,8 +155,11 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     const ino_t old_inode = bin.inode();
 
     // The same load without an upgrade first: the figures to compare with.
+    // Both windows have 3 s requests in the mix: the old children keep
+    // theirs to the end (lonctl upgrade waits for them).
     std::atomic<bool> stop{false};
     LoadResult base;
+    SlowLoad slow(c, 4);
     {
         auto o = lonnet_load(stop);
         o.duration = 3s;
@@ -126,6 +179,15 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     std::this_thread::sleep_for(100ms);
     stop = true;
     load.join();
+    slow.stop();
+    EXPECT_TRUE(slow.failed_.empty()) << slow.failed_.size() << " slow requests failed, the first "
+                                      << slow.failed_.front().second << "\n"
+                                      << c.log();
+    EXPECT_GE(slow.answered_.size(), 8U);
+    for (const auto& [host, line] : slow.answered_) {
+        EXPECT_EQ(lond_saw(c, host, line), 1U) << line << ": lond ran it more than once";
+    }
+    EXPECT_GT(took, 0.5) << "the old children held 3 s requests: the upgrade waits for them";
 
     EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
     EXPECT_NE(run.out.find("upgraded: lonc " LONC_VERSION " -> " LONC_VERSION
@@ -149,24 +211,17 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     EXPECT_FALSE(c.log_contains("WARNING")) << "an upgrade is no cause for warnings:\n" << c.log();
     EXPECT_TRUE(c.log_contains("INFO: the child this one replaces delivers h1's delayed messages"))
         << c.log();
-    std::printf("upgrade: 32 lonnet-pattern clients, 4 peers; without an upgrade: %llu requests, "
-                "%llu failed, p99 %.2f ms; during one (lonctl upgrade took %.2f s): %llu "
-                "requests, %llu failed, p99 %.2f ms\n",
+    std::printf("upgrade: 32 lonnet-pattern clients and 4 of 3 s requests, 4 peers; without an "
+                "upgrade: %llu requests, %llu failed, p99 %.2f ms; during one (lonctl upgrade "
+                "took %.2f s): %llu requests, %llu failed, p99 %.2f ms (%.2fx); 3 s requests: "
+                "%zu answered, %zu failed\n",
                 static_cast<unsigned long long>(base.sent.load()),
                 static_cast<unsigned long long>(base.sent.load() - base.ok.load()),
                 base.percentile_ms(0.99), took, static_cast<unsigned long long>(r.sent.load()),
-                static_cast<unsigned long long>(r.sent.load() - r.ok.load()),
-                r.percentile_ms(0.99));
+                static_cast<unsigned long long>(r.sent.load() - r.ok.load()), r.percentile_ms(0.99),
+                r.percentile_ms(0.99) / base.percentile_ms(0.99), slow.answered_.size(),
+                slow.failed_.size());
     c.check_sanitizer_reports();
-}
-
-// How many times lond-sim for host got line (in clear).
-std::size_t lond_saw(const Cluster& c, int host, const std::string& line) {
-    std::size_t n = 0;
-    for (const auto& r : c.sim_requests(host)) {
-        n += r.size() > 2 && r[2] == line ? 1U : 0U;
-    }
-    return n;
 }
 
 // LON-CAPA requests may take minutes: one that is at lond when the upgrade
