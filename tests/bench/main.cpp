@@ -88,6 +88,9 @@ int bench_main(int argc, char** argv) {
     app.add_flag("--no-syscalls", no_syscalls, "do not count syscalls with perf");
     bool no_rows = false;
     app.add_flag("--no-rows", no_rows, "skip the request rows: only the crowd and fan-out runs");
+    bool mix_only = false;
+    app.add_flag("--mix-only", mix_only,
+                 "only quick requests beside slow ones (the links-on-demand run), 3 times");
     app.add_option("--fanout-peers", fanout, "peers of the fan-out run (0: skip)");
     app.add_option("--crowd", crowd, "clients of the crowd run");
     app.add_option("--lonc", bin.lonc, "the lonc binary")->capture_default_str();
@@ -153,6 +156,13 @@ int bench_main(int argc, char** argv) {
         }
         if (crowd != UINT_MAX) {
             opts.crowd_clients = crowd;
+        }
+        if (mix_only) {
+            opts.rows = false;
+            opts.crowd_clients = 0;
+            opts.fanout_peers = 0;
+            opts.mix = true;
+            opts.mix_runs = 3;
         }
         opts.out_dir = out_dir;
         const auto rep = run_suite(bin, opts);

@@ -19,8 +19,9 @@ struct SuiteOptions {
     std::vector<unsigned> clients{1, 2, 4, 8, 16, 32, 64, 128, 256};
     bool all_setups = true; // also --connections 4 and --pipeline 8 in the scaling rows
     bool syscalls = true;   // count syscalls per request with perf (when present)
-    bool rows = true;       // false: only the crowd and fan-out runs
+    bool rows = true;       // false: only the crowd, mix and fan-out runs
     bool mix = true;        // quick requests beside slow ones, on demand vs one link (~20 s)
+    unsigned mix_runs = 1;  // rounds of the mix
     unsigned fanout_peers = 1000;
     unsigned crowd_clients = 5000;
     unsigned crowd_requests = 2;
