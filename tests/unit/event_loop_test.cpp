@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -161,6 +162,17 @@ TEST(EventLoop, AnIdleLoopSleepsUntilItsNextTimerNotLonger) {
     const auto waited = std::chrono::steady_clock::now() - t0;
     EXPECT_GE(waited, std::chrono::milliseconds(30));
     EXPECT_LT(waited, std::chrono::seconds(5)) << "the timer, not max_wait, bounds the sleep";
+}
+
+TEST(EventLoop, AbsurdSecondsAreThirtyYearsNotAnOverflow) {
+    EXPECT_EQ(seconds(1e300), seconds(1e9));
+    EXPECT_EQ(seconds(-1e300), seconds(-1e9));
+    EXPECT_EQ(seconds(std::nan("")), EventLoop::Clock::duration::zero());
+    EXPECT_EQ(seconds(1.5), std::chrono::milliseconds(1500));
+    EventLoop loop;
+    Timer t(loop, [] {});
+    t.arm_in(seconds(1e300)); // --request-timeout 1e300, say
+    EXPECT_GT(t.deadline(), loop.now() + std::chrono::hours(24 * 365 * 30));
 }
 
 } // namespace

@@ -9,7 +9,9 @@
 
 #include "lonc/core/fd.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <sys/epoll.h>
@@ -138,9 +140,14 @@ private:
     bool armed_ = false;
 };
 
-// Seconds (fractions allowed) as a steady_clock duration.
+// Seconds (fractions allowed) as a steady_clock duration. Beyond about 30
+// years either way (an option set to 1e300, say) it is 30 years: the
+// conversion of a larger value would overflow. NaN is 0.
 [[nodiscard]] inline EventLoop::Clock::duration seconds(double s) {
-    return std::chrono::duration_cast<EventLoop::Clock::duration>(std::chrono::duration<double>(s));
+    constexpr double most = 1e9;
+    const double clamped = std::isnan(s) ? 0.0 : std::clamp(s, -most, most);
+    return std::chrono::duration_cast<EventLoop::Clock::duration>(
+        std::chrono::duration<double>(clamped));
 }
 
 } // namespace lonc
