@@ -5,6 +5,7 @@
 // upgrade does.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <condition_variable>
 #include <csignal>
@@ -95,6 +96,23 @@ std::set<pid_t> child_set(const Cluster& c) {
     return {v.begin(), v.end()};
 }
 
+// Every child now running is new and runs the new binary.
+void expect_every_child_replaced(const Cluster& c, const std::set<pid_t>& old_children,
+                                 const Binary& bin) {
+    for (const pid_t p : child_set(c)) {
+        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
+        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
+    }
+}
+
+// No old child was cut short: none killed, none answered con_lost for what
+// it held.
+void expect_nothing_cut_short(const Cluster& c) {
+    EXPECT_FALSE(c.log_contains("killing it")) << c.log();
+    EXPECT_FALSE(c.log_contains("answering \\d+ queued and in-flight requests con_lost"))
+        << c.log();
+}
+
 // How many times lond-sim for host got line (in clear).
 std::size_t lond_saw(const Cluster& c, int host, const std::string& line) {
     std::size_t n = 0;
@@ -102,6 +120,37 @@ std::size_t lond_saw(const Cluster& c, int host, const std::string& line) {
         n += r.size() > 2 && r[2] == line ? 1U : 0U;
     }
     return n;
+}
+
+// One request of ms milliseconds to host (lond-sim's sleep), sent from a
+// thread of its own at once; joined when it goes out of scope.
+struct SlowRequest {
+    SlowRequest(Cluster& c, int host, int ms, const std::string& name)
+        : token(unique_token(name)), line("sleep:" + std::to_string(ms) + ":" + token),
+          thread([this, &c, host] { reply = c.request(host, line, 60s); }) {}
+    SlowRequest(const SlowRequest&) = delete;
+    SlowRequest& operator=(const SlowRequest&) = delete;
+    ~SlowRequest() { join(); }
+    void join() {
+        if (thread.joinable()) {
+            thread.join();
+        }
+    }
+    const std::string token;
+    const std::string line;
+    std::optional<std::string> reply;
+    std::thread thread; // last: it starts once the rest is there
+};
+
+// Waits until lond-sim on host holds every one of them.
+bool at_lond(const Cluster& c, int host, std::initializer_list<const SlowRequest*> reqs) {
+    return wait_until(
+        [&] {
+            return std::all_of(reqs.begin(), reqs.end(), [&](const SlowRequest* r) {
+                return lond_saw(c, host, r->line) > 0;
+            });
+        },
+        15s);
 }
 
 // Requests of several seconds beside the quick load: one client per peer
@@ -198,12 +247,8 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     EXPECT_GT(r.ok.load(), 100U) << "too little load to judge by: " << r.summary();
     EXPECT_EQ(c.lonc_pid(), sup) << "the supervisor keeps its pid";
     EXPECT_EQ(exe_inode(sup), bin.inode()) << "the supervisor runs the new file";
-    const auto new_children = child_set(c);
-    EXPECT_EQ(new_children.size(), 4U);
-    for (const pid_t p : new_children) {
-        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
-        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
-    }
+    EXPECT_EQ(child_set(c).size(), 4U);
+    expect_every_child_replaced(c, old_children, bin);
     for (int h = 0; h < 4; ++h) {
         EXPECT_EQ(c.request(h, "echo:after" + std::to_string(h)), "after" + std::to_string(h));
     }
@@ -234,26 +279,18 @@ TEST(Upgrade, ARequestLongerThanTheDrainGraceGetsItsReplyAndRunsOnce) {
     Cluster c(o);
     const auto old_children = child_set(c);
     bin.install_copy();
-    const auto token = unique_token("slow");
-    const auto line = "sleep:12000:" + token;
-    std::optional<std::string> reply;
-    std::thread slow([&] { reply = c.request(1, line, 60s); });
-    ASSERT_TRUE(wait_until([&] { return lond_saw(c, 1, line) > 0; }, 10s)) << c.log();
+    SlowRequest slow(c, 1, 12000, "slow");
+    ASSERT_TRUE(at_lond(c, 1, {&slow})) << c.log();
     const auto t0 = std::chrono::steady_clock::now();
     const auto run = lonctl(c, {"upgrade"});
     slow.join();
 
-    EXPECT_EQ(reply, token) << c.log();
-    EXPECT_EQ(lond_saw(c, 1, line), 1U) << "lond ran it more than once";
+    EXPECT_EQ(slow.reply, slow.token) << c.log();
+    EXPECT_EQ(lond_saw(c, 1, slow.line), 1U) << "lond ran it more than once";
     EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
     EXPECT_GT(since(t0), 5.0) << "the upgrade waited for the old child's request";
-    for (const pid_t p : child_set(c)) {
-        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
-        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
-    }
-    EXPECT_FALSE(c.log_contains("killing it")) << c.log();
-    EXPECT_FALSE(c.log_contains("answering \\d+ queued and in-flight requests con_lost"))
-        << c.log();
+    expect_every_child_replaced(c, old_children, bin);
+    expect_nothing_cut_short(c);
     c.check_sanitizer_reports();
 }
 
@@ -268,17 +305,9 @@ TEST(Upgrade, EveryLinkOpenedOnDemandKeepsItsRequestAcrossAnUpgrade) {
     Cluster c(o);
     const auto old_children = child_set(c);
     bin.install_copy();
-    const auto token_a = unique_token("slowa");
-    const auto token_b = unique_token("slowb");
-    const auto line_a = "sleep:9000:" + token_a;
-    const auto line_b = "sleep:9000:" + token_b;
-    std::optional<std::string> reply_a;
-    std::optional<std::string> reply_b;
-    std::thread slow_a([&] { reply_a = c.request(1, line_a, 60s); });
-    std::thread slow_b([&] { reply_b = c.request(1, line_b, 60s); });
-    ASSERT_TRUE(
-        wait_until([&] { return lond_saw(c, 1, line_a) > 0 && lond_saw(c, 1, line_b) > 0; }, 15s))
-        << c.log();
+    SlowRequest slow_a(c, 1, 9000, "slowa");
+    SlowRequest slow_b(c, 1, 9000, "slowb");
+    ASSERT_TRUE(at_lond(c, 1, {&slow_a, &slow_b})) << c.log();
     // Both are at lond at once: the second is on a link opened on demand.
     ASSERT_TRUE(c.wait_status_at_least(1, "links_total", 2)) << c.log();
 
@@ -302,21 +331,16 @@ TEST(Upgrade, EveryLinkOpenedOnDemandKeepsItsRequestAcrossAnUpgrade) {
     slow_b.join();
 
     EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
-    EXPECT_EQ(reply_a, token_a) << c.log();
-    EXPECT_EQ(reply_b, token_b) << c.log();
-    EXPECT_EQ(lond_saw(c, 1, line_a), 1U) << "lond ran it more than once";
-    EXPECT_EQ(lond_saw(c, 1, line_b), 1U) << "lond ran it more than once";
+    for (const auto* r : {&slow_a, &slow_b}) {
+        EXPECT_EQ(r->reply, r->token) << c.log();
+        EXPECT_EQ(lond_saw(c, 1, r->line), 1U) << "lond ran it more than once";
+    }
     EXPECT_GT(quick_sent.load(), 0);
     EXPECT_TRUE(quick_wrong.empty()) << quick_wrong.size() << " quick requests failed, first "
                                      << (quick_wrong.empty() ? "" : quick_wrong.front());
-    for (const pid_t p : child_set(c)) {
-        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
-        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
-    }
+    expect_every_child_replaced(c, old_children, bin);
     EXPECT_EQ(c.request(1, "echo:after"), "after");
-    EXPECT_FALSE(c.log_contains("killing it")) << c.log();
-    EXPECT_FALSE(c.log_contains("answering \\d+ queued and in-flight requests con_lost"))
-        << c.log();
+    expect_nothing_cut_short(c);
     c.check_sanitizer_reports();
 }
 
@@ -329,13 +353,9 @@ TEST(Upgrade, TheOldChildOpensALinkForARequestItTakesWhileHandingOff) {
     o.hosts = 2;
     Cluster c(o);
     bin.install_copy();
-    const auto line_a = "sleep:15000:" + unique_token("slowa");
-    const auto line_b = "sleep:15000:" + unique_token("slowb");
-    std::thread slow_a([&] { (void)c.request(1, line_a, 60s); });
-    std::thread slow_b([&] { (void)c.request(1, line_b, 60s); });
-    ASSERT_TRUE(
-        wait_until([&] { return lond_saw(c, 1, line_a) > 0 && lond_saw(c, 1, line_b) > 0; }, 15s))
-        << c.log();
+    SlowRequest slow_a(c, 1, 15000, "slowa");
+    SlowRequest slow_b(c, 1, 15000, "slowb");
+    ASSERT_TRUE(at_lond(c, 1, {&slow_a, &slow_b})) << c.log();
     auto conn = c.client(1); // the old child's client; its line comes later
     ASSERT_TRUE(conn);
     std::optional<lonc::test::Run> run;
@@ -635,12 +655,8 @@ TEST(Upgrade, AHostsTabLineAStartSkipsDoesNotBlockTheUpgrade) {
     const auto run = lonctl(c, {"upgrade"});
     EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
     EXPECT_EQ(exe_inode(sup), bin.inode()) << "the supervisor runs the new file";
-    const auto children = child_set(c);
-    EXPECT_EQ(children.size(), 2U);
-    for (const pid_t p : children) {
-        EXPECT_EQ(old_children.count(p), 0U) << "child " << p << " was not replaced";
-        EXPECT_EQ(exe_inode(p), bin.inode()) << "child " << p << " runs the new file";
-    }
+    EXPECT_EQ(child_set(c).size(), 2U);
+    expect_every_child_replaced(c, old_children, bin);
     EXPECT_TRUE(c.log_contains("found problems a start skips; upgrading anyway:.*hosts.tab:"))
         << c.log();
     c.check_sanitizer_reports();
