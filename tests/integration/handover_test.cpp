@@ -70,9 +70,9 @@ ino_t exe_inode(pid_t pid) {
     return ::stat(p.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
-ClusterOptions upgrade_cluster(const Binary& bin) {
+ClusterOptions upgrade_cluster(const Binary& bin, int hosts = 4) {
     ClusterOptions o;
-    o.hosts = 4;
+    o.hosts = hosts;
     o.lonc_binary = bin.path();
     return o;
 }
@@ -274,9 +274,7 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
 // lonnet would re-send through the new child: lond would run it twice).
 TEST(Upgrade, ARequestLongerThanTheDrainGraceGetsItsReplyAndRunsOnce) {
     const Binary bin;
-    auto o = upgrade_cluster(bin);
-    o.hosts = 2;
-    Cluster c(o);
+    Cluster c(upgrade_cluster(bin, 2));
     const auto old_children = child_set(c);
     bin.install_copy();
     SlowRequest slow(c, 1, 12000, "slow");
@@ -300,9 +298,7 @@ TEST(Upgrade, ARequestLongerThanTheDrainGraceGetsItsReplyAndRunsOnce) {
 // during the upgrade are answered (issue 25).
 TEST(Upgrade, EveryLinkOpenedOnDemandKeepsItsRequestAcrossAnUpgrade) {
     const Binary bin;
-    auto o = upgrade_cluster(bin);
-    o.hosts = 2;
-    Cluster c(o);
+    Cluster c(upgrade_cluster(bin, 2));
     const auto old_children = child_set(c);
     bin.install_copy();
     SlowRequest slow_a(c, 1, 9000, "slowa");
@@ -349,9 +345,7 @@ TEST(Upgrade, EveryLinkOpenedOnDemandKeepsItsRequestAcrossAnUpgrade) {
 // old child opens a link for it, as it would before the upgrade.
 TEST(Upgrade, TheOldChildOpensALinkForARequestItTakesWhileHandingOff) {
     const Binary bin;
-    auto o = upgrade_cluster(bin);
-    o.hosts = 2;
-    Cluster c(o);
+    Cluster c(upgrade_cluster(bin, 2));
     bin.install_copy();
     SlowRequest slow_a(c, 1, 15000, "slowa");
     SlowRequest slow_b(c, 1, 15000, "slowb");
@@ -379,8 +373,7 @@ TEST(Upgrade, TheOldChildOpensALinkForARequestItTakesWhileHandingOff) {
 // its line at once) does not hold the hand-over for --request-timeout.
 TEST(Upgrade, ASilentClientOfTheOldChildDoesNotHoldTheUpgrade) {
     const Binary bin;
-    auto o = upgrade_cluster(bin);
-    o.hosts = 2;
+    auto o = upgrade_cluster(bin, 2);
     o.lonc_args = {"--request-timeout", "30"};
     Cluster c(o);
     bin.install_copy();
@@ -538,8 +531,7 @@ private:
 // must not put its own socket back, nor remove the successor's.
 TEST(Upgrade, AnOldChildWhoseLinkComesUpAfterTheHandOffLeavesTheSocketToItsSuccessor) {
     const Binary bin;
-    auto o = upgrade_cluster(bin);
-    o.hosts = 2;
+    auto o = upgrade_cluster(bin, 2);
     o.start_sims = false;
     o.start_lonc = false;
     Cluster c(o);
@@ -605,9 +597,7 @@ TEST(Upgrade, ABinaryThatFailsItsCheckChangesNothing) {
 // supervisor still restarts a child that died and answers lonctl.
 TEST(Upgrade, TheSupervisorServesWhileTheNewBinaryIsChecked) {
     const Binary bin;
-    auto o = upgrade_cluster(bin);
-    o.hosts = 2;
-    Cluster c(o);
+    Cluster c(upgrade_cluster(bin, 2));
     const auto before = child_set(c);
     ASSERT_EQ(before.size(), 2U);
     const pid_t victim = *before.begin();
@@ -642,8 +632,7 @@ TEST(Upgrade, TheSupervisorServesWhileTheNewBinaryIsChecked) {
 // new binary is judged by that, not refused for it.
 TEST(Upgrade, AHostsTabLineAStartSkipsDoesNotBlockTheUpgrade) {
     const Binary bin;
-    auto o = upgrade_cluster(bin);
-    o.hosts = 2;
+    auto o = upgrade_cluster(bin, 2);
     o.start_lonc = false;
     Cluster c(o);
     c.write_hosts(2, "short:line\n");
