@@ -3,9 +3,6 @@
 #include "lonc/core/child_report.hpp"
 #include "lonc/core/clock_text.hpp"
 #include "lonc/core/control_words.hpp"
-#include "lonc/core/options.hpp"
-#include "lonc/core/spool.hpp"
-#include "lonc/relay/child.hpp"
 #include "lonc/relay/spooler.hpp"
 #include "lonc/runtime/event_loop.hpp"
 #include "lonc/runtime/ipc.hpp"
@@ -18,7 +15,7 @@
 #include "lonc/supervisor/metrics.hpp"
 #include "lonc/supervisor/probe.hpp"
 #include "lonc/supervisor/reload_plan.hpp"
-#include "lonc/supervisor/restart_policy.hpp"
+#include "lonc/supervisor/reloader.hpp"
 #include "lonc/supervisor/spool_watch.hpp"
 #include "lonc/supervisor/startup.hpp"
 #include "lonc/supervisor/status.hpp"
@@ -27,15 +24,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <map>
-#include <memory>
 #include <optional>
 #include <set>
 #include <sys/wait.h>
-#include <system_error>
 #include <unistd.h>
 
 namespace lonc {
@@ -48,23 +41,12 @@ spdlog::logger& lg() {
 // Status: how long to wait for the children's answers.
 constexpr double status_wait = 1.0;
 
-// An answer of one line, and a verdict with what follows it.
+// An answer of one line.
 std::string line_of(std::string_view word) {
     return std::string(word) + "\n";
 }
-std::string verdict(std::string_view word, const std::string& text) {
-    return std::string(word) + "\n" + text + "\n";
-}
 
-std::string joined(const std::vector<std::string>& items, const char* sep = ", ") {
-    std::string out;
-    for (const auto& i : items) {
-        out += (out.empty() ? "" : sep) + i;
-    }
-    return out;
-}
-
-class Supervisor final : private ChildrenEvents, private UpgradeHost {
+class Supervisor final : private ChildrenEvents, private UpgradeHost, private ReloadHost {
 public:
     explicit Supervisor(SupervisorSetup setup);
     int run();
@@ -72,22 +54,10 @@ public:
 private:
     void start_peers();
     void on_probe(const std::string& id, bool reachable, const std::string& why);
-    void run_pending_reloads();
     void reap();
     void on_signal(const signalfd_siginfo& si);
     void on_usr1();
-    // Reloads now, or once the first probes are done; answers waiter (a
-    // lonctl reload) with the outcome.
-    void request_reload(const std::string& source,
-                        std::optional<ControlServer::ConnId> waiter = std::nullopt);
-    struct ReloadOutcome {
-        bool applied = false;
-        std::string text; // what was done, or why not (one reason a line)
-    };
-    ReloadOutcome reload(const std::string& source);
-    std::string apply(Loaded next);
     void apply_step(const PeerAction& a);
-    void warn_undeliverable(const std::vector<std::string>& removed);
     void finish_departed();
     void begin_shutdown();
     void maybe_finish_shutdown();
@@ -107,11 +77,17 @@ private:
     }
     void all_gone() override { finish_shutdown(); }
 
-    // UpgradeHost
+    // UpgradeHost and ReloadHost
     [[nodiscard]] bool ready() const override { return ready_; }
     [[nodiscard]] bool stopping() const override { return shutting_down_; }
     void peers_changed() override { update_notify(); }
-    void upgrade_finished() override { run_pending_reloads(); }
+    void upgrade_finished() override { reloader_.run_pending(); }
+    [[nodiscard]] bool upgrading() const override { return upgrade_.under_way(); }
+    std::string apply(Loaded next) override;
+    void reloaded() override {
+        update_notify();
+        status_.request(StatusRound::files);
+    }
 
     SupervisorSetup s_;
     const Settings& settings() const { return *s_.config.settings; }
@@ -126,10 +102,6 @@ private:
 
     bool shutting_down_ = false;
 
-    ReloadStatus reload_;
-    std::set<std::string> removed_hosts_; // their delayed files are listed in status
-    std::vector<std::pair<std::string, std::optional<ControlServer::ConnId>>> pending_reloads_;
-
     StatusRound status_;
     std::vector<ControlServer::ConnId> status_waiters_; // lonctl status
     Timer metrics_timer_;
@@ -138,6 +110,7 @@ private:
 
     SpoolWatch spool_watch_;
     UpgradeRun upgrade_; // lonctl upgrade
+    Reloader reloader_;  // HUP, USR2, lonctl reload
 };
 
 Supervisor::Supervisor(SupervisorSetup setup)
@@ -169,11 +142,10 @@ Supervisor::Supervisor(SupervisorSetup setup)
                    [this](std::string_view host, std::string_view name) {
                        children_.spool_hint(host, name);
                    }),
-      upgrade_(loop_, s_, children_, control_, notifier_, *this) {}
+      upgrade_(loop_, s_, children_, control_, notifier_, *this),
+      reloader_(s_, control_, notifier_, *this, start_time_) {}
 
 int Supervisor::run() {
-    reload_.time = reload_.last_success = start_time_;
-    reload_.result = "loaded at start";
     log::set_status("Starting");
     for (const auto& p : s_.config.problems) {
         lg().warn("{}", p.to_string());
@@ -233,22 +205,9 @@ void Supervisor::on_probe(const std::string& id, bool reachable, const std::stri
             metrics_timer_.arm_in(EventLoop::Clock::duration::zero());
         }
         if (!upgrade_.under_way()) {
-            run_pending_reloads();
+            reloader_.run_pending();
         }
         upgrade_.start_pending();
-    }
-}
-
-// Reloads asked for while starting or upgrading: one now, for all of them.
-void Supervisor::run_pending_reloads() {
-    if (const auto waiting = std::exchange(pending_reloads_, {}); !waiting.empty()) {
-        const auto out = reload(waiting.front().first);
-        for (const auto& [source, waiter] : waiting) {
-            if (waiter) {
-                control_.answer(*waiter,
-                                verdict(out.applied ? words::applied : words::rejected, out.text));
-            }
-        }
     }
 }
 
@@ -291,7 +250,7 @@ void Supervisor::on_signal(const signalfd_siginfo& si) {
         break;
     case SIGHUP:
     case SIGUSR2:
-        request_reload(si.ssi_signo == SIGHUP ? "HUP" : "USR2");
+        reloader_.request(si.ssi_signo == SIGHUP ? "HUP" : "USR2");
         break;
     case SIGINT:
     case SIGTERM:
@@ -326,70 +285,6 @@ void Supervisor::on_usr1() {
 }
 
 // ----------------------------------------------------------------- reload
-//
-// A reload reads the whole configuration again (load_configuration: the
-// command line, the settings file, access.conf, hosts.tab) and takes it
-// only if --check-config would call it OK and nothing in it needs a
-// restart. Then only the difference is applied: a peer whose address and
-// londPort are unchanged keeps its child, link and socket; an added peer is
-// probed and gets a child; a removed peer's child drains and exits (its
-// socket goes with it); a peer whose address changed gets a new child once
-// the old one has drained. New timeouts and limits reach running children
-// over their socketpair.
-
-void Supervisor::request_reload(const std::string& source,
-                                std::optional<ControlServer::ConnId> waiter) {
-    if (shutting_down_) {
-        if (waiter) {
-            control_.answer(*waiter, line_of(words::shutting_down));
-        }
-        return;
-    }
-    if (!ready_ || upgrade_.under_way()) {
-        lg().info("INFO: {}: reload as soon as the {} done", source,
-                  upgrade_.under_way() ? "upgrade is" : "first probes are");
-        pending_reloads_.emplace_back(source, waiter);
-        return;
-    }
-    const auto out = reload(source);
-    if (waiter) {
-        control_.answer(*waiter, verdict(out.applied ? words::applied : words::rejected, out.text));
-    }
-}
-
-Supervisor::ReloadOutcome Supervisor::reload(const std::string& source) {
-    notifier_.reloading();
-    log::set_status("Reloading");
-    auto next = load_configuration(s_.argv, s_.cwd);
-    auto reasons = next.problems();
-    if (reasons.empty()) {
-        reasons = restart_reasons({s_.opts, s_.config}, {next.opts, next.config});
-    }
-    ReloadOutcome out;
-    reload_.time = std::time(nullptr);
-    if (!reasons.empty()) {
-        for (const auto& r : reasons) {
-            log::error_not_critical(lg(), "{}: configuration not reloaded: {}", source, r);
-        }
-        log::error_not_critical(
-            lg(), "{}: reload rejected; lonc runs on with its configuration unchanged", source);
-        out.text = joined(reasons, "\n");
-        reload_.success = false;
-        reload_.result = "rejected: " + joined(reasons, "; ");
-    } else {
-        out.applied = true;
-        out.text = apply(std::move(next));
-        lg().info("INFO: {}: configuration reloaded: {}", source, out.text);
-        reload_.success = true;
-        reload_.last_success = reload_.time;
-        reload_.result = "applied: " + out.text;
-    }
-    log::set_status("Sleeping");
-    notifier_.ready();
-    update_notify();
-    status_.request(StatusRound::files); // the outcome shows in the status files now
-    return out;
-}
 
 // Takes next (already checked) and applies the difference (reload_plan
 // decides it); returns what was done.
@@ -425,10 +320,8 @@ std::string Supervisor::apply(Loaded next) {
     if (options.for_children) {
         children_.send_options(child_options_text(s_.opts));
     }
-    warn_undeliverable(plan.removed);
-    for (const auto& id : plan.added) {
-        removed_hosts_.erase(id);
-    }
+    reloader_.peers_removed(plan.removed);
+    reloader_.peers_added(plan.added);
     return summary(plan, options);
 }
 
@@ -457,28 +350,6 @@ void Supervisor::apply_step(const PeerAction& a) {
     }
 }
 
-// Delayed files of removed peers cannot be delivered any more: named here,
-// and in the status files for as long as they are there.
-void Supervisor::warn_undeliverable(const std::vector<std::string>& removed) {
-    if (removed.empty()) {
-        return;
-    }
-    const std::set<std::string> hosts(removed.begin(), removed.end());
-    constexpr std::size_t listed = 10; // one short line, whatever delayed/ holds
-    for (const auto& [host, names] : spool_files_of(settings().spool_dir(), hosts)) {
-        std::string list;
-        for (std::size_t i = 0; i < names.size() && i < listed; ++i) {
-            list += (i == 0 ? "" : " ") + log::printable(names[i]);
-        }
-        if (names.size() > listed) {
-            list += " and " + std::to_string(names.size() - listed) + " more";
-        }
-        lg().warn("{} was removed from hosts.tab; {} delayed message{} for it can no longer be "
-                  "delivered: {}",
-                  host, names.size(), names.size() == 1 ? "" : "s", list);
-        removed_hosts_.insert(host);
-    }
-}
 // --------------------------------------------------------------- shutdown
 
 void Supervisor::begin_shutdown() {
@@ -492,7 +363,7 @@ void Supervisor::begin_shutdown() {
     control_.close();
     children_.stop_all();
     upgrade_.stop();
-    pending_reloads_.clear(); // their lonctl sees the control socket close
+    reloader_.drop_pending();
     maybe_finish_shutdown();
 }
 
@@ -543,13 +414,7 @@ void Supervisor::write_status(std::uint64_t generation, unsigned want) {
         r.peers.push_back(std::move(p));
     }
     r.parent_status = perl_localtime(r.time) + ": " + parent_summary(r.peers);
-    reload_.undeliverable.clear();
-    if (!removed_hosts_.empty()) {
-        reload_.undeliverable = spool_files_of(settings().spool_dir(), removed_hosts_);
-        std::erase_if(removed_hosts_,
-                      [&](const std::string& h) { return reload_.undeliverable.count(h) == 0; });
-    }
-    r.reload = reload_;
+    r.reload = reloader_.status_now();
     std::string error;
     const auto json = format_status_json(r);
     if ((want & StatusRound::files) != 0 &&
@@ -586,7 +451,7 @@ void Supervisor::on_control(ControlServer::ConnId id, std::string_view line) {
         status_.request(StatusRound::files);
         return;
     case Command::Verb::reload:
-        request_reload("lonctl reload", id);
+        reloader_.request("lonctl reload", id);
         return;
     case Command::Verb::upgrade:
         upgrade_.request(id);
