@@ -3,8 +3,10 @@
 // signals, writes the status files. It never relays a request.
 //
 // Signals are read from a signalfd; what each one does is lonc(8), SIGNALS
-// and RELOAD (the one place it is written); reload() in supervisor.cpp
-// applies a reload.
+// and RELOAD (the one place it is written). The children are Children's
+// (children.hpp), a reload is Reloader's (reloader.hpp), lonctl upgrade
+// is UpgradeRun's (upgrade_run.hpp); docs/design.md, "Inside the
+// supervisor".
 //
 // lonctl upgrade (no signal) checks the binary at `exe`, executes it with
 // the same pid, and replaces every child peer by peer (upgrade.hpp).
