@@ -116,11 +116,16 @@ std::optional<std::string> Children::draining() const {
 
 // ---------------------------------------------------------------- peers
 
+bool Children::has_child(const std::string& id) const {
+    const auto it = slots_.find(id);
+    return it != slots_.end() && it->second.pid > 0;
+}
+
 bool Children::add(const Peer& peer) {
-    auto& slot = slots_[peer.id];
-    if (slot.pid > 0) {
+    if (has_child(peer.id)) {
         return false; // an old binary's child, adopted
     }
+    auto& slot = slots_[peer.id];
     slot.peer = peer;
     slot.state = SlotState::probing;
     events_.probe(slot.peer);

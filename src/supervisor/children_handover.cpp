@@ -116,7 +116,7 @@ void Children::handover_failed(Slot& slot, const std::string& why) {
     }
     log::error_not_critical(lg(), "lonctl upgrade: {} keeps its old child {}: {}", slot.peer.id,
                             slot.pid, why);
-    events_.handover_ended(slot.peer.id, why);
+    events_.handover_ended(std::string(slot.peer.id), why); // a copy: the slot may go
     events_.links_changed();
 }
 
@@ -137,7 +137,7 @@ void Children::old_child_exit(Slot& slot, pid_t pid, int status) {
     if (slot.channel) {
         slot.channel->send(ipc::Type::spool_hint, "*"); // its spool lock is free now
     }
-    events_.handover_ended(slot.peer.id, std::nullopt);
+    events_.handover_ended(std::string(slot.peer.id), std::nullopt); // the slot may go
 }
 
 } // namespace lonc

@@ -24,6 +24,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <optional>
@@ -178,11 +179,14 @@ int Supervisor::run() {
 void Supervisor::start_peers() {
     log::set_status("Probing peers");
     finish_departed();
-    initial_probes_ = 0;
-    for (const auto& peer : s_.config.hosts.peers) {
-        if (children_.add(peer)) { // not if adopted from the old binary
-            ++initial_probes_;
-        }
+    // Counted before any probe starts, over a copy: were a probe to answer
+    // at once, the count would not reach 0 early, and a reload it set off
+    // would not replace the list under this loop.
+    const auto peers = s_.config.hosts.peers;
+    initial_probes_ = static_cast<std::size_t>(std::count_if(
+        peers.begin(), peers.end(), [&](const Peer& p) { return !children_.has_child(p.id); }));
+    for (const auto& peer : peers) {
+        (void)children_.add(peer); // not probed if adopted from the old binary
     }
     if (initial_probes_ == 0) {
         on_probe("", false, "");

@@ -12,6 +12,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -76,8 +77,12 @@ protected:
     void report_arrived(const std::string& id) override { reports_.push_back(id); }
     void links_changed() override { ++links_changed_; }
     void handover_ended(const std::string& id, const std::optional<std::string>& failure) override {
+        if (on_handover_ended) {
+            on_handover_ended(id); // calls Children back, as a reload after the upgrade does
+        }
         handovers_.emplace_back(id, failure);
     }
+    std::function<void(const std::string&)> on_handover_ended;
     void all_gone() override { ++all_gone_; }
 
     ChildSpawn spawn(const Peer& peer, bool successor) {
@@ -418,6 +423,17 @@ TEST_F(ChildrenTest, StopAllKillsChildrenNotDoneInTime) {
     EXPECT_EQ(signals_, expected);
 }
 
+TEST_F(ChildrenTest, KillAllNowKillsEveryChildAtOnceAndNothingLater) {
+    auto& a = running("h1");
+    auto& b = running("h2");
+    children().stop_all();
+    children().kill_all_now(); // a second TERM
+    std::vector<std::pair<pid_t, int>> expected{{a.pid, SIGKILL}, {b.pid, SIGKILL}};
+    EXPECT_EQ(signals_, expected);
+    advance(drain_grace + kill_margin + 1);
+    EXPECT_EQ(signals_, expected); // the drain's kill timer is off
+}
+
 TEST_F(ChildrenTest, AnAdoptedChildOfARemovedPeerDrains) {
     auto [parent_end, child_end] = ipc::make_pair();
     EXPECT_FALSE(children().adopt("gone", first_pid + 100, std::move(parent_end), true, nullptr));
@@ -449,6 +465,28 @@ TEST_F(ChildrenTest, HandOverWaitsForTheNewChildsLinkThenTheOldExits) {
     EXPECT_EQ(hint[0].payload, "*");
     EXPECT_EQ(children().pids().size(), 1U);
     EXPECT_FALSE(slot("h1").inherited);
+}
+
+// The end of a hand-over may retire the peer at once (a reload that waited
+// for the upgrade): the slot goes while its end is being told.
+TEST_F(ChildrenTest, TheEndOfAHandOverMayRemoveThePeer) {
+    auto& old = adopted("h1", true);
+    ASSERT_TRUE(children().begin_handover("h1"));
+    auto& fresh = made_.back();
+    say(fresh, T::link_state, "up");
+    EXPECT_EQ(types(received(old)), std::vector<T>{T::handoff});
+    die(fresh, exited(1)); // the new child dies after the hand-off: no child now
+    std::string told;
+    on_handover_ended = [&](const std::string& id) {
+        children().retire(id);
+        told = id; // still readable after the slot is gone
+    };
+    die(old, exited(0));
+    EXPECT_EQ(told, "h1");
+    EXPECT_EQ(children().slots().count("h1"), 0U);
+    EXPECT_TRUE(children().pids().empty());
+    advance(60);
+    EXPECT_EQ(made_.size(), 2U); // nothing restarts for a removed peer
 }
 
 TEST_F(ChildrenTest, AnOldChildWithoutALinkIsToldToHandOffAtOnce) {

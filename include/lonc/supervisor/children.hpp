@@ -132,8 +132,9 @@ public:
     [[nodiscard]] std::optional<std::string> draining() const;
 
     // ---- peers (start, probes, a reload's steps)
-    // A slot for peer, probed now; false (nothing done) if the peer has a
-    // child already (adopted from the old binary).
+    // The peer has a child already (adopted from the old binary).
+    [[nodiscard]] bool has_child(const std::string& id) const;
+    // A slot for peer, probed now; false (nothing done) if has_child(id).
     bool add(const Peer& peer);
     // The probe of id answered: a child if reachable, else unreachable.
     void probed(const std::string& id, bool reachable, const std::string& why);
@@ -156,8 +157,8 @@ public:
     // reconnect), a peer waiting to restart or skipped gets a child, an
     // unreachable one is probed. False if a running child cannot be told.
     bool wake(const std::string& id, ipc::Type running);
-    // USR1: every peer without a running child whose link is up is woken
-    // (retry), and every peer's deaths are forgotten.
+    // USR1: every peer is woken (retry) unless its child runs with its link
+    // up, and every peer's deaths are forgotten.
     void retry_all();
     // Sends status_request to every running child; how many were asked.
     std::size_t ask_status(std::uint64_t generation);
