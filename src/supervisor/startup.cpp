@@ -15,6 +15,7 @@
 #include <memory>
 #include <pwd.h>
 #include <set>
+#include <spawn.h>
 #include <sstream>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -235,13 +236,51 @@ void mail_alert(const Options& opts, const Config& cfg, const std::string& subje
     if (to.empty()) {
         return;
     }
-    // pclose(), not fclose(): it also waits for the mailer.
-    const std::unique_ptr<std::FILE, int (*)(std::FILE*)> p(::popen(cmd.c_str(), "w"), ::pclose);
-    if (!p) {
+    // Not popen(): the mailer would inherit lonc's blocked signals (TERM,
+    // INT, HUP, USR1, USR2, CHLD: lonc reads them from a signalfd) and its
+    // ignored SIGPIPE. It gets a clean mask and default dispositions.
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
         return;
     }
-    (void)std::fprintf(p.get(), "To: %s\nSubject: LON: %s %s\n\n%s\n", to.c_str(),
-                       cfg.settings->host_id.c_str(), subject.c_str(), body.c_str());
+    UniqueFd read_end(fds[0]);
+    UniqueFd write_end(fds[1]);
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_adddup2(&actions, read_end.get(), STDIN_FILENO);
+    ::posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigset_t defaults;
+    sigemptyset(&none);
+    sigfillset(&defaults);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &defaults);
+    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+    pid_t pid = 0;
+    const int rc =
+        ::posix_spawn(&pid, "/bin/sh", &actions, &attr, const_cast<char**>(argv), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    ::posix_spawnattr_destroy(&attr);
+    read_end.reset();
+    if (rc != 0) {
+        return;
+    }
+    const std::string mail = "To: " + to + "\nSubject: LON: " + cfg.settings->host_id + " " +
+                             subject + "\n\n" + body + "\n";
+    // SIGPIPE is ignored here: a mailer that exits early ends the write.
+    for (std::size_t at = 0; at < mail.size();) {
+        const auto n = ::write(write_end.get(), mail.data() + at, mail.size() - at);
+        if (n <= 0 && errno != EINTR) {
+            break;
+        }
+        at += n > 0 ? static_cast<std::size_t>(n) : 0U;
+    }
+    write_end.reset();
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <fstream>
 #include <future>
 #include <regex>
@@ -115,6 +116,32 @@ TEST(Start, FatalStartErrorIsMailedToTheAdmins) {
     const auto text = slurp(mail);
     EXPECT_NE(text.find("To: adm@example.invalid"), std::string::npos) << text;
     EXPECT_NE(text.find("Subject: LON: h0 User ID mismatch"), std::string::npos) << text;
+}
+
+// lonc blocks the signals it reads from a signalfd and ignores SIGPIPE; the
+// mailer it starts must not inherit either (a sendmail that cannot be
+// TERMed, or that never learns of a broken pipe).
+TEST(Start, TheMailerRunsWithNoSignalBlockedOrIgnored) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto masks = c.dir() / "masks.txt";
+    auto st =
+        c.run_lonc({"-c", c.conf().string(), "--user", "no-such-user-xyz", "-f", "--mail-command",
+                    "exec grep -E '^Sig(Blk|Ign):' /proc/self/status > " + masks.string()});
+    EXPECT_TRUE(st.exited(4));
+    const auto text = slurp(masks);
+    auto mask = [&](const std::string& field) {
+        const auto at = text.find(field + ":\t");
+        return at == std::string::npos
+                   ? ~0ULL
+                   : std::stoull(text.substr(at + field.size() + 2), nullptr, 16);
+    };
+    // Bit n-1 is signal n. (glibc's own signals 32 and 33 may show as
+    // ignored: posix_spawn leaves them so.)
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE}) {
+        const auto bit = 1ULL << static_cast<unsigned>(sig - 1);
+        EXPECT_EQ(mask("SigBlk") & bit, 0U) << "signal " << sig << " blocked:\n" << text;
+        EXPECT_EQ(mask("SigIgn") & bit, 0U) << "signal " << sig << " ignored:\n" << text;
+    }
 }
 
 TEST(Start, SecondInstanceExitsThree) {
