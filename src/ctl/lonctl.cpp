@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <vector>
 
@@ -768,8 +769,13 @@ int spool_retry(const Context& ctx, const std::string& host) {
                          [](const std::filesystem::path& dir, const std::string& name) {
                              // Never over another file; lonc's inotify watch sees a rename.
                              const auto to = dir / name.substr(0, name.size() - 4);
-                             return ::renameat2(AT_FDCWD, (dir / name).c_str(), AT_FDCWD,
-                                                to.c_str(), RENAME_NOREPLACE) == 0;
+                             if (::renameat2(AT_FDCWD, (dir / name).c_str(), AT_FDCWD, to.c_str(),
+                                             RENAME_NOREPLACE) != 0) {
+                                 return false;
+                             }
+                             // lonc's automatic retries start again.
+                             (void)::removexattr(to.c_str(), bad_retries_attr);
+                             return true;
                          });
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 namespace lonc {
@@ -132,6 +134,24 @@ bool perm_log_has(const std::filesystem::path& file, const std::string& host,
         }
     }
     return false;
+}
+
+// The retries of a set-aside file, kept on the file (bad_retries_attr);
+// 0 when it has none, or the filesystem keeps no user attributes (then
+// the count is this child's alone).
+unsigned retries_on_file(const std::string& file) {
+    char buf[16] = {};
+    const auto n = ::getxattr(file.c_str(), bad_retries_attr, buf, sizeof buf - 1);
+    unsigned out = 0;
+    if (n > 0) {
+        (void)std::from_chars(buf, buf + n, out);
+    }
+    return out;
+}
+
+void note_retries(const std::string& file, unsigned n) {
+    const auto text = std::to_string(n);
+    (void)::setxattr(file.c_str(), bad_retries_attr, text.data(), text.size(), 0);
 }
 
 } // namespace
@@ -324,7 +344,7 @@ void Spooler::scan() {
 
 // Set-aside messages come back by themselves once the peer has been
 // healthy for a while: each at most once per --spool-bad-hold (counted
-// from when it was set aside), bad_retries times per child.
+// from when it was set aside), bad_retries times in all.
 void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
     const double hold = opts_.spool_bad_hold;
     if (bad.empty() || healthy_since_ == EventLoop::TimePoint{} ||
@@ -335,8 +355,9 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
         // Only a put-back message gets an entry: count_death() reads one as
         // "retried" (an operator's put-back gets every attempt).
         const auto it = retried_.find(name);
-        const unsigned tries = it == retried_.end() ? 0 : it->second;
         const auto from = path(name).string() + std::string(bad_suffix);
+        const unsigned tries =
+            std::max(it == retried_.end() ? 0U : it->second, retries_on_file(from));
         struct stat st {};
         if (tries >= bad_retries || ::lstat(from.c_str(), &st) != 0) {
             continue;
@@ -352,6 +373,7 @@ void Spooler::retry_set_aside(const std::vector<std::string>& bad) {
             continue; // a new message of that name waits: the .bad one after it
         }
         retried_[name] = tries + 1;
+        note_retries(path(name).string(), tries + 1);
         strikes_.erase(name);
         lg().info("INFO: Delayed message {} set aside {:.0f} s ago is tried again (retry {} of "
                   "{}); one more death with it on the wire sets it aside again",

@@ -3,12 +3,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <pwd.h>
 #include <regex>
 #include <signal.h>
 #include <sstream>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <thread>
 
 #include "cluster.hpp"
@@ -224,6 +227,24 @@ TEST(Lonctl, SpoolListRetryAndPurgeBad) {
     EXPECT_TRUE(std::filesystem::exists(c.spool() / "lock"));
     r = lonctl(c, {"spool", "list", "nosuch"});
     EXPECT_EQ(r.code, 5);
+}
+
+// lonctl spool retry puts a set-aside file back with lonc's automatic
+// retries counted from zero again (their count is kept on the file, in the
+// attribute docs/operations.md names).
+constexpr const char* retries_attr = "user.lonc.retries";
+
+TEST(Lonctl, TheOperatorsRetryStartsTheAutomaticRetriesAgain) {
+    Cluster c({.hosts = 2, .start_lonc = false});
+    const auto bad = c.spool_file("100.a.h1.bad", "echo:x\n");
+    ASSERT_EQ(::setxattr(bad.c_str(), retries_attr, "3", 1, 0), 0) << std::strerror(errno);
+    const auto r = lonctl(c, {"spool", "retry", "h1"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    const auto back = c.spool() / "100.a.h1";
+    ASSERT_TRUE(std::filesystem::exists(back));
+    char buf[8];
+    EXPECT_EQ(::getxattr(back.c_str(), retries_attr, buf, sizeof buf), -1);
+    EXPECT_EQ(errno, ENODATA);
 }
 
 // A peer removed from hosts.tab has no child: its delayed files are named

@@ -1,6 +1,7 @@
 // The spooler's decisions, on a real EventLoop with a fake clock and a temp
 // dir: nothing here needs root, a lond or a link. The test plays the worker:
 // it takes the request the spooler enqueues and answers it.
+#include "lonc/core/control_words.hpp"
 #include "lonc/relay/spooler.hpp"
 #include "lonc/runtime/log.hpp"
 
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <optional>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include "temp_dir.hpp"
 
@@ -256,6 +258,34 @@ TEST_F(SpoolerTest, ASetAsideMessageIsTriedAgainAfterTheHoldABoundedNumberOfTime
                   std::string::npos)
             << log;
     }
+}
+
+// The bound on automatic retries is kept on the file: a child that
+// restarts (or a new one after an upgrade) does not start it again.
+TEST_F(SpoolerTest, TheRetryBoundHoldsForTheNextChild) {
+    opts_.spool_bad_hold = 0;
+    spool("100.a.h1.bad", "put:a\n");
+    spooler().start();
+    spooler().peer_answered();
+    for (unsigned retry = 1; retry <= bad_retries; ++retry) {
+        spooler().hint("*");
+        ASSERT_EQ(sent(), "put:a") << retry;
+        spooler().died(take(), "lond closed the connection during up");
+        ASSERT_EQ(sent(), "ping");
+        spooler().peer_answered();
+        spooler().done(take(), "h1");
+        ASSERT_TRUE(exists("100.a.h1.bad")) << retry;
+    }
+    char buf[8] = {};
+    const auto file = (settings_.spool_dir() / "100.a.h1.bad").string();
+    ASSERT_EQ(::getxattr(file.c_str(), bad_retries_attr, buf, sizeof buf - 1), 1);
+    EXPECT_STREQ(buf, "3");
+    spooler_.reset(); // the child is gone; the next one starts
+    spooler().start();
+    spooler().peer_answered();
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt);
+    EXPECT_TRUE(exists("100.a.h1.bad"));
 }
 
 // A .bad file the spooler only looked at (its hold not over) and that the

@@ -138,5 +138,9 @@ inline constexpr const char* undeliverable = "undeliverable";
 // delivery whose S line is still to be written.
 inline constexpr std::string_view bad_suffix = ".bad";
 inline constexpr std::string_view sent_suffix = ".sent";
+// An extended attribute of a delayed/ file: how often lonc put it back
+// after it was set aside (the bound holds across restarts). The
+// operator's lonctl spool retry removes it: the count starts again.
+inline constexpr const char* bad_retries_attr = "user.lonc.retries";
 
 } // namespace lonc

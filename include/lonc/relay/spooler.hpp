@@ -32,12 +32,12 @@
 // the peer has answered, with no link lost, for a tenth of
 // --spool-bad-hold, a .bad file of the host set aside at least that hold
 // ago is put back and tried again (logged once each time), at most
-// bad_retries times per child; one more counted death sets it aside
-// again. A message lond
-// does not answer within --request-timeout is not blamed (lond may just be
-// slow) but waits too: T, 2T, 4T ... up to 10T (T the request timeout), so
-// a message lond hangs on holds up the live requests behind it for a
-// shrinking share of the time.
+// bad_retries times (counted on the file: bad_retries_attr); one more
+// counted death sets it aside again. A message lond does not answer within
+// --request-timeout is not blamed (lond may just be slow) but waits too:
+// T, 2T, 4T ... up to 10T (T the request timeout), so a message lond hangs
+// on holds up the live requests behind it for a shrinking share of the
+// time.
 //
 // A delivery whose file was gone or rewritten (no marker) and whose S line
 // cannot be written yet leaves a <name>.sent marker holding the line sent,
@@ -68,7 +68,8 @@
 
 namespace lonc {
 
-// A .bad file is put back at most this many times per child.
+// A .bad file is put back at most this many times (the count is kept on
+// the file, bad_retries_attr, where the filesystem allows).
 inline constexpr unsigned bad_retries = 3;
 
 struct SpoolStats {
