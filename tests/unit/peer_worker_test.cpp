@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -210,6 +211,22 @@ protected:
     }
     // A client that sent line and whose request reached the worker's queue
     // or a link (so that the next client's comes after it).
+    // --max-connections 3 and three links, each with a request (get:a on
+    // link 0, get:b and get:c on the two opened for them); then a reload
+    // lowers the maximum to 2. Returns the three clients.
+    std::array<UniqueFd, 3> three_busy_links_then_a_maximum_of_two() {
+        opts_.max_connections = 3;
+        link().come_up();
+        auto a = request("get:a");
+        auto b = request("get:b");
+        auto c = request("get:c");
+        link(1).come_up();
+        link(2).come_up();
+        auto lower = worker().options();
+        lower.max_connections = 2;
+        worker().set_options(lower);
+        return {std::move(a), std::move(b), std::move(c)};
+    }
     UniqueFd request(std::string_view line) {
         auto fd = connect();
         const auto before = accepted_lines();
@@ -868,16 +885,7 @@ TEST_F(PeerWorkerTest, DelayedMessagesGoOneAtATimeOnWhicheverLinkIsFree) {
 }
 
 TEST_F(PeerWorkerTest, AReloadAppliesALowerMaximumWithoutDroppingABusyLink) {
-    opts_.max_connections = 3;
-    link().come_up();
-    auto a = request("get:a");
-    auto b = request("get:b");
-    auto c = request("get:c");
-    link(1).come_up();
-    link(2).come_up();
-    auto lower = worker().options();
-    lower.max_connections = 2;
-    worker().set_options(lower);
+    auto [a, b, c] = three_busy_links_then_a_maximum_of_two();
     loop_.run_once(std::chrono::milliseconds(0));
     EXPECT_TRUE(link_up(1));
     EXPECT_TRUE(link_up(2)) << "a link with a request on it is not dropped";
@@ -897,16 +905,7 @@ TEST_F(PeerWorkerTest, AReloadAppliesALowerMaximumWithoutDroppingABusyLink) {
 }
 
 TEST_F(PeerWorkerTest, ALowerMaximumHoldsUnderLoad) {
-    opts_.max_connections = 3;
-    link().come_up();
-    auto a = request("get:a");
-    auto b = request("get:b");
-    auto c = request("get:c");
-    link(1).come_up();
-    link(2).come_up();
-    auto lower = worker().options();
-    lower.max_connections = 2;
-    worker().set_options(lower);
+    auto [a, b, c] = three_busy_links_then_a_maximum_of_two();
     auto d = request("get:d"); // waits: every link busy, none may be opened
     EXPECT_EQ(links_.size(), 3U);
     link(2).reply("rc");
