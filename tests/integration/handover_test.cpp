@@ -155,12 +155,16 @@ bool at_lond(const Cluster& c, int host, std::initializer_list<const SlowRequest
 
 // Requests of several seconds beside the quick load: one client per peer
 // sends sleep:3000 requests one after another, a connection each (lonnet's
-// pattern), and checks every reply is its own.
+// pattern), the clients out of step, and checks every reply is its own.
 class SlowLoad {
 public:
     SlowLoad(Cluster& c, int hosts) {
         for (int h = 0; h < hosts; ++h) {
-            threads_.emplace_back([this, &c, h] {
+            threads_.emplace_back([this, &c, h, hosts] {
+                // Out of step (a quarter of the cycle apart with 4 hosts):
+                // whenever the upgrade begins, one of them still has most
+                // of its 3 s to go.
+                std::this_thread::sleep_for(3000ms * h / hosts);
                 while (!stop_) {
                     const auto token = unique_token("slow" + std::to_string(h));
                     const auto line = "sleep:3000:" + token;
@@ -216,10 +220,12 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     }
     expect_no_failed_request(base);
 
-    LoadResult r;
-    std::thread load([&] { run_load(c, lonnet_load(stop), r); });
+    // The new file first (under ASan a copy takes seconds): the window is
+    // the upgrade's.
     bin.install_copy();
     ASSERT_NE(bin.inode(), old_inode);
+    LoadResult r;
+    std::thread load([&] { run_load(c, lonnet_load(stop), r); });
     std::this_thread::sleep_for(200ms);
     // The load window is the upgrade, give or take 0.2 and 0.1 s.
     const auto t0 = std::chrono::steady_clock::now();
@@ -232,11 +238,20 @@ TEST(Upgrade, ANewBinaryTakesOverEveryPeerWithoutAFailedRequest) {
     EXPECT_TRUE(slow.failed_.empty()) << slow.failed_.size() << " slow requests failed, the first "
                                       << slow.failed_.front().second << "\n"
                                       << c.log();
-    EXPECT_GE(slow.answered_.size(), 8U);
-    for (const auto& [host, line] : slow.answered_) {
-        EXPECT_EQ(lond_saw(c, host, line), 1U) << line << ": lond ran it more than once";
+    EXPECT_GE(slow.answered_.size(), 4U); // at least one for each peer
+    // lond-sim's logs hold every quick request too: each read once.
+    std::map<int, std::map<std::string, std::size_t>> seen; // host -> line -> times
+    for (int h = 0; h < 4; ++h) {
+        for (const auto& row : c.sim_requests(h)) {
+            if (row.size() > 2 && row[2].rfind("sleep:", 0) == 0) {
+                ++seen[h][row[2]];
+            }
+        }
     }
-    EXPECT_GT(took, 0.5) << "the old children held 3 s requests: the upgrade waits for them";
+    for (const auto& [host, line] : slow.answered_) {
+        EXPECT_EQ(seen[host][line], 1U) << line << ": lond ran it more than once";
+    }
+    EXPECT_GT(took, 1.0) << "the old children held 3 s requests: the upgrade waits for them";
 
     EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
     EXPECT_NE(run.out.find("upgraded: lonc " LONC_VERSION " -> " LONC_VERSION
