@@ -211,6 +211,18 @@ protected:
     }
     // A client that sent line and whose request reached the worker's queue
     // or a link (so that the next client's comes after it).
+    // --link-idle-timeout 60; get:a waits on the kept link while get:b went
+    // on a link opened for it, which has answered. Returns get:a's client.
+    UniqueFd an_extra_link_that_answered() {
+        opts_.link_idle_timeout = 60;
+        link().come_up();
+        auto a = request("get:a");
+        auto b = request("get:b");
+        link(1).come_up();
+        link(1).reply("rb");
+        EXPECT_EQ(reply(b), "rb");
+        return a;
+    }
     // --max-connections 3 and three links, each with a request (get:a on
     // link 0, get:b and get:c on the two opened for them); then a reload
     // lowers the maximum to 2. Returns the three clients.
@@ -700,13 +712,7 @@ TEST_F(PeerWorkerTest, NoMoreLinksThanMaxConnections) {
 }
 
 TEST_F(PeerWorkerTest, AnIdleExtraLinkClosesTheFirstStays) {
-    opts_.link_idle_timeout = 60;
-    link().come_up();
-    auto a = request("get:a");
-    auto b = request("get:b");
-    link(1).come_up();
-    link(1).reply("rb");
-    EXPECT_EQ(reply(b), "rb");
+    auto a = an_extra_link_that_answered();
     link(0).reply("ra");
     EXPECT_EQ(reply(a), "ra");
     advance(59);
@@ -728,13 +734,7 @@ TEST_F(PeerWorkerTest, AnIdleExtraLinkClosesTheFirstStays) {
 }
 
 TEST_F(PeerWorkerTest, TheLastLinkUpIsNotClosedAsIdle) {
-    opts_.link_idle_timeout = 60;
-    link().come_up();
-    auto a = request("get:a");
-    auto b = request("get:b");
-    link(1).come_up();
-    link(1).reply("rb");
-    EXPECT_EQ(reply(b), "rb");
+    auto a = an_extra_link_that_answered();
     link(0).die("lond closed the connection"); // the kept link reconnects, with backoff
     EXPECT_EQ(reply(a), "con_lost");
     advance(61);

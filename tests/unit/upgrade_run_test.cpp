@@ -126,6 +126,17 @@ protected:
         loop_.run_once(std::chrono::milliseconds(0));
         children_->child_exited(old.pid, exit_status(0));
     }
+    // A lonctl upgrade asked now: what lonc answers it at once ("" if nothing).
+    std::string lonctl_upgrade() {
+        int fds[2];
+        EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+        const UniqueFd other(fds[1]);
+        run_->request(control_.adopt(UniqueFd(fds[0])));
+        loop_.run_once(std::chrono::milliseconds(0));
+        char buf[512] = {};
+        const auto n = ::recv(other.get(), buf, sizeof buf - 1, MSG_DONTWAIT);
+        return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+    }
     // What lonc answered the waiting lonctl so far.
     std::string answer() {
         std::string got;
@@ -212,27 +223,13 @@ TEST_F(UpgradeRunTest, APeerGoneFromHostsTabIsNotHandedOverButDrains) {
 
 TEST_F(UpgradeRunTest, WhileOneRunsAnotherUpgradeIsRejected) {
     run_->adopt(handover(1));
-    int fds[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    const UniqueFd other(fds[1]);
-    run_->request(control_.adopt(UniqueFd(fds[0])));
-    loop_.run_once(std::chrono::milliseconds(0));
-    char buf[512] = {};
-    ASSERT_GT(::recv(other.get(), buf, sizeof buf - 1, MSG_DONTWAIT), 0);
-    EXPECT_EQ(std::string(buf),
+    EXPECT_EQ(lonctl_upgrade(),
               std::string(words::rejected) + "\nan upgrade is already under way\n");
 }
 
 TEST_F(UpgradeRunTest, ShuttingDownItAnswersNoUpgrade) {
     is_stopping_ = true;
-    int fds[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-    const UniqueFd other(fds[1]);
-    run_->request(control_.adopt(UniqueFd(fds[0])));
-    loop_.run_once(std::chrono::milliseconds(0));
-    char buf[512] = {};
-    ASSERT_GT(::recv(other.get(), buf, sizeof buf - 1, MSG_DONTWAIT), 0);
-    EXPECT_EQ(std::string(buf), std::string(words::shutting_down) + "\n");
+    EXPECT_EQ(lonctl_upgrade(), std::string(words::shutting_down) + "\n");
 }
 
 } // namespace
