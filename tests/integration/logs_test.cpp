@@ -267,7 +267,7 @@ TEST(LogRotation, LogrotateWithTheShippedConfigLosesNothing) {
         }
     }
     ASSERT_FALSE(rotated.empty()) << r.out;
-    EXPECT_EQ(rotated.string().find(".gz"), std::string::npos) << "delaycompress";
+    EXPECT_EQ(rotated.filename().string().find(".gz"), std::string::npos) << "delaycompress";
     // nocreate: the new lonc.log is lonc's own (lines written since the
     // rename), owned by the daemon's user.
     struct stat st {};
