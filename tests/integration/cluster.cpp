@@ -141,14 +141,18 @@ Process& Cluster::start_lonc(const std::vector<std::string>& extra, bool foregro
     std::vector<std::string> argv = opts_.lonc_wrapper;
     const auto command = lonc_command(dir().path());
     argv.insert(argv.end(), command.begin(), command.end());
-    const std::vector<std::string> args = {"--handshake-pause", "0.1", "--retry-min", "0.05",
-                                           "--retry-max", "0.5", "--probe-timeout", "2",
-                                           "--reprobe-interval", "1",
-                                           // Spool files are delivered at once, not after
-                                           // lonnet's read-back window: the tests that play
-                                           // lonnet set it back to its default.
-                                           "--spool-min-age", "0"};
-    argv.insert(argv.end(), args.begin(), args.end());
+    if (opts_.test_defaults) {
+        const std::vector<std::string> args = {
+            "--handshake-pause", "0.1", "--retry-min", "0.05", "--retry-max", "0.5",
+            "--probe-timeout", "2", "--reprobe-interval", "1",
+            // Spool files are delivered at once, not after lonnet's read-back
+            // window: the tests that play lonnet set it back to its default.
+            "--spool-min-age", "0"};
+        argv.insert(argv.end(), args.begin(), args.end());
+    } else {
+        // The compiled-in defaults, whatever /etc/lonc/lonc.ini says.
+        argv.insert(argv.end(), {"--settings", ""});
+    }
     if (foreground) {
         argv.emplace_back("-f");
     }

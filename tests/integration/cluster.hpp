@@ -35,6 +35,9 @@ struct ClusterOptions {
     bool wait_sockets = true;                // wait until every host has a socket
     std::vector<std::string> lonc_wrapper{}; // a command lonc runs under (prlimit, valgrind)
     std::string lonc_binary{};               // "" : the one built here
+    // false: lonc's own defaults, not start_lonc's short test timings (and
+    // no settings file either); the config, user and mailer are still set.
+    bool test_defaults = true;
 };
 
 class Cluster : public World {
@@ -59,7 +62,8 @@ public:
     // cluster's sim_args, then extra).
     Process& start_sim(int host, const std::vector<std::string>& extra = {});
 
-    // lonc with the cluster's config, the test defaults and extra args;
+    // lonc with the cluster's config, the test defaults (unless
+    // test_defaults is false) and extra args;
     // env: extra "NAME=value" entries. Its stdout and stderr go to
     // dir()/lonc.stderr.
     Process& start_lonc(const std::vector<std::string>& extra = {}, bool foreground = true,

@@ -10,10 +10,12 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <netinet/in.h>
+#include <regex>
 #include <set>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -302,6 +304,51 @@ TEST(Upgrade, ARequestLongerThanTheDrainGraceGetsItsReplyAndRunsOnce) {
     EXPECT_EQ(lond_saw(c, 1, slow.line), 1U) << "lond ran it more than once";
     EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
     EXPECT_GT(since(t0), 5.0) << "the upgrade waited for the old child's request";
+    expect_every_child_replaced(c, old_children, bin);
+    expect_nothing_cut_short(c);
+    c.check_sanitizer_reports();
+}
+
+// A delayed message at lond when the upgrade begins is the old child's to
+// its answer, as a request is (issue 24): lond runs it once, its file goes,
+// and its delivery is logged and recorded once, by the old child. Dropped at
+// the hand-off, its file would stay and the new child would send it again:
+// lond would run it twice.
+TEST(Upgrade, ADelayedMessageAtLondWhenTheUpgradeBeginsIsDeliveredOnce) {
+    const Binary bin;
+    Cluster c(upgrade_cluster(bin, 2));
+    const auto old_children = child_set(c);
+    bin.install_copy();
+    const auto token = unique_token("spooled");
+    const auto line = "sleep:9000:" + token; // longer than the drain grace (5 s)
+    const auto name = std::to_string(std::time(nullptr)) + ".sleep" + token + "." + c.id(1);
+    c.spool_file(name, line + "\n");
+    ASSERT_TRUE(c.wait_received(1, line, 15s)) << c.log(); // in flight
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto run = lonctl(c, {"upgrade"});
+
+    EXPECT_EQ(run.code, 0) << run.out << run.err << c.log();
+    EXPECT_GT(since(t0), 5.0) << "the upgrade waited for the old child's delayed message";
+    // Delivered: the file and its .sent marker gone (a second delivery, too,
+    // would be over by then).
+    EXPECT_TRUE(wait_until(
+        [&] {
+            return !std::filesystem::exists(c.spool() / name) &&
+                   !std::filesystem::exists(c.spool() / (name + ".sent"));
+        },
+        30s))
+        << c.log();
+    EXPECT_EQ(lond_saw(c, 1, line), 1U) << "lond ran the delayed message more than once";
+    const auto log = c.log();
+    const std::string delivered = "Delayed " + line + ": >" + token + "<";
+    EXPECT_EQ(count_of(log, delivered), 1U) << log;
+    // Logged by an old child, the one that had it on the wire.
+    const std::regex by(R"(\((\d+)\) \[)" + c.id(1) + R"(\] .*)" + delivered);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(log, m, by)) << log;
+    EXPECT_EQ(old_children.count(static_cast<pid_t>(std::stol(m[1].str()))), 1U) << m[0];
+    EXPECT_EQ(count_of(slurp(c.perm_log()), ":S:" + c.id(1) + ":" + line + ":"), 1U)
+        << slurp(c.perm_log());
     expect_every_child_replaced(c, old_children, bin);
     expect_nothing_cut_short(c);
     c.check_sanitizer_reports();
