@@ -522,7 +522,7 @@ bool Spooler::held(const std::string& name) const {
 
 bool Spooler::set_aside(const std::string& name, const std::string& why, bool critical) {
     const auto from = path(name);
-    const auto to = from.string() + ".bad";
+    const auto to = from.string() + std::string(bad_suffix);
     seen_.erase(name);
     if (::rename(from.c_str(), to.c_str()) != 0) {
         if (warned_.insert(name).second) {
@@ -535,11 +535,11 @@ bool Spooler::set_aside(const std::string& name, const std::string& why, bool cr
     strikes_.erase(name);
     ++stats_.bad;
     if (critical) {
-        lg().error("Delayed message {} {}: set aside as {}.bad", name_text(name), why,
-                   name_text(name));
+        lg().error("Delayed message {} {}: set aside as {}{}", name_text(name), why,
+                   name_text(name), bad_suffix);
     } else {
-        lg().warn("Delayed message {} {}: set aside as {}.bad", name_text(name), why,
-                  name_text(name));
+        lg().warn("Delayed message {} {}: set aside as {}{}", name_text(name), why, name_text(name),
+                  bad_suffix);
     }
     return true;
 }
@@ -794,10 +794,10 @@ Spooler::Claim Spooler::claim(const Answered& a) {
         return Claim::marked;
     }
     if (::renameat2(AT_FDCWD, marker.c_str(), AT_FDCWD, file.c_str(), RENAME_NOREPLACE) != 0) {
-        (void)::rename(marker.c_str(), (file.string() + ".bad").c_str());
+        (void)::rename(marker.c_str(), (file.string() + std::string(bad_suffix)).c_str());
         lg().error("Delayed message {} was rewritten as it was delivered and cannot be put back: "
-                   "set aside as {}.bad",
-                   name_text(a.name), name_text(a.name));
+                   "set aside as {}{}",
+                   name_text(a.name), name_text(a.name), bad_suffix);
     }
     return Claim::left;
 }

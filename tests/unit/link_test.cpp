@@ -137,6 +137,28 @@ protected:
         ASSERT_TRUE(link().can_send());
         link().send(std::move(req));
     }
+    // A sick lond: the link comes up (the ups-th time), lond's handler
+    // dies on the request, unanswered.
+    void die_unanswered(int ups, const std::string& line) {
+        handshake(ups);
+        send(line);
+        ASSERT_EQ(from_link(), line);
+        lond_.reset();
+        ASSERT_TRUE(pump([&] { return events_.downs.size() == static_cast<std::size_t>(ups); }));
+        EXPECT_TRUE(events_.downs.back()); // it was up
+        EXPECT_FALSE(link().answered());
+    }
+    // n such deaths, each retry let through by the clock: the backoff is
+    // long now (retry_min * 2^(n-1), jittered to half at least).
+    void back_off(int n) {
+        for (int i = 1; i <= n; ++i) {
+            if (i > 1) {
+                advance(cfg_.retry_max);
+            }
+            die_unanswered(i, "get:" + std::to_string(i));
+        }
+        ASSERT_EQ(link().failures(), static_cast<unsigned>(n));
+    }
 
     test::TempDir dir_{"lonc-link-test"};
     // Moves the clock on and runs one round of the loop.
@@ -282,15 +304,6 @@ TEST_F(LinkTest, StopIsOnPurposeAndDoesNotReconnect) {
 TEST_F(LinkTest, ALinkIsHealthyOnlyOnceItAnsweredUntilThenFailuresBackOff) {
     cfg_.retry_min = 1;
     cfg_.retry_max = 8;
-    auto die_unanswered = [&](int ups, const std::string& line) {
-        handshake(ups);
-        send(line);
-        ASSERT_EQ(from_link(), line);
-        lond_.reset(); // lond's handler dies
-        ASSERT_TRUE(pump([&] { return events_.downs.size() == static_cast<std::size_t>(ups); }));
-        EXPECT_TRUE(events_.downs.back()); // it was up
-        EXPECT_FALSE(link().answered());
-    };
     die_unanswered(1, "get:1");
     EXPECT_EQ(link().failures(), 1U);
     advance(0.45); // the first wait is retry_min, jittered to half at least
@@ -333,6 +346,42 @@ TEST_F(LinkTest, ALinkIsHealthyOnlyOnceItAnsweredUntilThenFailuresBackOff) {
     advance(0);
     EXPECT_NE(link().state(), Link::State::down);
     EXPECT_EQ(count_of(log_text(), "CRITICAL: "), 2) << log_text();
+}
+
+// USR1 (from lond's init, from lonnet on a critical con_lost, from
+// loncron) retries at once, however long the backoff: only --retry-min
+// after the last attempt is kept.
+TEST_F(LinkTest, RetryNowConnectsAtOnceWhateverTheBackoff) {
+    cfg_.retry_min = 2;
+    cfg_.retry_max = 300;
+    back_off(6); // the next wait: 64 s, jittered to 32 at least
+    advance(cfg_.retry_min);
+    ASSERT_EQ(link().state(), Link::State::down); // the backoff holds
+    EXPECT_TRUE(link().retry_now());
+    EXPECT_NE(link().state(), Link::State::down);
+    handshake(7);
+
+    // Sooner than --retry-min after the last attempt: that long, not the backoff.
+    lond_.reset();
+    ASSERT_TRUE(pump([&] { return events_.downs.size() == 7; }));
+    EXPECT_EQ(link().failures(), 7U);
+    EXPECT_FALSE(link().retry_now());
+    EXPECT_EQ(link().state(), Link::State::down);
+    advance(cfg_.retry_min);
+    EXPECT_NE(link().state(), Link::State::down);
+}
+
+// lonctl reconnect resets the link: it connects at once, and its backoff
+// starts again from the beginning.
+TEST_F(LinkTest, ResetConnectsAtOnceAndForgetsTheBackoff) {
+    cfg_.retry_min = 2;
+    cfg_.retry_max = 300;
+    back_off(6);
+    link().reset("reconnect requested by the operator");
+    EXPECT_NE(link().state(), Link::State::down); // no time passed
+    EXPECT_EQ(link().failures(), 0U);
+    handshake(7);
+    EXPECT_EQ(events_.downs.size(), 6U); // it was down: nothing more to tear down
 }
 
 } // namespace

@@ -115,6 +115,10 @@ TEST(Metrics, NamesAndLabelsFromAReport) {
     f.spool_oldest = 1968;
     f.health = "sick";
     f.link_failures = 37;
+    f.links_max = 38;
+    f.links_opened = 39;
+    f.links_closed = 40;
+    f.handshakes = 41;
     f.process = {0.5, 33, 34};
     r.peers = {p};
     const auto text = format_metrics({&r, ProcessFacts{2.5, 35, 36}, 1});
@@ -134,8 +138,13 @@ TEST(Metrics, NamesAndLabelsFromAReport) {
           "lonc_process_open_fds{process=\"supervisor\"} 36"}) {
         EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line << "\n" << text;
     }
-    EXPECT_NE(text.find("lonc_link_sick{peer=\"h1\"} 1\n"), std::string::npos) << text;
-    EXPECT_NE(text.find("lonc_link_failures_total{peer=\"h1\"} 37\n"), std::string::npos) << text;
+    // The link facts, each with its own value: a swapped field shows.
+    for (const char* line :
+         {"lonc_link_sick{peer=\"h1\"} 1", "lonc_link_failures_total{peer=\"h1\"} 37",
+          "lonc_links_max{peer=\"h1\"} 38", "lonc_links_opened_total{peer=\"h1\"} 39",
+          "lonc_links_closed_total{peer=\"h1\"} 40", "lonc_handshakes_total{peer=\"h1\"} 41"}) {
+        EXPECT_NE(text.find(std::string(line) + "\n"), std::string::npos) << line << "\n" << text;
+    }
 }
 
 // docs/operations.md's table of metrics (one a row: `name` | type | ...)

@@ -11,6 +11,7 @@
 #include <optional>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <thread>
 
 #include "temp_dir.hpp"
 
@@ -258,6 +259,44 @@ TEST_F(SpoolerTest, ASetAsideMessageIsTriedAgainAfterTheHoldABoundedNumberOfTime
                   std::string::npos)
             << log;
     }
+}
+
+// The peer must have answered, with no link lost since, for a tenth of
+// --spool-bad-hold before a set-aside message is tried again: a peer that
+// has only just come back is not handed the message that may kill it. The
+// hold is short here: the file's age is its ctime, on the wall clock.
+TEST_F(SpoolerTest, ASetAsideMessageWaitsUntilThePeerHasBeenHealthyForATenthOfTheHold) {
+    opts_.spool_bad_hold = 0.5; // healthy for 0.05 s of the loop's clock
+    spool("100.a.h1.bad", "put:a\n");
+    struct stat st {};
+    const auto file = (settings_.spool_dir() / "100.a.h1.bad").string();
+    ASSERT_EQ(::lstat(file.c_str(), &st), 0);
+    const auto set_aside = std::chrono::system_clock::time_point(
+        std::chrono::seconds(st.st_ctim.tv_sec) + std::chrono::nanoseconds(st.st_ctim.tv_nsec));
+    std::this_thread::sleep_until(set_aside +
+                                  std::chrono::milliseconds(600)); // older than the hold
+    spooler().start();
+    advance(10);
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt); // lond never answered
+
+    spooler().peer_answered();
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt); // only just
+    advance(0.03);
+    spooler().link_lost(); // the wait starts again at the next answer
+    advance(0.03);
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt);
+    spooler().peer_answered();
+    advance(0.03);
+    spooler().hint("*");
+    EXPECT_EQ(sent(), std::nullopt);
+    EXPECT_TRUE(exists("100.a.h1.bad"));
+    advance(0.03);
+    spooler().hint("*");
+    EXPECT_EQ(sent(), "put:a");
+    EXPECT_FALSE(exists("100.a.h1.bad"));
 }
 
 // The bound on automatic retries is kept on the file: a child that
