@@ -40,30 +40,9 @@ int main(int argc, char** argv) {
     // 190 KiB, page faults 181 -> 108, CPU to its socket 21.7 -> 9.9 ms.
     ::mallopt(M_MXFAST, 0);
     // Executed by lonctl upgrade: the old supervisor's descriptors named in
-    // LONC_UPGRADE stay open (upgrade.hpp).
-    std::optional<lonc::Handover> handover;
-    const char* handover_text = std::getenv(lonc::handover_env);
-    const bool upgrading = handover_text != nullptr;
-    std::string handover_error;
-    if (upgrading) {
-        handover = lonc::Handover::decode(handover_text, handover_error);
-        ::unsetenv(lonc::handover_env); // not for our children, nor the next check
-        if (handover) {
-            for (const int fd : handover->fds()) {
-                ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-            }
-        }
-    }
-    // Nothing else inherited from whoever started us stays open (a stray
-    // descriptor could hold a lock of ours).
-    unsigned from = 3;
-    for (const int fd : handover ? handover->fds() : std::vector<int>{}) {
-        if (static_cast<unsigned>(fd) > from) {
-            ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
-        }
-        from = static_cast<unsigned>(fd) + 1;
-    }
-    ::close_range(from, ~0U, 0);
+    // LONC_UPGRADE stay open; nothing else inherited does.
+    auto arrival = lonc::Arrival::from_environment();
+    arrival.close_the_rest();
     lonc::block_handled_signals();
     ::umask(022);
     const std::vector<std::string> args(argv, argv + argc);
@@ -82,17 +61,7 @@ int main(int argc, char** argv) {
         (void)std::fprintf(stderr, "%sRun with --help for more information.\n", err_prefix());
         return lonc::exit_usage;
     }
-    // Upgraded: the configuration the old supervisor ran with, not the
-    // files as they are now (edits not reloaded wait for the next reload).
-    std::string snapshot_error;
-    if (handover && handover->config_fd >= 0) {
-        const auto snapshot = lonc::read_snapshot(std::exchange(handover->config_fd, -1));
-        if (!snapshot) {
-            snapshot_error = "unreadable";
-        } else {
-            (void)snapshot->apply(loaded, snapshot_error);
-        }
-    }
+    arrival.take_configuration(loaded);
     auto& opts = loaded.opts;
     auto& cfg = loaded.config;
     if (opts.print_settings) {
@@ -133,16 +102,8 @@ int main(int argc, char** argv) {
     lonc::log::init(
         {settings.log_file(), "PARENT", spdlog::level::from_str(opts.log_level), opts.foreground});
     auto& lg = lonc::log::get("main");
-    if (upgrading && !handover) {
-        // Never expected: our own predecessor wrote it. Its children lost
-        // their parent and drain; this process starts afresh in its place.
-        lg.error("lonctl upgrade: cannot read {}: {}; starting afresh", lonc::handover_env,
-                 handover_error);
-    }
-    if (!snapshot_error.empty()) {
-        lg.error("lonctl upgrade: cannot take the old supervisor's configuration ({}); running "
-                 "with the files as they are now",
-                 snapshot_error);
+    for (const auto& problem : arrival.problems) {
+        lg.error("{}", problem);
     }
     if (lg.should_log(spdlog::level::debug)) {
         std::string command_line;
@@ -153,6 +114,7 @@ int main(int argc, char** argv) {
     }
 
     lonc::PidFileError taken;
+    auto& handover = arrival.handover;
     auto pid_file = handover ? std::optional<lonc::PidFile>(lonc::PidFile::adopt(
                                    lonc::UniqueFd(handover->pid_file_fd), settings.pid_file()))
                              : lonc::PidFile::acquire(settings.pid_file(), taken);
@@ -169,7 +131,7 @@ int main(int argc, char** argv) {
     }
 
     lonc::Launcher launcher;
-    if (!opts.foreground && !upgrading) { // an upgraded supervisor is a daemon already
+    if (!opts.foreground && !arrival.upgrading) { // an upgraded supervisor is a daemon already
         launcher = lonc::daemonize();
     }
     if (!pid_file->write(::getpid())) {

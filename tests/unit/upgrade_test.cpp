@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -233,6 +234,103 @@ TEST(ExecHandover, AFailedExecPutsEverythingBack) {
     EXPECT_EQ(std::getenv(handover_env), nullptr);
     EXPECT_EQ(::fcntl(fd, F_GETFD), FD_CLOEXEC);
     ::close(fd);
+}
+
+TEST(Arrival, NoUpgradeNoHandoverNoProblem) {
+    ::unsetenv(handover_env);
+    const auto a = Arrival::from_environment();
+    EXPECT_FALSE(a.upgrading);
+    EXPECT_FALSE(a.handover);
+    EXPECT_TRUE(a.problems.empty());
+}
+
+TEST(Arrival, AnUnreadableHandoverStartsAfreshAndSaysWhy) {
+    ::setenv(handover_env, "v1 pidfile=nonsense", 1);
+    const auto a = Arrival::from_environment();
+    EXPECT_TRUE(a.upgrading);
+    EXPECT_FALSE(a.handover);
+    ASSERT_EQ(a.problems.size(), 1U);
+    EXPECT_NE(a.problems[0].find("starting afresh"), std::string::npos) << a.problems[0];
+    EXPECT_EQ(std::getenv(handover_env), nullptr) << "not for our children";
+}
+
+TEST(Arrival, KeepsTheNamedDescriptorsAndClosesEveryOther) {
+    // In a child: close_the_rest() closes this test's own descriptors too.
+    int keep[2];
+    int stray[2];
+    ASSERT_EQ(::pipe(keep), 0);
+    ASSERT_EQ(::pipe(stray), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        Handover h;
+        h.pid_file_fd = keep[0];
+        h.children.push_back({"h1", 1, keep[1], true});
+        ::setenv(handover_env, h.encode().c_str(), 1);
+        auto a = Arrival::from_environment();
+        int code = 0;
+        if (!a.handover || std::getenv(handover_env) != nullptr) {
+            code |= 1;
+        }
+        if (::fcntl(keep[0], F_GETFD) != FD_CLOEXEC || ::fcntl(keep[1], F_GETFD) != FD_CLOEXEC) {
+            code |= 2; // not for the binary check or the children we start
+        }
+        a.close_the_rest();
+        if (::fcntl(keep[0], F_GETFD) < 0 || ::fcntl(keep[1], F_GETFD) < 0) {
+            code |= 4;
+        }
+        if (::fcntl(stray[0], F_GETFD) >= 0 || ::fcntl(stray[1], F_GETFD) >= 0) {
+            code |= 8;
+        }
+        if (::fcntl(0, F_GETFD) < 0 || ::fcntl(2, F_GETFD) < 0) {
+            code |= 16;
+        }
+        ::_exit(code);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "1 decode, 2 close-on-exec, 4 kept, 8 stray, 16 stdio";
+    for (const int fd : {keep[0], keep[1], stray[0], stray[1]}) {
+        ::close(fd);
+    }
+}
+
+TEST(Arrival, TakesTheOldSupervisorsConfigurationOrSaysWhyNot) {
+    Loaded old;
+    old.opts.request_timeout = 42.5;
+    old.config = config_from("/etc/access.conf",
+                             "PerlSetVar lonHostID h0\nPerlSetVar londPort 5663\n"
+                             "PerlSetVar lonDaemons /d\nPerlSetVar lonTabDir /t\n"
+                             "PerlSetVar lonSockDir /s\nPerlSetVar lonDocRoot /r\n",
+                             std::string("h0:dom:library:h0.x:127.0.0.1\n"
+                                         "h1:dom:library:h1.x:127.0.0.2\n"));
+    ASSERT_TRUE(old.config.ok());
+    Arrival a;
+    a.handover.emplace();
+    a.handover->config_fd = snapshot_fd(ConfigSnapshot::of(old.opts, old.config));
+    ASSERT_GE(a.handover->config_fd, 0);
+    Loaded now;
+    a.take_configuration(now);
+    EXPECT_TRUE(a.problems.empty());
+    EXPECT_EQ(a.handover->config_fd, -1) << "read once, and closed";
+    EXPECT_EQ(now.opts.request_timeout, 42.5);
+    EXPECT_EQ(now.config.hosts.peers.size(), 2U);
+
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    ASSERT_EQ(::write(p[1], "garbage", 7), 7);
+    ::close(p[1]);
+    Arrival bad;
+    bad.handover.emplace();
+    bad.handover->config_fd = p[0]; // cannot seek: unreadable
+    Loaded kept;
+    kept.opts.request_timeout = 7;
+    bad.take_configuration(kept);
+    ASSERT_EQ(bad.problems.size(), 1U);
+    EXPECT_NE(bad.problems[0].find("running with the files as they are now"), std::string::npos)
+        << bad.problems[0];
+    EXPECT_EQ(kept.opts.request_timeout, 7) << "the files as they are now";
 }
 
 TEST(OwnExecutable, IsThisTestBinary) {

@@ -71,6 +71,25 @@ struct ConfigSnapshot {
 // Reads one back (and closes fd).
 [[nodiscard]] std::optional<ConfigSnapshot> read_snapshot(int fd);
 
+// The other end of exec_handover, in main(): what a re-executed
+// supervisor takes from the one that executed it.
+struct Arrival {
+    bool upgrading = false;           // LONC_UPGRADE was set
+    std::optional<Handover> handover; // ... and could be read
+    // What could not be taken, each a line for the log once it is open.
+    std::vector<std::string> problems;
+
+    // Reads LONC_UPGRADE and unsets it (not for our children, nor the next
+    // check); the descriptors it names become close-on-exec.
+    [[nodiscard]] static Arrival from_environment();
+    // Closes every descriptor from 3 up but those the hand-over names: a
+    // stray one inherited from whoever started us could hold a lock of ours.
+    void close_the_rest() const;
+    // Gives loaded the configuration the old supervisor ran with, not the
+    // files as they are now (edits not reloaded wait for the next reload).
+    void take_configuration(Loaded& loaded);
+};
+
 // Executes exe with argv (argv[0] included; empty: exe alone), keeping
 // the descriptors h names open across the exec and naming them in
 // LONC_UPGRADE. Returns only if the exec failed: why, with everything put
