@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -378,6 +379,57 @@ std::optional<ConfigSnapshot> read_snapshot(int fd) {
         text.append(buf, static_cast<std::size_t>(n));
     }
     return ConfigSnapshot::decode(text);
+}
+
+Arrival Arrival::from_environment() {
+    Arrival a;
+    const char* text = std::getenv(handover_env);
+    if (text == nullptr) {
+        return a;
+    }
+    a.upgrading = true;
+    std::string error;
+    a.handover = Handover::decode(text, error);
+    ::unsetenv(handover_env);
+    if (!a.handover) {
+        // Never expected: our own predecessor wrote it. Its children lost
+        // their parent and drain; this process starts afresh in its place.
+        a.problems.push_back(std::string("lonctl upgrade: cannot read ") + handover_env + ": " +
+                             error + "; starting afresh");
+        return a;
+    }
+    for (const int fd : a.handover->fds()) {
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    return a;
+}
+
+void Arrival::close_the_rest() const {
+    unsigned from = 3;
+    for (const int fd : handover ? handover->fds() : std::vector<int>{}) {
+        if (static_cast<unsigned>(fd) > from) {
+            ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+        }
+        from = static_cast<unsigned>(fd) + 1;
+    }
+    ::close_range(from, ~0U, 0);
+}
+
+void Arrival::take_configuration(Loaded& loaded) {
+    if (!handover || handover->config_fd < 0) {
+        return;
+    }
+    std::string error;
+    const auto snapshot = read_snapshot(std::exchange(handover->config_fd, -1));
+    if (!snapshot) {
+        error = "unreadable";
+    } else {
+        (void)snapshot->apply(loaded, error);
+    }
+    if (!error.empty()) {
+        problems.push_back("lonctl upgrade: cannot take the old supervisor's configuration (" +
+                           error + "); running with the files as they are now");
+    }
 }
 
 std::string exec_handover(const std::string& exe, std::vector<std::string> argv,
