@@ -309,12 +309,15 @@ TEST(ProcessFaults, ClientsFillingAChildsDescriptorsLeaveRoomForItsDelayedMessag
         hogs.push_back(std::move(*conn));
     }
     ASSERT_TRUE(c.wait_log(R"(\[h1\] .*pausing accept)"));
-    // A delayed message, old enough to be judged at once if unreadable: it
+    // A delayed message, old enough to be judged at once if unreadable (made
+    // old before it is in delayed/, where it may be delivered at once): it
     // is read and delivered while every client is still connected.
-    const auto file = c.spool_file("100.m.h1", "echo:spooled-while-full\n");
+    const auto staged = c.spool_file(".staged", "echo:spooled-while-full\n");
     const auto old = std::time(nullptr) - 3600;
     const timespec times[2] = {{old, 0}, {old, 0}};
-    ASSERT_EQ(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0);
+    ASSERT_EQ(::utimensat(AT_FDCWD, staged.c_str(), times, 0), 0);
+    const auto file = c.spool() / "100.m.h1";
+    std::filesystem::rename(staged, file);
     // The file is renamed to its .sent marker before the S line is written:
     // wait for the line, then the file is surely gone.
     EXPECT_TRUE(wait_until(
