@@ -286,10 +286,19 @@ void PeerWorker::open_listener() {
                             take_live_path_ ? LiveSocket::replace : LiveSocket::keep);
     if (!listener_ && errno == EADDRINUSE) {
         // A successor's (lonctl upgrade): a hand-off is on its way, and a
-        // take-back (reclaim_socket) if the successor is given up on.
-        lg().info("INFO: Another child listens on {}: leaving it that child's", path.string());
+        // take-back (reclaim_socket) if the successor is given up on. Or a
+        // process on its way out (an orphaned child of an earlier lonc):
+        // looked at again every second, the path is ours once it leaves.
+        if (!path_held_elsewhere_) {
+            lg().info("INFO: Another process listens on {}: leaving it that process's while it "
+                      "does",
+                      path.string());
+        }
+        path_held_elsewhere_ = true;
+        accept_timer_.arm_in(seconds(1));
         return;
     }
+    path_held_elsewhere_ = false;
     if (!listener_) {
         lg().error("Can't make server socket {}: {} (retrying in 5 s)", path.string(),
                    std::strerror(errno));

@@ -618,6 +618,25 @@ TEST_F(PeerWorkerTest, OnlyASuccessorPutsItsSocketOverALiveOne) {
     EXPECT_EQ(inode_at(path), theirs) << "a first listener replaced a live socket";
 }
 
+// A process that listens on the path and is on its way out (an orphaned
+// child of an earlier lonc, draining): the path is left to it while it
+// listens, and taken within a second once it stops.
+TEST_F(PeerWorkerTest, APathHeldByAnotherListenerIsTakenOnceItStops) {
+    const auto path = settings_.socket_path("h1");
+    auto other = put_socket_at(path);
+    const auto theirs = inode_at(path);
+    link().come_up();
+    advance(1.1);
+    advance(1.1);
+    EXPECT_EQ(inode_at(path), theirs) << "taken while the other process listens";
+    other.reset(); // it exits; its socket file stays, dead
+    advance(1.1);
+    EXPECT_NE(inode_at(path), theirs) << "the path was not taken once nobody listened";
+    auto a = request("get:a");
+    link().reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+}
+
 TEST_F(PeerWorkerTest, ASuccessorPutsItsSocketOverItsPredecessorsLiveOne) {
     const auto path = settings_.socket_path("h1");
     const auto predecessor = put_socket_at(path);

@@ -291,6 +291,9 @@ private:
     // The next listener may go over a socket another process listens on
     // (expect_predecessor(), reclaim_socket()).
     bool take_live_path_ = false;
+    // The last open found another process listening on the path (logged
+    // once; tried again every second).
+    bool path_held_elsewhere_ = false;
     bool accepting_ = false;
     Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
     // Descriptors left for clients and links: RLIMIT_NOFILE less those the
