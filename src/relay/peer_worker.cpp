@@ -282,7 +282,23 @@ void PeerWorker::open_listener() {
         return;
     }
     const auto path = settings_.socket_path(peer_.id);
-    listener_ = listen_unix(path, 0600, SOMAXCONN, &listener_file_);
+    listener_ = listen_unix(path, 0600, SOMAXCONN, &listener_file_,
+                            take_live_path_ ? LiveSocket::replace : LiveSocket::keep);
+    if (!listener_ && errno == EADDRINUSE) {
+        // A successor's (lonctl upgrade): a hand-off is on its way, and a
+        // take-back (reclaim_socket) if the successor is given up on. Or a
+        // process on its way out (an orphaned child of an earlier lonc):
+        // looked at again every second, the path is ours once it leaves.
+        if (!path_held_elsewhere_) {
+            lg().info("INFO: Another process listens on {}: leaving it that process's while it "
+                      "does",
+                      path.string());
+        }
+        path_held_elsewhere_ = true;
+        accept_timer_.arm_in(seconds(1));
+        return;
+    }
+    path_held_elsewhere_ = false;
     if (!listener_) {
         lg().error("Can't make server socket {}: {} (retrying in 5 s)", path.string(),
                    std::strerror(errno));
@@ -294,6 +310,7 @@ void PeerWorker::open_listener() {
         const auto open = open_fd_count();
         fd_budget_ = limit > open ? static_cast<std::size_t>(limit - open) : 1;
     }
+    take_live_path_ = false;
     loop_.add(listener_.get(), EPOLLIN, *this);
     accepting_ = true;
 }
@@ -835,25 +852,35 @@ void PeerWorker::on_grace_timer() {
 }
 
 void PeerWorker::reclaim_socket() {
-    if (!listener_ || draining_ || handing_off_) {
+    // With no link up there is nothing to listen for: at the next link up
+    // the given-up child is gone, and its socket dead, so any listener
+    // goes over it.
+    if (draining_ || handing_off_ || links_ready_ == 0) {
         return;
     }
     const auto path = settings_.socket_path(peer_.id);
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_file_.dev &&
-        st.st_ino == listener_file_.ino) {
-        return; // still ours
-    }
-    if (accepting_) {
-        while (accept_clients() > 0) {
+    if (listener_) {
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && st.st_dev == listener_file_.dev &&
+            st.st_ino == listener_file_.ino) {
+            return; // still ours
         }
-        loop_.remove(listener_.get(), *this);
-        accepting_ = false;
+        if (accepting_) {
+            while (accept_clients() > 0) {
+            }
+            loop_.remove(listener_.get(), *this);
+            accepting_ = false;
+        }
+        accept_timer_.cancel();
+        listener_.reset(); // no connect reaches it any more: the path is elsewhere
     }
-    accept_timer_.cancel();
-    listener_.reset(); // no connect reaches it any more: the path is elsewhere
+    // Also when the path was left to that child while it lived: it is
+    // being given up on, perhaps not dead yet.
+    take_live_path_ = true;
     open_listener();
-    lg().info("INFO: {} is ours again", path.string());
+    if (listener_) {
+        lg().info("INFO: {} is ours again", path.string());
+    }
 }
 
 // ---------------------------------------------------------------- drain

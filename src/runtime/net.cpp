@@ -41,10 +41,29 @@ std::filesystem::path dir_of(const std::filesystem::path& path) {
     return path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
 }
 
+// Whether path is a socket someone listens on (or may: only a refused
+// connect says nobody does). A connect that succeeds is accepted there and
+// closed at once.
+bool someone_listens(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        return false;
+    }
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.native().size() >= sizeof addr.sun_path) {
+        return true;
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
+    const UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    return !fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ||
+           errno != ECONNREFUSED;
+}
+
 } // namespace
 
 UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog,
-                     SocketFile* placed) {
+                     SocketFile* placed, LiveSocket live) {
     // Bound and listening under a temporary name first, then renamed into
     // place: whoever sees the path can connect at once (lonnet takes the
     // socket file's existence to mean "link up").
@@ -78,6 +97,11 @@ UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backl
     const DirLock lock(dir_of(path));
     errno = saved_errno;
     struct stat st {};
+    if (live == LiveSocket::keep && someone_listens(path)) {
+        ::unlink(s.c_str());
+        errno = EADDRINUSE;
+        return UniqueFd{};
+    }
     if (::listen(fd.get(), backlog) != 0 || ::stat(s.c_str(), &st) != 0 ||
         ::rename(s.c_str(), path.c_str()) != 0) {
         const int e = errno;
@@ -103,19 +127,8 @@ bool unlink_if_ours(const std::filesystem::path& path, SocketFile ours) {
 bool remove_dead_socket(const std::filesystem::path& path) {
     const DirLock lock(dir_of(path));
     struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
-        return false;
-    }
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.native().size() >= sizeof addr.sun_path) {
-        return false;
-    }
-    std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
-    const UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ||
-        errno != ECONNREFUSED) {
-        return false; // someone listens there (or we cannot tell): not ours to remove
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || someone_listens(path)) {
+        return false; // not a socket, or someone listens there: not ours to remove
     }
     return ::unlink(path.c_str()) == 0;
 }

@@ -507,17 +507,28 @@ TEST_F(PeerWorkerTest, LinesWhileNoLinkIsUpAreAnsweredConLost) {
     EXPECT_TRUE(link().sent.empty());
 }
 
-// Another child's socket put at the path (a rename, as listen_unix does),
-// then closed: what a new child that died mid-upgrade leaves behind.
-void put_dead_socket_at(const std::filesystem::path& path) {
+// Another child's socket put at the path (a rename, as listen_unix does):
+// a successor's, listening while the fd is open.
+UniqueFd put_socket_at(const std::filesystem::path& path) {
     const auto tmp = path.string() + ".other";
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     tmp.copy(addr.sun_path, sizeof addr.sun_path - 1);
-    ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(fd.get(), 4), 0);
-    ASSERT_EQ(::rename(tmp.c_str(), path.c_str()), 0);
+    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(fd.get(), 4), 0);
+    EXPECT_EQ(::rename(tmp.c_str(), path.c_str()), 0);
+    return fd;
+}
+
+// The same, then closed: what a new child that died mid-upgrade leaves behind.
+void put_dead_socket_at(const std::filesystem::path& path) {
+    (void)put_socket_at(path);
+}
+
+ino_t inode_at(const std::filesystem::path& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
 TEST_F(PeerWorkerTest, AHandOffAnswersItsClientsAndLeavesTheNewSocketAlone) {
@@ -574,6 +585,111 @@ TEST_F(PeerWorkerTest, ALinkUpAfterAHandOffOpensNoListener) {
     advance(0.2); // past the linger: it drains and leaves the path alone
     ASSERT_EQ(::stat(settings_.socket_path("h1").c_str(), &now), 0) << "the path was removed";
     EXPECT_EQ(now.st_ino, theirs.st_ino) << "the old child took the path back";
+}
+
+// Issue 24: the new child has put its socket at the path while the old
+// one's link was down; the old one's link comes back before it is told to
+// hand off. Putting its own socket there again would leave the path empty
+// once the hand-off removes it: the successor keeps the path.
+TEST_F(PeerWorkerTest, ALinkUpAgainLeavesTheSocketASuccessorListensOn) {
+    const auto path = settings_.socket_path("h1");
+    link().come_up();
+    link().die("lond restarted"); // the listener is closed, the path removed
+    const auto successor = put_socket_at(path);
+    const auto theirs = inode_at(path);
+    link().come_up();
+    EXPECT_EQ(inode_at(path), theirs) << "the old child put its socket over the successor's";
+    worker().hand_off();
+    advance(0.2); // past the linger: it drains, the path is left alone
+    ASSERT_TRUE(pump([&] { return loop_.stopped(); })) << "the worker did not finish";
+    EXPECT_EQ(inode_at(path), theirs) << "the path is not the successor's any more";
+    auto client = connect();
+    UniqueFd accepted(::accept4(successor.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    EXPECT_TRUE(accepted) << "the successor does not accept any more";
+}
+
+// A child that has never listened is not a successor unless told so
+// (expect_predecessor): its first listener leaves a live socket alone too.
+TEST_F(PeerWorkerTest, OnlyASuccessorPutsItsSocketOverALiveOne) {
+    const auto path = settings_.socket_path("h1");
+    const auto other = put_socket_at(path);
+    const auto theirs = inode_at(path);
+    link().come_up();
+    EXPECT_EQ(inode_at(path), theirs) << "a first listener replaced a live socket";
+}
+
+// A process that listens on the path and is on its way out (an orphaned
+// child of an earlier lonc, draining): the path is left to it while it
+// listens, and taken within a second once it stops.
+TEST_F(PeerWorkerTest, APathHeldByAnotherListenerIsTakenOnceItStops) {
+    const auto path = settings_.socket_path("h1");
+    auto other = put_socket_at(path);
+    const auto theirs = inode_at(path);
+    link().come_up();
+    advance(1.1);
+    advance(1.1);
+    EXPECT_EQ(inode_at(path), theirs) << "taken while the other process listens";
+    other.reset(); // it exits; its socket file stays, dead
+    advance(1.1);
+    EXPECT_NE(inode_at(path), theirs) << "the path was not taken once nobody listened";
+    auto a = request("get:a");
+    link().reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+}
+
+TEST_F(PeerWorkerTest, ASuccessorPutsItsSocketOverItsPredecessorsLiveOne) {
+    const auto path = settings_.socket_path("h1");
+    const auto predecessor = put_socket_at(path);
+    const auto theirs = inode_at(path);
+    worker().expect_predecessor();
+    link().come_up();
+    EXPECT_NE(inode_at(path), theirs) << "the successor left the predecessor's socket there";
+    auto a = request("get:a");
+    link().reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+    // Its own later listeners leave a live socket alone, as any child's.
+    link().die("lond restarted");
+    const auto third = put_socket_at(path);
+    const auto their_third = inode_at(path);
+    link().come_up();
+    EXPECT_EQ(inode_at(path), their_third);
+}
+
+// The supervisor's take-back (lonctl upgrade's new child given up on):
+// the old child left the new one's live socket alone, and is told to take
+// the path after all.
+TEST_F(PeerWorkerTest, ReclaimTakesThePathALinkUpLeftToAGivenUpSuccessor) {
+    const auto path = settings_.socket_path("h1");
+    link().come_up();
+    link().die("lond restarted");
+    const auto successor = put_socket_at(path);
+    const auto theirs = inode_at(path);
+    link().come_up();
+    ASSERT_EQ(inode_at(path), theirs);
+    worker().reclaim_socket();
+    EXPECT_NE(inode_at(path), theirs) << "the take-back left the path to the given-up child";
+    auto a = request("get:a");
+    link().reply("ra");
+    EXPECT_EQ(reply(a), "ra");
+}
+
+// Told to take the path back while its link is down: nothing to listen
+// for yet. By the next link up the given-up child is dead, and its socket
+// is replaced as any dead one.
+TEST_F(PeerWorkerTest, AReclaimWhileTheLinkIsDownLeavesItToTheNextLinkUp) {
+    const auto path = settings_.socket_path("h1");
+    link().come_up();
+    link().die("lond restarted");
+    auto successor = put_socket_at(path);
+    const auto theirs = inode_at(path);
+    worker().reclaim_socket();
+    EXPECT_EQ(inode_at(path), theirs) << "no link up: nothing to listen for yet";
+    successor.reset(); // killed
+    link().come_up();
+    EXPECT_NE(inode_at(path), theirs);
+    auto a = request("get:a");
+    link().reply("ra");
+    EXPECT_EQ(reply(a), "ra");
 }
 
 // Handing off, a slow request keeps the worker for --request-timeout; a

@@ -149,11 +149,21 @@ public:
     // unanswered.
     void hand_off();
     // The socket path may name another child's socket now (one that was
-    // to take over, and died): if it is not ours, put a fresh listener of
-    // ours there, after taking what waits on the old one.
+    // to take over, and was given up on): if it is not ours, put a fresh
+    // listener of ours there, after taking what waits on the old one; also
+    // when a link up left the path to that child (it is being given up on,
+    // perhaps not dead yet). With no link up, nothing changes.
     void reclaim_socket();
-    // This worker replaces another child of the peer (lonctl upgrade).
-    void expect_predecessor() noexcept { spooler_.expect_predecessor(); }
+    // This worker replaces another child of the peer (lonctl upgrade): its
+    // first listener goes over the predecessor's live socket. Any other
+    // listener leaves a socket another process listens on alone (issue
+    // 24): a child whose link comes back during an upgrade must not take
+    // the path from its successor, whose socket would be lost for good
+    // once the hand-off removes its own.
+    void expect_predecessor() noexcept {
+        take_live_path_ = true;
+        spooler_.expect_predecessor();
+    }
 
     [[nodiscard]] const PeerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] const Peer& peer() const noexcept { return peer_; }
@@ -278,6 +288,12 @@ private:
     // The socket file listener_ was bound to: another child of this peer
     // may have replaced it since, and then it is not ours to remove.
     SocketFile listener_file_;
+    // The next listener may go over a socket another process listens on
+    // (expect_predecessor(), reclaim_socket()).
+    bool take_live_path_ = false;
+    // The last open found another process listening on the path (logged
+    // once; tried again every second).
+    bool path_held_elsewhere_ = false;
     bool accepting_ = false;
     Timer accept_timer_; // retries a failed bind; resumes accept after EMFILE
     // Descriptors left for clients and links: RLIMIT_NOFILE less those the

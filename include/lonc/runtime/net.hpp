@@ -19,14 +19,23 @@ struct SocketFile {
     ino_t ino = 0;
 };
 
+// What listen_unix() does when path names a socket someone listens on.
+enum class LiveSocket {
+    replace, // put ours over it
+    keep,    // leave it: fail with EADDRINUSE
+};
+
 // Replaces whatever is at path with a listening UNIX stream socket of the
 // given mode (created under a matching umask, so it never exists with a
-// wider one). The path appears atomically, already listening; placed, when
-// given, gets the file put there. Returns an invalid fd and sets errno on
+// wider one); with LiveSocket::keep, not a socket another process listens
+// on. The path appears atomically, already listening; placed, when given,
+// gets the file put there. Returns an invalid fd and sets errno on
 // failure. Renames and removals in the directory take a lock on it (flock),
-// so unlink_if_ours() and remove_dead_socket() cannot race with a rename.
+// so unlink_if_ours() and remove_dead_socket() cannot race with a rename,
+// nor a rename with the check of whether someone listens.
 [[nodiscard]] UniqueFd listen_unix(const std::filesystem::path& path, unsigned mode, int backlog,
-                                   SocketFile* placed = nullptr);
+                                   SocketFile* placed = nullptr,
+                                   LiveSocket live = LiveSocket::replace);
 
 // Removes path only if it still names ours (a successor may have put its
 // own socket there). True if it was removed.
