@@ -30,6 +30,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <vector>
 
@@ -206,7 +207,11 @@ public:
 private:
     friend struct Client;
 
-    // Listener
+    static constexpr std::string_view con_lost = "con_lost";
+    // A client's read buffer keeps this much capacity between requests.
+    static constexpr std::size_t client_keep_capacity = 4096;
+
+    // Listener (peer_clients.cpp)
     void open_listener();
     void close_listener();
     void on_listener_timer();
@@ -214,7 +219,7 @@ private:
     void pause_accept(const std::string& why);
     [[nodiscard]] std::size_t client_cap() const noexcept;
 
-    // Clients
+    // Clients (peer_clients.cpp)
     void client_enter(Client& c, Client::State next);
     void client_watch(Client& c, std::uint32_t events);
     void client_events(Client& c, std::uint32_t events);
@@ -225,6 +230,7 @@ private:
     void client_flush(Client& c);
     void client_release(Client& c);
     void touch(Client& c);
+    void on_idle_timer();
 
     // Requests
     void enqueue(RequestPtr req);
@@ -233,7 +239,6 @@ private:
     void complete(RequestPtr req, std::string_view reply, bool from_lond);
     void on_request_timer();
     void on_grace_timer();
-    void on_idle_timer();
     void arm_request_timer();
     void maybe_finish_drain();
 
